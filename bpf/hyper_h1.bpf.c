@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * hyper HTTP/1 server probes (hyper 0.14 and 1.x).
+ *
+ * Probe points (see src/probes/hyper-h1-server.ts for the declaration):
+ *   <Server as Http1Transaction>::parse   entry        request head bytes
+ *   <Server as Http1Transaction>::encode  entry        remember dst and its length
+ *   <Server as Http1Transaction>::encode  ret sites    the status line just written
+ *
+ * Both functions are non-generic and called from generic code instantiated in
+ * the application crate, so they survive as out-of-line symbols in release
+ * builds without LTO. Arguments (x86-64, checked by disassembly on hyper 0.14.32
+ * and 1.x): parse(rdi = sret, rsi = &mut BytesMut, rdx = &ParseContext),
+ * encode(rdi = sret, rsi = &Encode, rdx = &mut Vec<u8>).
+ *
+ * Return sites are probed with plain uprobes at each `ret` instead of a
+ * uretprobe: a uretprobe replaces the return address on the stack, and a Rust
+ * panic unwinding through that frame would find no unwind info and abort the
+ * process.
+ */
+#include "common.h"
+
+/* Per-CPU scratch for building an event larger than the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct h1_request_event);
+} h1_req_scratch SEC(".maps");
+
+/* encode entry state, keyed by thread: entry and its ret run on one thread. */
+struct h1_encode_call {
+	__u64 dst_addr;
+	__u64 len_at_entry;
+	__u64 entry_ts_ns;
+	__u64 msg_words[H1_MSG_WORDS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct h1_encode_call);
+} h1_encode_calls SEC(".maps");
+
+SEC("uprobe")
+int h1_server_parse(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u16 probe_id = COOKIE_PROBE_ID(cookie);
+	struct probe_stats *st = stats_for(probe_id);
+	if (st)
+		__sync_fetch_and_add(&st->hits, 1);
+
+	const void *buf_addr = (const void *)PT_REGS_PARM2(ctx);
+	const void *pctx = (const void *)PT_REGS_PARM3(ctx);
+
+	struct byte_buf buf;
+	if (read_byte_buf(buf_addr, 4, cookie, &buf) < 0) {
+		if (st)
+			__sync_fetch_and_add(&st->bad_layout, 1);
+		return 0;
+	}
+	if (buf.len == 0)	/* nothing buffered yet: no request to see */
+		return 0;
+
+	__u32 zero = 0;
+	struct h1_request_event *e = bpf_map_lookup_elem(&h1_req_scratch, &zero);
+	if (!e)
+		return 0;
+	fill_header(&e->hdr, EV_H1_SERVER_REQUEST, probe_id);
+	e->buf_addr = (__u64)buf_addr;
+	if (bpf_probe_read_user(e->ctx_words, sizeof(e->ctx_words), pctx))
+		__builtin_memset(e->ctx_words, 0, sizeof(e->ctx_words));
+	e->buf_len = buf.len > 0xffffffffULL ? 0xffffffff : (__u32)buf.len;
+
+	__u32 n = buf.len < H1_HEAD_CAPTURE ? (__u32)buf.len : H1_HEAD_CAPTURE;
+	n &= (H1_HEAD_CAPTURE * 2 - 1);	/* bound for the verifier */
+	if (n > H1_HEAD_CAPTURE)
+		n = H1_HEAD_CAPTURE;
+	if (bpf_probe_read_user(e->head, n, (const void *)buf.ptr)) {
+		if (st)
+			__sync_fetch_and_add(&st->bad_layout, 1);
+		return 0;
+	}
+	e->captured = n;
+	submit(st, e, offsetof(struct h1_request_event, head) + n);
+	return 0;
+}
+
+SEC("uprobe")
+int h1_server_encode_entry(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u16 probe_id = COOKIE_PROBE_ID(cookie);
+	struct probe_stats *st = stats_for(probe_id);
+	if (st)
+		__sync_fetch_and_add(&st->hits, 1);
+
+	const void *msg = (const void *)PT_REGS_PARM2(ctx);
+	const void *dst = (const void *)PT_REGS_PARM3(ctx);
+	struct byte_buf vec;
+	if (read_byte_buf(dst, 3, cookie, &vec) < 0) {
+		if (st)
+			__sync_fetch_and_add(&st->bad_layout, 1);
+		return 0;
+	}
+	struct h1_encode_call call = {};
+	call.dst_addr = (__u64)dst;
+	call.len_at_entry = vec.len;
+	call.entry_ts_ns = bpf_ktime_get_ns();
+	bpf_probe_read_user(call.msg_words, sizeof(call.msg_words), msg);
+	__u64 key = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&h1_encode_calls, &key, &call, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int h1_server_encode_ret(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u16 probe_id = COOKIE_PROBE_ID(cookie);
+	struct probe_stats *st = stats_for(probe_id);
+	if (st)
+		__sync_fetch_and_add(&st->hits, 1);
+
+	__u64 key = bpf_get_current_pid_tgid();
+	struct h1_encode_call *call = bpf_map_lookup_elem(&h1_encode_calls, &key);
+	if (!call) {
+		if (st)
+			__sync_fetch_and_add(&st->no_entry, 1);
+		return 0;
+	}
+	struct h1_response_event e = {};
+	fill_header(&e.hdr, EV_H1_SERVER_RESPONSE, probe_id);
+	e.dst_addr = call->dst_addr;
+	e.entry_ts_ns = call->entry_ts_ns;
+	__builtin_memcpy(e.msg_words, call->msg_words, sizeof(e.msg_words));
+	__u64 len_at_entry = call->len_at_entry;
+	bpf_map_delete_elem(&h1_encode_calls, &key);
+
+	struct byte_buf vec;
+	if (read_byte_buf((const void *)e.dst_addr, 3, cookie, &vec) < 0 || vec.len < len_at_entry) {
+		if (st)
+			__sync_fetch_and_add(&st->bad_layout, 1);
+		return 0;
+	}
+	__u64 written = vec.len - len_at_entry;
+	e.written = written > 0xffffffffULL ? 0xffffffff : (__u32)written;
+	__u32 n = written < H1_STATUS_CAPTURE ? (__u32)written : H1_STATUS_CAPTURE;
+	n &= (H1_STATUS_CAPTURE * 2 - 1);
+	if (n > H1_STATUS_CAPTURE)
+		n = H1_STATUS_CAPTURE;
+	if (n && bpf_probe_read_user(e.status_line, n, (const void *)(vec.ptr + len_at_entry)))
+		n = 0;
+	e.captured = n;
+	submit(st, &e, sizeof(e));
+	return 0;
+}

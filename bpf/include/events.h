@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Every event the BPF programs send to the agent is defined here, once.
+ * The agent's TypeScript decoders (src/events/layouts.ts) are checked against
+ * this header by test/unit/event-layout.test.ts, which compiles it and
+ * compares sizeof/offsetof with what the decoders use.
+ *
+ * Rules: fixed-width types only, explicit padding, 8-byte aligned structs.
+ */
+#ifndef OTEL_RUST_AGENT_EVENTS_H
+#define OTEL_RUST_AGENT_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Event kinds. A new probe module adds its kinds here. */
+enum event_kind {
+	EV_H1_SERVER_REQUEST  = 1,	/* hyper HTTP/1 server: request head parsed */
+	EV_H1_SERVER_RESPONSE = 2,	/* hyper HTTP/1 server: response head encoded */
+};
+
+/* Common header of every event (24 bytes). */
+struct event_header {
+	__u16 kind;		/* enum event_kind */
+	__u16 probe_id;		/* which attached probe fired (the attach cookie's low 16 bits) */
+	__u32 pid;		/* tgid of the traced process */
+	__u32 tid;		/* kernel thread id */
+	__u32 cpu;
+	__u64 ts_ns;		/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+};
+
+/*
+ * Attach cookie: the agent gives each attached offset a 64-bit cookie.
+ *   bits  0..15  probe id (index in the agent's probe table, echoed in every event)
+ *   bits 16..23  layout of the Rust value the probe reads: word index of
+ *                ptr (bits 16-17), len (18-19) and cap (20-21) inside a
+ *                Vec<u8> / BytesMut, chosen by the agent from its offsets
+ *                database and re-checked on every hit (see common.h).
+ */
+#define COOKIE_PROBE_ID(c)	((__u16)((c) & 0xffff))
+#define COOKIE_PTR_IDX(c)	((__u32)(((c) >> 16) & 3))
+#define COOKIE_LEN_IDX(c)	((__u32)(((c) >> 18) & 3))
+#define COOKIE_CAP_IDX(c)	((__u32)(((c) >> 20) & 3))
+
+/* Per-probe counters, one slot per probe id in the per-CPU array `probe_stats`. */
+struct probe_stats {
+	__u64 hits;		/* times the probe ran */
+	__u64 events;		/* events written to the ring buffer */
+	__u64 drops;		/* events lost because the ring buffer was full */
+	__u64 bad_layout;	/* values that failed the layout check: probe data not trusted */
+	__u64 no_entry;		/* return-site hits without a matching entry */
+	__u64 _reserved[3];
+};
+#define MAX_PROBES 256
+
+/* ---- hyper HTTP/1 server (bpf/hyper_h1.bpf.c, src/probes/hyper-h1-server.ts) ---- */
+
+/* Bytes of the request head copied per request. Request line, Host,
+ * User-Agent and traceparent are nearly always within the first 2 KiB. */
+#define H1_HEAD_CAPTURE 2048
+/* Words of hyper's ParseContext / Encode structs copied: both hold
+ * `&mut conn.state.method`, a per-connection address that pairs a response
+ * with its request without knowing either struct's layout. */
+#define H1_CTX_WORDS 8
+#define H1_MSG_WORDS 6
+/* Bytes of the encoded response head copied: the status line. */
+#define H1_STATUS_CAPTURE 64
+
+struct h1_request_event {
+	struct event_header hdr;
+	__u64 buf_addr;			/* address of the &mut BytesMut argument */
+	__u64 ctx_words[H1_CTX_WORDS];	/* ParseContext, raw */
+	__u32 buf_len;			/* BytesMut.len: bytes buffered */
+	__u32 captured;			/* bytes copied into head[] */
+	__u8  head[H1_HEAD_CAPTURE];
+};
+
+struct h1_response_event {
+	struct event_header hdr;
+	__u64 dst_addr;			/* address of the &mut Vec<u8> argument */
+	__u64 msg_words[H1_MSG_WORDS];	/* Encode, raw */
+	__u64 entry_ts_ns;		/* when encode was entered */
+	__u32 written;			/* bytes encode appended to dst */
+	__u32 captured;			/* bytes copied into status_line[] */
+	__u8  status_line[H1_STATUS_CAPTURE];
+};
+
+#endif /* OTEL_RUST_AGENT_EVENTS_H */

@@ -1,0 +1,220 @@
+// Loads the probe modules' BPF objects, shares one ring buffer and one counter
+// table between them, and attaches programs to offsets in a binary.
+//
+// Attach uses uprobe_multi links (kernel >= 6.6): one link, one fd, for any
+// number of offsets, and detaching costs milliseconds. Per-offset perf-event
+// uprobes cost ~0.4 ms to attach and ~100 ms each to detach on our VMs, so
+// they are only the fallback for older kernels (or OTEL_RUST_AGENT_ATTACH=perf).
+// Debian's libbpf 1.1 has no uprobe_multi API; the link is created with the
+// raw bpf(BPF_LINK_CREATE) syscall.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import koffi from 'koffi';
+import { lib, c, errno, captureLibbpfLog, libbpfLog, UprobeOpts,
+  SYS_bpf, BPF_LINK_CREATE, BPF_TRACE_UPROBE_MULTI } from './libbpf';
+import { RingBufferReader } from './ringbuf';
+import { UserError, EXIT } from '../util/errors';
+import { log } from '../util/log';
+
+export type AttachMode = 'multi' | 'perf';
+
+export interface ProbeCounters {
+  hits: bigint; events: bigint; drops: bigint; badLayout: bigint; noEntry: bigint;
+}
+
+export interface AttachRequest {
+  program: string;
+  /** Path of the ELF file holding the offsets (the kernel keys uprobes by inode). */
+  binaryPath: string;
+  /** File offsets (not virtual addresses). */
+  fileOffsets: number[];
+  cookies: bigint[];
+  /** Only this process; 0 = every process mapping the file, now and later. */
+  pid: number;
+}
+
+export interface Link {
+  readonly mode: AttachMode;
+  readonly count: number;
+  detach(): void;
+}
+
+const PROBE_STATS_SIZE = 64; // sizeof(struct probe_stats), checked by the layout test
+
+export function kernelHasUprobeMulti(): boolean {
+  const [maj, min] = os.release().split('.').map((x) => parseInt(x, 10));
+  return maj > 6 || (maj === 6 && min >= 6);
+}
+
+export function chooseAttachMode(): AttachMode {
+  const forced = process.env.OTEL_RUST_AGENT_ATTACH;
+  if (forced === 'perf' || forced === 'multi') return forced;
+  return kernelHasUprobeMulti() ? 'multi' : 'perf';
+}
+
+interface LoadedObject { path: string; obj: unknown; programs: Map<string, unknown> }
+
+export class BpfRuntime {
+  readonly mode: AttachMode;
+  private objects: LoadedObject[] = [];
+  private ringFd = -1;
+  private statsFd = -1;
+  private ncpus: number;
+  ring!: RingBufferReader;
+  private links = new Set<Link>();
+
+  constructor(private readonly objectPaths: string[], private readonly ringSize: number, mode?: AttachMode) {
+    this.mode = mode ?? chooseAttachMode();
+    this.ncpus = lib.num_possible_cpus();
+    if ((ringSize & (ringSize - 1)) !== 0 || ringSize < 4096) throw new Error(`ring size ${ringSize} must be a power of two >= 4096`);
+  }
+
+  load(): void {
+    captureLibbpfLog();
+    for (const path of this.objectPaths) {
+      if (!fs.existsSync(path)) throw new UserError(`BPF object ${path} is missing: run make build`, EXIT.FAILURE);
+      const obj = lib.open_file(path, null);
+      if (!obj) throw new UserError(`cannot open BPF object ${path}: errno ${errno()}`, EXIT.FAILURE);
+      const programs = new Map<string, unknown>();
+      const next = nextProgram;
+      for (let p = next(obj, null); p; p = next(obj, p)) {
+        const name = programName(p);
+        programs.set(name, p);
+        if (this.mode === 'multi') lib.set_expected_attach_type(p, BPF_TRACE_UPROBE_MULTI);
+      }
+      // One ring buffer and one counter table for all objects: the first object
+      // creates them, the others reuse their fds.
+      const ring = lib.find_map(obj, 'events');
+      const stats = lib.find_map(obj, 'probe_stats');
+      if (!ring || !stats) throw new Error(`${path}: missing shared maps (include common.h)`);
+      if (this.ringFd < 0) {
+        lib.map_set_max_entries(ring, this.ringSize);
+      } else {
+        check(lib.map_reuse_fd(ring, this.ringFd), 'reuse ring buffer');
+        check(lib.map_reuse_fd(stats, this.statsFd), 'reuse counters');
+      }
+      const rc = lib.object_load(obj);
+      if (rc < 0) {
+        const e = -rc;
+        lib.object_close(obj);
+        if (e === 1 /* EPERM */ || e === 13 /* EACCES */)
+          throw new UserError('not permitted to load eBPF programs: run as root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN are needed)', EXIT.PRIVILEGE);
+        const tail = libbpfLog.slice(-8).join(' | ');
+        throw new UserError(`loading ${path} failed (errno ${e}): ${tail}`, EXIT.KERNEL);
+      }
+      if (this.ringFd < 0) {
+        this.ringFd = lib.map_fd(ring);
+        this.statsFd = lib.map_fd(stats);
+      }
+      this.objects.push({ path, obj, programs });
+    }
+    this.ring = new RingBufferReader(this.ringFd, this.ringSize);
+  }
+
+  hasProgram(name: string): boolean {
+    return this.objects.some((o) => o.programs.has(name));
+  }
+
+  private program(name: string): unknown {
+    for (const o of this.objects) {
+      const p = o.programs.get(name);
+      if (p) return p;
+    }
+    throw new Error(`no BPF program named ${name}`);
+  }
+
+  attach(req: AttachRequest): Link {
+    if (req.fileOffsets.length === 0) throw new Error('attach: no offsets');
+    if (req.cookies.length !== req.fileOffsets.length) throw new Error('attach: cookies/offsets length mismatch');
+    const prog = this.program(req.program);
+    const link = this.mode === 'multi' ? this.attachMulti(prog, req) : this.attachPerf(prog, req);
+    this.links.add(link);
+    const self = this;
+    return {
+      mode: link.mode,
+      count: link.count,
+      detach() { if (self.links.delete(link)) link.detach(); },
+    };
+  }
+
+  private attachMulti(prog: unknown, req: AttachRequest): Link {
+    const n = req.fileOffsets.length;
+    const path = Buffer.from(req.binaryPath + '\0');
+    const offsets = new BigUint64Array(req.fileOffsets.map((o) => BigInt(o)));
+    const cookies = new BigUint64Array(req.cookies);
+    const attr = Buffer.alloc(64);
+    attr.writeUInt32LE(lib.program_fd(prog), 0);
+    attr.writeUInt32LE(BPF_TRACE_UPROBE_MULTI, 8);
+    attr.writeBigUInt64LE(koffi.address(path) as bigint, 16);
+    attr.writeBigUInt64LE(koffi.address(offsets) as bigint, 24);
+    attr.writeBigUInt64LE(0n, 32);
+    attr.writeBigUInt64LE(koffi.address(cookies) as bigint, 40);
+    attr.writeUInt32LE(n, 48);
+    attr.writeUInt32LE(0, 52);
+    attr.writeUInt32LE(req.pid, 56);
+    const fd = Number(c.syscall_bpf(SYS_bpf, BPF_LINK_CREATE, attr, attr.length));
+    if (fd < 0) throw attachError(errno(), req);
+    let open = true;
+    return { mode: 'multi', count: n, detach() { if (open) { open = false; c.close(fd); } } };
+  }
+
+  private attachPerf(prog: unknown, req: AttachRequest): Link {
+    const links: unknown[] = [];
+    try {
+      req.fileOffsets.forEach((off, i) => {
+        const l = lib.attach_uprobe_opts(prog, req.pid === 0 ? -1 : req.pid, req.binaryPath, off, {
+          sz: koffi.sizeof(UprobeOpts), ref_ctr_offset: 0, bpf_cookie: req.cookies[i], retprobe: false, func_name: null,
+        });
+        if (!l) throw attachError(errno(), req);
+        links.push(l);
+      });
+    } catch (e) {
+      for (const l of links) lib.link_destroy(l);
+      throw e;
+    }
+    let open = true;
+    return { mode: 'perf', count: links.length, detach() { if (open) { open = false; for (const l of links) lib.link_destroy(l); } } };
+  }
+
+  /** Counters of one probe id, summed over CPUs. */
+  counters(probeId: number): ProbeCounters {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(probeId);
+    const val = Buffer.alloc(PROBE_STATS_SIZE * this.ncpus);
+    const out: ProbeCounters = { hits: 0n, events: 0n, drops: 0n, badLayout: 0n, noEntry: 0n };
+    if (lib.map_lookup_elem(this.statsFd, key, val) !== 0) return out;
+    for (let cpu = 0; cpu < this.ncpus; cpu++) {
+      const b = cpu * PROBE_STATS_SIZE;
+      out.hits += val.readBigUInt64LE(b);
+      out.events += val.readBigUInt64LE(b + 8);
+      out.drops += val.readBigUInt64LE(b + 16);
+      out.badLayout += val.readBigUInt64LE(b + 24);
+      out.noEntry += val.readBigUInt64LE(b + 32);
+    }
+    return out;
+  }
+
+  close(): void {
+    for (const l of [...this.links]) l.detach();
+    this.links.clear();
+    this.ring?.close();
+    for (const o of this.objects) lib.object_close(o.obj);
+    this.objects = [];
+  }
+}
+
+function check(rc: number, what: string): void {
+  if (rc < 0) throw new Error(`${what}: errno ${-rc}`);
+}
+
+function attachError(e: number, req: AttachRequest): UserError {
+  if (e === 1 || e === 13) return new UserError('not permitted to attach uprobes: run as root (CAP_SYS_ADMIN is needed for uprobes)', EXIT.PRIVILEGE);
+  if (e === 3) return new UserError(`process ${req.pid} exited before the probes were attached`, EXIT.TARGET);
+  return new UserError(`attaching ${req.program} to ${req.binaryPath} failed: errno ${e}`, EXIT.KERNEL);
+}
+
+const bpfLib = koffi.load('libbpf.so.1');
+const nextProgramFn = bpfLib.func('bpf_program *bpf_object__next_program(bpf_object *obj, bpf_program *prev)');
+const programNameFn = bpfLib.func('const char *bpf_program__name(bpf_program *p)');
+function nextProgram(obj: unknown, prev: unknown): unknown { return nextProgramFn(obj, prev); }
+function programName(p: unknown): string { return programNameFn(p) as string; }
