@@ -1,0 +1,51 @@
+// hyper HTTP/1 server: one SERVER span per request, for hyper 0.14 and 1.x
+// (and everything built on them: axum, tonic's HTTP/1 paths, warp, ...).
+//
+// Why these functions (see ../../shared notes rust-probe-points.md §1.1):
+//   <Server as Http1Transaction>::parse and ::encode are non-generic, with the
+//   same signatures from hyper 0.13 to 1.x, and called from generic code that
+//   is instantiated in the application crate, so release builds keep them as
+//   out-of-line symbols. parse receives the raw request-head bytes; encode
+//   appends the raw response head to a Vec<u8>. Both are raw byte buffers: only
+//   the field order of BytesMut and Vec<u8> is needed, never a hyper struct.
+//
+// Hits per request: parse entry (1; 2 for the first request on an axum
+// connection, whose first read is the 24-byte HTTP/2 preface sniff), encode
+// entry (1), encode return site (1).
+import type { ProbeModule } from './types';
+
+const SERVER = '<hyper::proto::h1::role::Server as hyper::proto::h1::Http1Transaction>';
+
+export const hyperH1Server: ProbeModule = {
+  name: 'hyper-h1-server',
+  scope: 'otel-rust-agent/hyper',
+  bpfObject: 'hyper_h1.bpf.o',
+  crate: { crate: 'hyper', min: '0.14.0', below: '2.0.0' },
+  probes: [
+    {
+      id: 'parse',
+      symbol: `${SERVER}::parse`,
+      site: 'entry',
+      program: 'h1_server_parse',
+      layout: 'BytesMut',
+      purpose: 'request head bytes: method, target, Host, User-Agent, traceparent; span start',
+    },
+    {
+      id: 'encode',
+      symbol: `${SERVER}::encode`,
+      site: 'entry',
+      program: 'h1_server_encode_entry',
+      layout: 'Vec<u8>',
+      purpose: 'remembers the response buffer and its length',
+    },
+    {
+      id: 'encode_ret',
+      symbol: `${SERVER}::encode`,
+      site: 'return-sites',
+      program: 'h1_server_encode_ret',
+      layout: 'Vec<u8>',
+      requires: 'encode',
+      purpose: 'status line just encoded; span end',
+    },
+  ],
+};

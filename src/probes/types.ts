@@ -1,0 +1,42 @@
+// A probe module declares, as data, everything the agent needs to instrument
+// one library: which symbols, where (entry or each return site), which BPF
+// program, which Rust value layouts the program reads, which crate versions it
+// is known to work with, and how to decode its events. The planner, attacher
+// and event decoder are generic; adding a library means adding one module here
+// (plus its BPF program and event structs in bpf/).
+import type { RustLayoutName } from '../plan/layouts';
+
+export type ProbeSite = 'entry' | 'return-sites';
+
+export interface ProbeSpec {
+  /** Stable id within the module, e.g. "parse". */
+  id: string;
+  /** Demangled path, without the legacy hash; every instance is attached. */
+  symbol: string;
+  site: ProbeSite;
+  /** BPF program name in the module's object. */
+  program: string;
+  /** The Rust value whose field order the program needs (encoded in the cookie). */
+  layout?: RustLayoutName;
+  /** A probe that must be attached together with this one (e.g. ret sites need the entry). */
+  requires?: string;
+  /** Why this probe exists, shown by `inspect`. */
+  purpose: string;
+}
+
+export interface CrateRequirement {
+  crate: string;
+  /** Inclusive lower bound and exclusive upper bound, as "x.y.z". */
+  min: string;
+  below: string;
+}
+
+export interface ProbeModule {
+  name: string;
+  /** Instrumentation scope name of the spans it produces. */
+  scope: string;
+  /** BPF object file name under build/bpf/. */
+  bpfObject: string;
+  crate: CrateRequirement;
+  probes: ProbeSpec[];
+}
