@@ -83,7 +83,12 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[] = PROBE_MO
         p.reason = `needs probe "${p.spec.requires}", which is ${dep?.status ?? 'absent'}`;
       }
     }
-    if (active && probes.every((p) => p.status !== 'ready')) {
+    const missingRequired = probes.filter((p) => p.spec.required && p.status !== 'ready');
+    if (active && missingRequired.length > 0) {
+      active = false;
+      const which = missingRequired.map((p) => `${p.spec.id}: ${p.reason}`).join('; ');
+      reason = `required probe not available (${which})` + (reason ? `; ${reason}` : '');
+    } else if (active && probes.every((p) => p.status !== 'ready')) {
       active = false;
       reason = `no probe of ${module.name} can be attached` + (reason ? ` (${reason})` : '');
     }

@@ -9,6 +9,9 @@
 //   appends the raw response head to a Vec<u8>. Both are raw byte buffers: only
 //   the field order of BytesMut and Vec<u8> is needed, never a hyper struct.
 //
+// Under fat LTO with one codegen unit, encode is inlined into the generic
+// Conn::write_head / encode_head and the module stays off with that reason.
+//
 // Hits per request: parse entry (1; 2 for the first request on an axum
 // connection, whose first read is the 24-byte HTTP/2 preface sniff), encode
 // entry (1), encode return site (1).
@@ -28,6 +31,7 @@ export const hyperH1Server: ProbeModule = {
       site: 'entry',
       program: 'h1_server_parse',
       layout: 'BytesMut',
+      required: true,
       purpose: 'request head bytes: method, target, Host, User-Agent, traceparent; span start',
     },
     {
@@ -36,6 +40,7 @@ export const hyperH1Server: ProbeModule = {
       site: 'entry',
       program: 'h1_server_encode_entry',
       layout: 'Vec<u8>',
+      required: true,
       purpose: 'remembers the response buffer and its length',
     },
     {
@@ -45,6 +50,7 @@ export const hyperH1Server: ProbeModule = {
       program: 'h1_server_encode_ret',
       layout: 'Vec<u8>',
       requires: 'encode',
+      required: true,
       purpose: 'status line just encoded; span end',
     },
   ],

@@ -22,6 +22,10 @@ export interface ProbeSpec {
   requires?: string;
   /** Why this probe exists, shown by `inspect`. */
   purpose: string;
+  /** The module produces nothing useful without this probe: if it cannot be
+   * attached, the whole module stays off (and says why) instead of attaching a
+   * half that would cost hits and yield no spans. */
+  required?: boolean;
 }
 
 export interface CrateRequirement {

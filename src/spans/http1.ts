@@ -57,7 +57,8 @@ export function normalizeMethod(m: string): { method: string; original?: string 
 export function splitTarget(target: string): { path: string; query?: string } {
   let t = target;
   const abs = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(t);
-  if (abs) t = t.slice(abs[0].length) || '/';
+  // An empty path after the authority is "/", also when a query follows.
+  if (abs) { t = t.slice(abs[0].length); if (!t.startsWith('/')) t = '/' + t; }
   const hash = t.indexOf('#');
   if (hash >= 0) t = t.slice(0, hash);
   const q = t.indexOf('?');
