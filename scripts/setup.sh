@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the build, tests, demo and bench need, and only what is missing.
+# Safe to run again: each step checks before it installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# clang/llvm build the BPF programs, bpftool writes vmlinux.h from the kernel's
+# BTF, libbpf1 is loaded by the agent at run time, wrk drives the bench,
+# binutils/llvm give the tests independent oracles (objdump, readelf, llvm-dwarfdump).
+APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool wrk binutils make gcc curl ca-certificates)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v node >/dev/null || { echo "setup: Node.js 20.19+ is required" >&2; exit 1; }
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+  { echo "setup: Node.js 20.19+ is required (found $(node --version))" >&2; exit 1; }
+
+# npm packages, from the lockfile; skipped when the lockfile has not changed.
+stamp=node_modules/.package-lock.sha
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  echo "setup: installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+if ! command -v cargo >/dev/null; then
+  [[ -x $HOME/.cargo/bin/cargo ]] || { echo "setup: Rust (cargo) is required to build the target apps" >&2; exit 1; }
+fi

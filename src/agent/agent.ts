@@ -1,0 +1,282 @@
+// The running agent: binary -> plan -> attach -> events -> spans -> export.
+//
+// Targets:
+//  - by PID: probes are attached with that PID as the filter; the agent stops
+//    when the process exits.
+//  - by executable: probes are attached to the file for every process (pid 0),
+//    so processes that start later are traced from their first instruction,
+//    with no polling race. A watcher notices new processes (for their resource)
+//    and exits, and re-attaches when the file is replaced by a new build.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BpfRuntime, Link, ProbeCounters } from '../bpf/loader';
+import { decodeEvent } from '../events/decode';
+import { SpanAssembler } from '../spans/assembler';
+import type { AgentSpan, ProcessResource } from '../spans/types';
+import type { SpanSink } from '../export/exporter';
+import { Plan, PlannedProbe, PROBE_TABLE } from '../plan/plan';
+import { readProcessInfo, processExists, processesOfExecutable, fileId, buildResource, ProcessInfo } from '../targets/process';
+import { analyzeTarget, requirePlan, requireExecutable, requireProcess } from './target';
+import { checkTracingPrivileges } from './privileges';
+import { bpfObjectPath } from '../util/paths';
+import { log, warnEvery } from '../util/log';
+import { WallClock } from '../util/clock';
+import type { AgentConfig } from '../cli/config';
+
+
+const RING_SIZE = 8 << 20;
+const DRAIN_MS = 10;
+const HEALTH_MS = 1000;
+const WATCH_MS = 250;
+// A probe whose layout check fails this often without a single good event is
+// reading something else than we think: detach it rather than guess.
+const BAD_LAYOUT_LIMIT = 16;
+
+interface AttachedBinary {
+  exeId: string;
+  path: string;
+  plan: Plan;
+  links: Map<number, Link[]>; // probeId -> links
+}
+
+interface TracedProcess {
+  info: ProcessInfo;
+  resource: ProcessResource;
+}
+
+export class Agent {
+  private rt!: BpfRuntime;
+  private clock = new WallClock();
+  private assembler: SpanAssembler;
+  private binaries = new Map<string, AttachedBinary>();
+  private procs = new Map<number, TracedProcess>();
+  private timers: NodeJS.Timeout[] = [];
+  private disabled = new Map<number, string>(); // probeId -> why
+  private lastDrops = new Map<number, bigint>();
+  private decodeErrors = 0;
+  private stopping = false;
+  private done!: Promise<number>;
+  private resolveDone!: (code: number) => void;
+  readonly statsFile: string;
+
+  constructor(private readonly cfg: AgentConfig, private readonly sink: SpanSink) {
+    this.assembler = new SpanAssembler({
+      toUnixNano: (ns) => this.clock.toUnixNano(ns),
+      emit: (span) => this.emit(span),
+    });
+    this.statsFile = cfg.statsFile ?? path.join('/run/otel-rust-agent', `${process.pid}.json`);
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  /** Attaches and starts tracing; resolves with the exit code when the agent stops. */
+  async run(): Promise<number> {
+    const { cfg } = this;
+    let binPath: string;
+    let shownAs: string;
+    if (cfg.targetPid !== undefined) {
+      shownAs = requireProcess(cfg.targetPid);
+      binPath = `/proc/${cfg.targetPid}/exe`;
+    } else if (cfg.targetExe !== undefined) {
+      binPath = requireExecutable(cfg.targetExe);
+      shownAs = cfg.targetExe;
+    } else {
+      throw new Error('no target');
+    }
+    const info = analyzeTarget(binPath, shownAs);
+    const plan = requirePlan(info, shownAs);
+    checkTracingPrivileges();
+
+    this.clock.start();
+    const objects = [...new Set(plan.ready.map((p) => p.module.bpfObject))].map(bpfObjectPath);
+    this.rt = new BpfRuntime(objects, RING_SIZE);
+    this.rt.load();
+    this.attachBinary(cfg.targetPid !== undefined ? `pid:${cfg.targetPid}` : fileId(binPath), binPath, plan, cfg.targetPid ?? 0);
+    log.info(`tracing ${cfg.targetPid !== undefined ? `process ${cfg.targetPid} (${shownAs})` : `every process of ${shownAs}`}: ` +
+      `${plan.ready.length} probes on ${plan.ready.reduce((n, p) => n + p.sites.length, 0)} sites, rustc ${info.rustc?.version ?? '?'}, ` +
+      `${plan.modules.filter((m) => m.active).map((m) => `${m.module.name} (${m.reason})`).join(', ')}, attach mode ${this.rt.mode}`);
+
+    if (cfg.targetPid !== undefined) this.trackProcess(cfg.targetPid);
+    else for (const pid of processesOfExecutable(fileId(binPath))) this.trackProcess(pid);
+
+    this.timers.push(setInterval(() => this.drain(), DRAIN_MS));
+    this.timers.push(setInterval(() => this.health(), HEALTH_MS));
+    this.timers.push(setInterval(() => this.watch(), WATCH_MS));
+    if (cfg.durationSec > 0) this.timers.push(setTimeout(() => void this.stop('duration elapsed'), cfg.durationSec * 1000));
+    this.writeStats();
+    return this.done;
+  }
+
+  private attachBinary(key: string, binPath: string, plan: Plan, pid: number): void {
+    const ab: AttachedBinary = { exeId: key, path: binPath, plan, links: new Map() };
+    for (const p of plan.ready) {
+      if (this.disabled.has(p.probeId)) continue;
+      const link = this.rt.attach({
+        program: p.spec.program,
+        binaryPath: binPath,
+        fileOffsets: p.sites.map((s) => s.fileOffset),
+        cookies: p.sites.map(() => p.cookie),
+        pid,
+      });
+      ab.links.set(p.probeId, [link]);
+    }
+    this.binaries.set(key, ab);
+  }
+
+  private trackProcess(pid: number): TracedProcess | undefined {
+    let tp = this.procs.get(pid);
+    if (tp) return tp;
+    const info = readProcessInfo(pid);
+    if (!info) return undefined;
+    const ab = [...this.binaries.values()][0];
+    const resource = buildResource(info, {
+      serviceName: this.cfg.serviceName,
+      extra: this.cfg.resourceAttributes,
+      rustcVersion: ab?.plan.binary.rustc?.version,
+    });
+    tp = { info, resource };
+    this.procs.set(pid, tp);
+    log.info(`process ${pid} traced (${info.exePath})`);
+    return tp;
+  }
+
+  private emit(span: AgentSpan): void {
+    const tp = this.procs.get(span.pid) ?? this.trackProcess(span.pid);
+    const resource = tp?.resource ?? { pid: span.pid, attributes: { 'service.name': this.cfg.serviceName ?? 'unknown_service', 'process.pid': span.pid } };
+    this.sink.submit(span, resource);
+  }
+
+  private drain(): void {
+    this.rt.ring.drain((dv, off, len) => {
+      try {
+        this.assembler.handle(decodeEvent(dv, off, len));
+      } catch (e) {
+        this.decodeErrors++;
+        warnEvery('decode', 10_000, `dropped an event that could not be decoded: ${(e as Error).message}`);
+      }
+    });
+  }
+
+  /** Counters: ring-buffer drops and layout-check failures. */
+  private health(): void {
+    for (const ab of this.binaries.values()) {
+      for (const p of ab.plan.ready) {
+        if (this.disabled.has(p.probeId)) continue;
+        const c = this.rt.counters(p.probeId);
+        const lastD = this.lastDrops.get(p.probeId) ?? 0n;
+        if (c.drops > lastD) {
+          warnEvery('drops', 10_000, `ring buffer full: ${c.drops - lastD} events of ${p.module.name}/${p.spec.id} dropped (traffic exceeds what the agent drains)`);
+          this.lastDrops.set(p.probeId, c.drops);
+        }
+        if (c.badLayout >= BAD_LAYOUT_LIMIT && c.events === 0n && (p.spec.site === 'entry' ? true : c.noEntry === 0n)) {
+          this.disableProbe(p, `its ${p.spec.layout ?? 'data'} layout check failed ${c.badLayout} times with no good read (layout from ${p.layout?.from ?? '?'})`);
+        }
+      }
+    }
+    this.writeStats();
+  }
+
+  private disableProbe(p: PlannedProbe, why: string): void {
+    // Disabling one probe of a module disables the ones that depend on it.
+    const victims = [p, ...[...this.binaries.values()].flatMap((ab) => ab.plan.ready.filter((q) => q.module === p.module && q.spec.requires === p.spec.id))];
+    for (const v of victims) {
+      this.disabled.set(v.probeId, v === p ? why : `needs ${p.spec.id}, which was disabled`);
+      for (const ab of this.binaries.values()) {
+        for (const l of ab.links.get(v.probeId) ?? []) l.detach();
+        ab.links.delete(v.probeId);
+      }
+    }
+    log.warn(`disabled probe ${p.module.name}/${p.spec.id}: ${why}`);
+  }
+
+  private watch(): void {
+    for (const pid of [...this.procs.keys()]) {
+      const tp = this.procs.get(pid)!;
+      const now = readProcessInfo(pid);
+      if (!processExists(pid) || !now || now.startTime !== tp.info.startTime) {
+        this.drain(); // its last events
+        const lost = this.assembler.forgetProcess(pid);
+        this.procs.delete(pid);
+        log.info(`process ${pid} exited${lost ? ` (${lost} request(s) without a response)` : ''}`);
+        if (this.cfg.targetPid === pid) void this.stop(`process ${pid} exited`);
+      }
+    }
+    if (this.cfg.targetExe !== undefined && !this.stopping) this.watchExecutable(this.cfg.targetExe);
+  }
+
+  private watchExecutable(exe: string): void {
+    let id: string;
+    try { id = fileId(exe); } catch { return; } // being replaced right now
+    if (!this.binaries.has(id)) {
+      // A new build at the same path: a new inode, so new uprobes.
+      try {
+        const real = fs.realpathSync(exe);
+        const plan = requirePlan(analyzeTarget(real), real);
+        this.attachBinary(id, real, plan, 0);
+        log.info(`${real} was replaced; probes attached to the new file`);
+      } catch (e) {
+        warnEvery(`reattach:${id}`, 60_000, `cannot instrument the new ${exe}: ${(e as Error).message}`);
+        return;
+      }
+    }
+    for (const ab of this.binaries.values()) {
+      if (ab.exeId.startsWith('pid:')) continue;
+      for (const pid of processesOfExecutable(ab.exeId)) if (!this.procs.has(pid)) this.trackProcess(pid);
+    }
+  }
+
+  counters(): { probe: PlannedProbe; counters: ProbeCounters; disabled?: string }[] {
+    const seen = new Set<number>();
+    const out: { probe: PlannedProbe; counters: ProbeCounters; disabled?: string }[] = [];
+    for (const ab of this.binaries.values()) for (const p of ab.plan.ready) {
+      if (seen.has(p.probeId)) continue;
+      seen.add(p.probeId);
+      out.push({ probe: p, counters: this.rt.counters(p.probeId), disabled: this.disabled.get(p.probeId) });
+    }
+    return out;
+  }
+
+  private writeStats(): void {
+    try {
+      const body = {
+        agentPid: process.pid,
+        updated: new Date().toISOString(),
+        targets: [...this.procs.keys()],
+        attachMode: this.rt?.mode,
+        probes: this.counters().map(({ probe, counters, disabled }) => ({
+          id: probe.probeId, module: probe.module.name, probe: probe.spec.id, symbol: probe.spec.symbol,
+          site: probe.spec.site, sites: probe.sites.length,
+          hits: Number(counters.hits), events: Number(counters.events), drops: Number(counters.drops),
+          badLayout: Number(counters.badLayout), noEntry: Number(counters.noEntry), disabled: disabled ?? null,
+        })),
+        spans: this.assembler.stats(),
+        export: this.sink.stats(),
+        decodeErrors: this.decodeErrors,
+      };
+      fs.mkdirSync(path.dirname(this.statsFile), { recursive: true });
+      const tmp = `${this.statsFile}.tmp`;
+      fs.writeFileSync(tmp, JSON.stringify(body, null, 2));
+      fs.renameSync(tmp, this.statsFile);
+    } catch (e) {
+      warnEvery('stats', 60_000, `cannot write ${this.statsFile}: ${(e as Error).message}`);
+    }
+  }
+
+  async stop(why: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.rt) log.info(`stopping: ${why}`);
+    for (const t of this.timers) clearInterval(t);
+    this.clock.stop();
+    if (this.rt) {
+      this.drain();
+      this.writeStats();
+      for (const ab of this.binaries.values()) for (const ls of ab.links.values()) ls.forEach((l) => l.detach());
+    }
+    await this.sink.shutdown();
+    try { fs.unlinkSync(this.statsFile); } catch { /* never written */ }
+    if (this.rt) this.rt.close();
+    this.resolveDone(0);
+  }
+}
+
+export { PROBE_TABLE };

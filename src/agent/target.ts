@@ -1,0 +1,45 @@
+// Resolving what the user pointed at (a PID or an executable) into a binary we
+// can instrument, with a clear error for everything we cannot.
+import * as fs from 'node:fs';
+import { analyzeBinary, BinaryInfo } from '../binary';
+import { planProbes, Plan } from '../plan/plan';
+import { UserError, EXIT } from '../util/errors';
+
+export function requireProcess(pid: number): string {
+  if (!fs.existsSync(`/proc/${pid}`)) throw new UserError(`process ${pid} not found`, EXIT.TARGET);
+  try {
+    return fs.readlinkSync(`/proc/${pid}/exe`);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new UserError(`permission denied reading /proc/${pid}/exe: run as root`, EXIT.PRIVILEGE);
+    if (code === 'ENOENT') throw new UserError(`process ${pid} has no executable (a kernel thread or a zombie)`, EXIT.TARGET);
+    throw new UserError(`cannot read /proc/${pid}/exe: ${code}`, EXIT.TARGET);
+  }
+}
+
+export function requireExecutable(p: string): string {
+  let st: fs.Stats;
+  try { st = fs.statSync(p); } catch { throw new UserError(`${p}: no such file`, EXIT.TARGET); }
+  if (!st.isFile()) throw new UserError(`${p}: not a regular file`, EXIT.TARGET);
+  try { fs.accessSync(p, fs.constants.R_OK); } catch { throw new UserError(`${p}: permission denied`, EXIT.PRIVILEGE); }
+  return fs.realpathSync(p);
+}
+
+/** Reads and checks the binary: ELF, Rust, symbols present. */
+export function analyzeTarget(path: string, shownAs = path): BinaryInfo {
+  const info = analyzeBinary(path);
+  if (!info.isRust) throw new UserError(`${shownAs}: not a Rust binary (no rustc marker, no Rust symbols)`, EXIT.TARGET);
+  if (info.stripped)
+    throw new UserError(`${shownAs}: the binary is stripped of its symbol table; build without strip = "symbols" (cargo's default keeps it)`, EXIT.TARGET);
+  return info;
+}
+
+/** A plan with at least one module to attach, or a UserError saying why not. */
+export function requirePlan(info: BinaryInfo, shownAs: string): Plan {
+  const plan = planProbes(info);
+  if (plan.ready.length === 0) {
+    const why = plan.modules.map((m) => `${m.module.name}: ${m.reason}`).join('; ');
+    throw new UserError(`${shownAs}: nothing to instrument (${why})`, EXIT.TARGET);
+  }
+  return plan;
+}

@@ -1,0 +1,110 @@
+// `otel-rust-agent inspect <exe|pid>`: what the agent sees in a binary and what
+// it would attach, without attaching anything. With a PID traced by a running
+// agent, it adds that agent's live probe counters.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { analyzeBinary } from '../binary';
+import { planProbes } from '../plan/plan';
+import { requireExecutable, requireProcess } from '../agent/target';
+import { UserError, EXIT } from '../util/errors';
+
+interface LiveProbe { id: number; hits: number; events: number; drops: number; badLayout: number; noEntry: number; disabled: string | null }
+
+function liveCounters(pid: number): { agentPid: number; probes: LiveProbe[] } | undefined {
+  const dir = '/run/otel-rust-agent';
+  if (!fs.existsSync(dir)) return undefined;
+  for (const f of fs.readdirSync(dir)) {
+    if (!f.endsWith('.json')) continue;
+    try {
+      const s = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+      if (Array.isArray(s.targets) && s.targets.includes(pid) && fs.existsSync(`/proc/${s.agentPid}`)) return s;
+    } catch { /* being rewritten */ }
+  }
+  return undefined;
+}
+
+export function inspect(target: string, json: boolean, out: (s: string) => void): number {
+  let binPath: string;
+  let shownAs: string;
+  let pid: number | undefined;
+  if (/^\d+$/.test(target)) {
+    pid = Number(target);
+    shownAs = requireProcess(pid);
+    binPath = `/proc/${pid}/exe`;
+  } else {
+    binPath = requireExecutable(target);
+    shownAs = binPath;
+  }
+  const t0 = process.hrtime.bigint();
+  const bin = analyzeBinary(binPath);
+  const plan = bin.isRust && !bin.stripped ? planProbes(bin) : undefined;
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const live = pid !== undefined ? liveCounters(pid) : undefined;
+
+  if (json) {
+    out(JSON.stringify({
+      path: shownAs,
+      pid,
+      isRust: bin.isRust,
+      stripped: bin.stripped,
+      rustc: bin.rustc?.full ?? null,
+      buildId: bin.elf.buildId() ?? null,
+      crates: Object.fromEntries(bin.crates),
+      modules: plan?.modules.map((m) => ({
+        name: m.module.name, active: m.active, reason: m.reason, crateVersions: m.crateVersions,
+        probes: m.probes.map((p) => ({
+          id: p.probeId, probe: p.spec.id, symbol: p.spec.symbol, site: p.spec.site, status: p.status, reason: p.reason,
+          notes: p.notes, layout: p.layout ?? null,
+          functions: p.functions.map((f) => ({ mangled: f.mangled, vaddr: f.vaddr, size: f.size, fileOffset: f.fileOffset })),
+          sites: p.sites.map((s) => s.fileOffset),
+          live: live?.probes.find((l) => l.id === p.probeId) ?? null,
+        })),
+      })) ?? [],
+      analysisMs: Math.round(ms),
+    }, null, 2));
+    return bin.isRust ? EXIT.OK : EXIT.TARGET;
+  }
+
+  out(`binary    ${shownAs}${pid !== undefined ? `  (pid ${pid})` : ''}`);
+  out(`rust      ${bin.isRust ? 'yes' : 'no'}${bin.stripped ? ', stripped (no symbol table)' : ''}`);
+  out(`rustc     ${bin.rustc?.full ?? 'unknown (.comment has no rustc marker)'}`);
+  const bid = bin.elf.buildId();
+  if (bid) out(`build-id  ${bid}`);
+  const crates = [...bin.crates].sort(([a], [b]) => a.localeCompare(b));
+  out(`crates    ${crates.length} found in panic locations`);
+  const interesting = new Set(['hyper', 'h2', 'axum', 'tonic', 'reqwest', 'tokio', 'bytes', 'http', 'hyper-util', 'opentelemetry', 'opentelemetry_sdk', 'rustls']);
+  for (const [name, vs] of crates) if (interesting.has(name)) out(`          ${name} ${vs.join(', ')}`);
+  if (!bin.isRust) {
+    out('not a Rust binary: nothing to instrument');
+    return EXIT.TARGET;
+  }
+  if (!plan) {
+    out('stripped: functions cannot be found by name, nothing to instrument');
+    return EXIT.TARGET;
+  }
+  out('probes');
+  for (const m of plan.modules) {
+    out(`  ${m.module.name}: ${m.active ? 'active' : 'inactive'} (${m.reason})`);
+    for (const p of m.probes) {
+      const mark = p.status === 'ready' ? 'found' : p.status === 'missing' ? 'NOT FOUND' : 'DISABLED';
+      out(`    [${mark}] ${p.spec.id.padEnd(12)} ${p.spec.site.padEnd(12)} ${p.spec.symbol}`);
+      out(`             ${p.reason}${p.layout ? `; ${p.spec.layout} layout from ${p.layout.from} (${p.layout.source})` : ''}`);
+      if (p.sites.length) {
+        const shown = p.sites.slice(0, 4).map((x) => `0x${x.vaddr.toString(16)}`).join(' ');
+        out(`             at ${shown}${p.sites.length > 4 ? ` (+${p.sites.length - 4} more)` : ''}`);
+      }
+      for (const n of p.notes) out(`             note: ${n}`);
+      const l = live?.probes.find((x) => x.id === p.probeId);
+      if (l) out(`             live: ${l.hits} hits, ${l.events} events, ${l.drops} drops, ${l.badLayout} bad layout${l.disabled ? `, disabled: ${l.disabled}` : ''}`);
+    }
+  }
+  if (pid !== undefined && !live) out(`live counters: no running agent traces process ${pid}`);
+  else if (live) out(`live counters from agent pid ${live.agentPid}`);
+  out(`analysis took ${ms.toFixed(0)} ms`);
+  return EXIT.OK;
+}
+
+export function requireInspectTarget(t: string | undefined): string {
+  if (!t) throw new UserError('inspect needs an executable path or a PID', EXIT.USAGE);
+  return t;
+}

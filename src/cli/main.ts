@@ -1,0 +1,121 @@
+// otel-rust-agent command line. Every failure the user can act on ends as one
+// line on stderr and a meaningful exit code (src/util/errors.ts); stack traces
+// appear only for internal errors, and only with OTEL_LOG_LEVEL=debug.
+import { parseArgs } from 'node:util';
+import { buildConfig, FLAG_ENV } from './config';
+import { UserError, EXIT } from '../util/errors';
+import { log, setLogLevel, parseLogLevel } from '../util/log';
+import { agentVersion } from '../util/paths';
+
+const HELP = `otel-rust-agent: zero-code OpenTelemetry tracing for Rust services, with eBPF uprobes
+
+Usage:
+  otel-rust-agent [run] --pid PID | --exe PATH [options]
+  otel-rust-agent inspect <EXECUTABLE | PID> [--json]
+  otel-rust-agent --help | --version
+
+Commands:
+  run       attach to the target and export spans (the default command)
+  inspect   show what the agent finds in a binary (rustc, crates, probes and why
+            each is found or not) without attaching; with the PID of a process
+            a running agent traces, also that agent's live probe counters
+
+Options (each mirrors an environment variable; the flag wins):
+  --pid PID                    OTEL_TARGET_PID              trace this process
+  --exe PATH                   OTEL_TARGET_EXE              trace every process of this executable,
+                                                            including ones started later
+  --service-name NAME          OTEL_SERVICE_NAME            default: the executable's name
+  --endpoint URL               OTEL_EXPORTER_OTLP_ENDPOINT  default http://localhost:4317 (grpc),
+                                                            http://localhost:4318 (http/protobuf)
+  --protocol P                 OTEL_EXPORTER_OTLP_PROTOCOL  grpc (default) or http/protobuf
+  --headers K=V,...            OTEL_EXPORTER_OTLP_HEADERS   extra export headers
+  --resource-attributes K=V,.. OTEL_RESOURCE_ATTRIBUTES     extra resource attributes
+  --exporter E                 OTEL_TRACES_EXPORTER         otlp (default), console or none
+  --stdout                     OTEL_STDOUT=true             print each trace as a tree on stdout
+  --log-level L                OTEL_LOG_LEVEL               none, error, warn, info (default), debug
+  --duration SECONDS           stop after this long (default: until Ctrl-C or the target exits)
+  --stats-file PATH            where live probe counters are written
+                               (default /run/otel-rust-agent/<agent pid>.json)
+
+Exit codes: 0 ok, 1 internal error, 2 bad usage or configuration, 3 target not
+usable (missing, not ELF, not Rust, stripped, nothing to instrument),
+4 missing privileges, 5 kernel lacks a needed feature.
+Needs root (or CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON) and Linux >= 5.15 with BTF.
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const envLevel = parseLogLevel(process.env.OTEL_LOG_LEVEL);
+  if (envLevel) setLogLevel(envLevel);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        pid: { type: 'string' }, exe: { type: 'string' }, 'service-name': { type: 'string' },
+        endpoint: { type: 'string' }, protocol: { type: 'string' }, headers: { type: 'string' },
+        'resource-attributes': { type: 'string' }, exporter: { type: 'string' }, stdout: { type: 'boolean' },
+        'log-level': { type: 'string' }, duration: { type: 'string' }, 'stats-file': { type: 'string' },
+        json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' },
+      },
+    });
+  } catch (e) {
+    throw new UserError(`${(e as Error).message.split('\n')[0]} (see --help)`, EXIT.USAGE);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) { process.stdout.write(HELP); return EXIT.OK; }
+  if (values.version) { process.stdout.write(`otel-rust-agent ${agentVersion()}\n`); return EXIT.OK; }
+
+  const [cmd = 'run', ...rest] = positionals;
+  if (cmd === 'inspect') {
+    const { inspect, requireInspectTarget } = await import('./inspect');
+    const target = requireInspectTarget(rest[0] ?? (values.pid as string | undefined) ?? (values.exe as string | undefined));
+    return inspect(target, Boolean(values.json), (s) => process.stdout.write(s + '\n'));
+  }
+  if (cmd !== 'run') throw new UserError(`unknown command "${cmd}" (see --help)`, EXIT.USAGE);
+  if (rest.length) throw new UserError(`unexpected argument "${rest[0]}" (see --help)`, EXIT.USAGE);
+
+  const cfg = buildConfig(values as Record<string, string | boolean | undefined>, process.env);
+  setLogLevel(cfg.logLevel);
+  if (cfg.targetPid === undefined && cfg.targetExe === undefined)
+    throw new UserError(`no target: give --pid PID or --exe PATH (or ${FLAG_ENV.pid} / ${FLAG_ENV.exe}); see --help`, EXIT.USAGE);
+
+  const { Agent } = await import('../agent/agent');
+  const { createSpanExporter } = await import('../export/exporter');
+  const sink = createSpanExporter({
+    exporter: cfg.exporter,
+    protocol: cfg.protocol,
+    endpoint: cfg.endpoint,
+    tracesEndpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || undefined,
+    headers: cfg.headers,
+    stdoutTree: cfg.stdout,
+  });
+  const agent = new Agent(cfg, sink);
+  const onSignal = (sig: string) => void agent.stop(`received ${sig}`);
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  try {
+    return await agent.run();
+  } catch (e) {
+    await agent.stop('start-up failed').catch(() => undefined);
+    throw e;
+  }
+}
+
+export function runCli(): void {
+  main(process.argv.slice(2)).then(
+    (code) => { process.exitCode = code; },
+    (e: unknown) => {
+      if (e instanceof UserError) {
+        process.stderr.write(`otel-rust-agent: ${e.message}\n`);
+        process.exitCode = e.exitCode;
+      } else {
+        const err = e as Error;
+        process.stderr.write(`otel-rust-agent: internal error: ${err?.message ?? String(e)}\n`);
+        if (log.enabled('debug') && err?.stack) process.stderr.write(err.stack + '\n');
+        process.exitCode = EXIT.FAILURE;
+      }
+    },
+  );
+}

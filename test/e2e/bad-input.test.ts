@@ -1,0 +1,86 @@
+// Bad input: each case is one line on stderr, a specific non-zero exit code,
+// and no stack trace.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { runAgentSync, startService, serviceBinary, attachAgent } from '../helpers/procs';
+
+function oneLine(r: { code: number | null; stderr: string }, code: number, re: RegExp): void {
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
+  assert.match(lines[0], re);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  assert.equal(r.code, code, r.stderr);
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bad-input-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('a PID that does not exist', () => {
+  // Find a free pid above the current max in use.
+  let pid = 4_000_000;
+  while (fs.existsSync(`/proc/${pid}`)) pid++;
+  oneLine(runAgentSync(['--pid', String(pid)]), 3, new RegExp(`^otel-rust-agent: process ${pid} not found$`));
+});
+
+test('an invalid PID and conflicting targets are usage errors', () => {
+  oneLine(runAgentSync(['--pid', 'abc']), 2, /invalid PID "abc"/);
+  oneLine(runAgentSync(['--pid', '1', '--exe', '/bin/ls']), 2, /either a PID .* or an executable/);
+  oneLine(runAgentSync([]), 2, /no target/);
+  oneLine(runAgentSync(['--bogus']), 2, /Unknown option '--bogus'/);
+  oneLine(runAgentSync(['--exe', '/bin/ls'], { env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' } }), 2, /http\/json" is not supported/);
+});
+
+test('a file that is not ELF', () => {
+  const f = path.join(tmp, 'notes.txt');
+  fs.writeFileSync(f, 'just text\n');
+  oneLine(runAgentSync(['--exe', f]), 3, new RegExp(`^otel-rust-agent: ${f}: not an ELF file$`));
+  oneLine(runAgentSync(['--exe', path.join(tmp, 'missing')]), 3, /missing: no such file$/);
+});
+
+test('an ELF that is not Rust (/bin/ls)', () => {
+  oneLine(runAgentSync(['--exe', '/bin/ls']), 3, /^otel-rust-agent: \/bin\/ls: not a Rust binary/);
+});
+
+test('a stripped Rust binary', () => {
+  const f = path.join(tmp, 'stripped-app');
+  fs.copyFileSync(serviceBinary('demo-service'), f);
+  execFileSync('strip', [f]);
+  oneLine(runAgentSync(['--exe', f]), 3, /stripped of its symbol table/);
+});
+
+test('no privileges: run as an unprivileged user', async () => {
+  // The binary must be readable by nobody for the check to reach privileges.
+  const f = path.join(tmp, 'app-for-nobody');
+  fs.copyFileSync(serviceBinary('demo-service'), f);
+  fs.chmodSync(tmp, 0o755);
+  fs.chmodSync(f, 0o755);
+  oneLine(runAgentSync(['--exe', f], { asNobody: true }), 4, /^otel-rust-agent: permission denied: .*needs root/);
+  // By PID, on a root process: /proc/<pid>/exe is not readable.
+  const svc = await startService(serviceBinary('demo-service'));
+  try {
+    oneLine(runAgentSync(['--pid', String(svc.pid)], { asNobody: true }), 4, /permission denied/);
+  } finally {
+    await svc.stop();
+  }
+});
+
+test('a collector that is down: the agent keeps tracing, warns once, and exits cleanly', async () => {
+  const svc = await startService(serviceBinary('demo-service'));
+  const agent = await attachAgent(['--pid', String(svc.pid), '--endpoint', 'http://127.0.0.1:9'], {});
+  try {
+    for (let i = 0; i < 3; i++) await fetch(`http://127.0.0.1:${svc.port}/`).then((r) => r.text());
+    await agent.stderr.wait(/cannot export spans to http:\/\/127\.0\.0\.1:9/, 15_000);
+    assert.equal(agent.proc.exitCode, null, 'still running');
+  } finally {
+    await svc.stop();
+  }
+  const code = await agent.exited.then((c) => c); // the target exited: the agent stops by itself
+  assert.equal(code, 0);
+  assert.doesNotMatch(agent.stderr.text, /\n\s+at /);
+  const warnings = agent.stderr.text.split('\n').filter((l) => /cannot export spans/.test(l));
+  assert.equal(warnings.length, 1, agent.stderr.text);
+});

@@ -1,0 +1,74 @@
+// End to end on a plain hyper 0.14 server (no framework), exported over
+// OTLP HTTP/protobuf.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startOtlpReceiver, OtlpReceiver } from '../helpers/otlp-receiver';
+import { startService, serviceBinary, attachAgent, rawExchange, waitForStats, Service, RunningAgent } from '../helpers/procs';
+
+let recv: OtlpReceiver;
+let svc: Service;
+let agent: RunningAgent;
+
+before(async () => {
+  recv = await startOtlpReceiver({ grpc: false, http: true });
+  svc = await startService(serviceBinary('hyper014-server'));
+  agent = await attachAgent(['--pid', String(svc.pid), '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint,
+    '--service-name', 'legacy-hyper', '--headers', 'x-tenant=e2e,authorization=Bearer%20t0ken']);
+});
+
+after(async () => {
+  const code = await agent?.stop();
+  await svc?.stop();
+  await recv?.close();
+  assert.equal(code, 0, agent?.stderr.text);
+});
+
+test('hyper 0.14: exact spans for 200, 503 and 404, exported over http/protobuf', async () => {
+  const res = await rawExchange(svc.port, [
+    `GET /?a=1 HTTP/1.1\r\nHost: localhost:${svc.port}\r\nUser-Agent: h014/1\r\n\r\n`,
+    `GET /fail HTTP/1.1\r\nHost: localhost:${svc.port}\r\n\r\n`,
+    `DELETE /missing HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n`,
+  ], 3);
+  assert.deepEqual(res.map((r) => r.status), [200, 503, 404]);
+  const spans = await recv.waitForSpans(3, 15_000);
+  assert.equal(spans.length, 3);
+  const by = (p: string) => spans.find((s) => s.attributes['url.path'] === p)!;
+  assert.deepEqual(by('/').attributes, {
+    'http.request.method': 'GET', 'url.path': '/', 'url.query': 'a=1', 'url.scheme': 'http',
+    'server.address': 'localhost', 'server.port': svc.port, 'user_agent.original': 'h014/1',
+    'network.protocol.version': '1.1', 'http.response.status_code': 200,
+  });
+  assert.equal(by('/').name, 'GET');
+  assert.equal(by('/fail').status.code, 2);
+  assert.equal(by('/fail').attributes['error.type'], '503');
+  assert.equal(by('/missing').name, 'DELETE');
+  assert.equal(by('/missing').attributes['network.protocol.version'], '1.0');
+  assert.equal(by('/missing').attributes['server.port'], 80);
+  assert.equal(by('/missing').attributes['http.response.status_code'], 404);
+  for (const s of spans) {
+    assert.equal(s.via, 'http');
+    assert.equal(s.resource['service.name'], 'legacy-hyper');
+    assert.equal(s.resource['process.pid'], svc.pid);
+    assert.equal(s.resource['process.executable.name'], 'hyper014-server');
+  }
+  assert.equal(recv.lastHeaders()['x-tenant'], 'e2e');
+  assert.equal(recv.lastHeaders()['authorization'], 'Bearer t0ken');
+});
+
+test('hyper 0.14: 50 keep-alive requests give exactly 50 spans, 3 probe hits each', async () => {
+  recv.clear();
+  const before = agent.stats();
+  const parts: (string | number)[] = [];
+  for (let i = 0; i < 50; i++) parts.push(`GET /?run=ka${i} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, 2);
+  const res = await rawExchange(svc.port, parts, 50, 20_000);
+  assert.equal(res.length, 50);
+  await recv.waitForSpans(50, 15_000);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(recv.spans().length, 50);
+  const after = await waitForStats(agent, (s) => s.probes.find((p) => p.probe === 'encode_ret')!.hits - before.probes.find((p) => p.probe === 'encode_ret')!.hits >= 50);
+  const delta = (probe: string) => after.probes.find((p) => p.probe === probe)!.hits - before.probes.find((p) => p.probe === probe)!.hits;
+  // hyper 0.14's server has no preface sniff: one parse per request.
+  assert.equal(delta('parse'), 50);
+  assert.equal(delta('encode'), 50);
+  assert.equal(delta('encode_ret'), 50);
+});

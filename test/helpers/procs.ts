@@ -1,0 +1,172 @@
+// Starting the target services and the agent for end-to-end tests. Tests only
+// ever attach to processes they started here.
+import { spawn, spawnSync, ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as net from 'node:net';
+import { appBinary, repoRoot } from './rustbuild';
+
+export const AGENT_BIN = path.join(repoRoot(), 'bin', 'otel-rust-agent');
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => { for (const c of live) if (c.exitCode === null) c.kill('SIGKILL'); });
+
+function track(c: ChildProcess): ChildProcess {
+  live.add(c);
+  c.on('exit', () => live.delete(c));
+  return c;
+}
+
+export class Output {
+  text = '';
+  private waiters: { re: RegExp; from: number; resolve: (m: RegExpExecArray) => void }[] = [];
+  constructor(stream: NodeJS.ReadableStream | null) {
+    stream?.on('data', (d: Buffer) => {
+      this.text += d.toString();
+      this.waiters = this.waiters.filter((w) => {
+        const m = w.re.exec(this.text.slice(w.from));
+        if (m) w.resolve(m);
+        return !m;
+      });
+    });
+  }
+  /** Waits for `re` in output written after `from` (default: anywhere). */
+  wait(re: RegExp, timeoutMs: number, from = 0): Promise<RegExpExecArray> {
+    const m = re.exec(this.text.slice(from));
+    if (m) return Promise.resolve(m);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}; output so far:\n${this.text}`)), timeoutMs);
+      this.waiters.push({ re, from, resolve: (x) => { clearTimeout(t); resolve(x); } });
+    });
+  }
+}
+
+export interface Service {
+  proc: ChildProcess;
+  pid: number;
+  port: number;
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startService(binPath: string, env: Record<string, string> = {}): Promise<Service> {
+  const proc = track(spawn(binPath, [], { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const out = new Output(proc.stdout);
+  const exited = new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
+  const m = await Promise.race([
+    out.wait(/listening on 127\.0\.0\.1:(\d+)/, 20_000),
+    exited.then((c) => { throw new Error(`${binPath} exited with ${c} before listening`); }),
+  ]);
+  return {
+    proc, pid: proc.pid!, port: Number(m[1]), exited,
+    async stop(signal: NodeJS.Signals = 'SIGKILL') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      await exited;
+    },
+  };
+}
+
+export function serviceBinary(name: 'demo-service' | 'hyper014-server'): string {
+  return appBinary(name);
+}
+
+export interface RunningAgent {
+  proc: ChildProcess;
+  stdout: Output;
+  stderr: Output;
+  exited: Promise<number>;
+  statsFile: string;
+  /** SIGINT, then the exit code. */
+  stop(): Promise<number>;
+  stats(): AgentStats;
+}
+
+export interface AgentStats {
+  targets: number[];
+  probes: { id: number; module: string; probe: string; hits: number; events: number; drops: number; badLayout: number; noEntry: number; disabled: string | null }[];
+  spans: Record<string, number>;
+  export: Record<string, number>;
+}
+
+export function startAgent(args: string[], env: Record<string, string> = {}): RunningAgent {
+  const statsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'agent-stats-')), 'stats.json');
+  const proc = track(spawn(process.execPath, [AGENT_BIN, ...args, '--stats-file', statsFile], {
+    env: { ...process.env, OTEL_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  }));
+  const exited = new Promise<number>((r) => proc.on('exit', (c, s) => r(c ?? (s ? 128 : 1))));
+  return {
+    proc, stdout: new Output(proc.stdout), stderr: new Output(proc.stderr), exited, statsFile,
+    async stop() {
+      if (proc.exitCode === null) proc.kill('SIGINT');
+      return exited;
+    },
+    stats() { return JSON.parse(fs.readFileSync(statsFile, 'utf8')) as AgentStats; },
+  };
+}
+
+/** Starts the agent and waits until its probes are attached. */
+export async function attachAgent(args: string[], env: Record<string, string> = {}): Promise<RunningAgent> {
+  const a = startAgent(args, env);
+  await Promise.race([
+    a.stderr.wait(/tracing (process|every process)/, 60_000),
+    a.exited.then((c) => { throw new Error(`agent exited with ${c} before attaching:\n${a.stderr.text}`); }),
+  ]);
+  return a;
+}
+
+/** Runs the agent to completion (bad-input cases). */
+export function runAgentSync(args: string[], opts: { env?: Record<string, string>; asNobody?: boolean; timeoutMs?: number } = {}) {
+  const argv = [process.execPath, AGENT_BIN, ...args];
+  const cmd = opts.asNobody ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', ...argv] : argv;
+  const r = spawnSync(cmd[0], cmd.slice(1), { env: { ...process.env, ...opts.env }, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Waits until the agent's counters say `pred`, polling its stats file. */
+export async function waitForStats(a: RunningAgent, pred: (s: AgentStats) => boolean, timeoutMs = 10_000): Promise<AgentStats> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try { const s = a.stats(); if (pred(s)) return s; } catch { /* not written yet */ }
+    if (Date.now() > end) throw new Error(`agent stats never matched; last: ${fs.existsSync(a.statsFile) ? fs.readFileSync(a.statsFile, 'utf8') : 'none'}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Raw HTTP/1.1 over one TCP connection: writes `parts` in order (a number is a
+ * pause in ms), then reads until `responses` complete responses arrived.
+ * Lets tests control keep-alive, pipelining and split heads exactly.
+ */
+export function rawExchange(port: number, parts: (string | number)[], responses: number, timeoutMs = 10_000): Promise<{ status: number; body: string }[]> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    const got: { status: number; body: string }[] = [];
+    const t = setTimeout(() => { sock.destroy(); reject(new Error(`raw exchange timed out with ${got.length}/${responses} responses`)); }, timeoutMs);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) break;
+        const head = buf.subarray(0, end).toString('latin1');
+        const len = Number(/content-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + len) break;
+        got.push({ status: Number(head.slice(9, 12)), body: buf.subarray(end + 4, end + 4 + len).toString() });
+        buf = buf.subarray(end + 4 + len);
+      }
+      if (got.length >= responses) { clearTimeout(t); sock.end(); resolve(got); }
+    });
+    sock.on('error', (e) => { clearTimeout(t); reject(e); });
+    sock.on('connect', async () => {
+      for (const p of parts) {
+        if (typeof p === 'number') await new Promise((r) => setTimeout(r, p));
+        else sock.write(p);
+      }
+    });
+  });
+}
+
+export function hostAttrs(): { hostname: string } {
+  return { hostname: os.hostname() };
+}
