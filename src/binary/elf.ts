@@ -84,6 +84,23 @@ export interface ElfSymbol {
   table: 'symtab' | 'dynsym';
 }
 
+export interface ElfRelocation {
+  /** r_offset: the vaddr the relocation patches (a GOT slot for TLS ones). */
+  offset: number;
+  type: number;
+  symIndex: number;
+  symbol: string;
+  addend: bigint;
+}
+
+export const SHT_RELA = 4;
+export const STT_TLS = 6;
+export const R_X86_64_DTPMOD64 = 16;
+export const R_X86_64_DTPOFF64 = 17;
+export const R_X86_64_TPOFF64 = 18;
+export const R_X86_64_TLSDESC = 36;
+const RELA_SIZE = 24;
+
 export interface ElfNote {
   name: string;
   type: number;
@@ -225,6 +242,46 @@ export class ElfFile {
       }
     }
     return this.symbolCache;
+  }
+
+  /**
+   * Relocations of the allocated SHT_RELA sections (.rela.dyn, .rela.plt), with
+   * the name of the .dynsym symbol each one refers to ('' for symbol index 0).
+   * Used to tell how a TLS variable is accessed (TLSDESC, TPOFF64, DTPMOD64).
+   */
+  dynamicRelocations(): ElfRelocation[] {
+    const out: ElfRelocation[] = [];
+    for (const sh of this.sections) {
+      if (sh.type !== SHT_RELA || !(sh.flags & SHF_ALLOC) || sh.size === 0) continue;
+      const symtab = this.sections[sh.link];
+      const names = symtab && symtab.type === SHT_DYNSYM ? this.symbolNamesByIndex(symtab) : [];
+      const data = this.sectionData(sh);
+      for (let off = 0; off + RELA_SIZE <= data.length; off += RELA_SIZE) {
+        const info = data.readBigUInt64LE(off + 8);
+        const symIndex = Number(info >> 32n);
+        out.push({
+          offset: u64(data, off),
+          type: Number(info & 0xffffffffn),
+          symIndex,
+          symbol: names[symIndex] ?? '',
+          addend: data.readBigInt64LE(off + 16),
+        });
+      }
+    }
+    return out;
+  }
+
+  private symbolNamesByIndex(sh: SectionHeader): string[] {
+    const strtab = this.sections[sh.link];
+    if (!strtab) return [];
+    const names: string[] = [];
+    for (let off = sh.offset; off + SYM_SIZE <= sh.offset + sh.size; off += SYM_SIZE) {
+      const nameOff = this.buf.readUInt32LE(off);
+      const start = strtab.offset + nameOff;
+      const end = this.buf.indexOf(0, start);
+      names.push(this.buf.toString('utf8', start, end < 0 ? start : end));
+    }
+    return names;
   }
 
   hasSymtab(): boolean {

@@ -12,6 +12,7 @@ const HELP = `otel-rust-agent: zero-code OpenTelemetry tracing for Rust services
 Usage:
   otel-rust-agent [run] --pid PID | --exe PATH [options]
   otel-rust-agent inspect <EXECUTABLE | PID> [--json]
+  otel-rust-agent ctx --pid PID [--json]
   otel-rust-agent --help | --version
 
 Commands:
@@ -19,6 +20,9 @@ Commands:
   inspect   show what the agent finds in a binary (rustc, crates, probes and why
             each is found or not) without attaching; with the PID of a process
             a running agent traces, also that agent's live probe counters
+  ctx       print the OpenTelemetry process context (OTEP 4719) and each
+            thread's context record (OTEP 4947) of a running process, read
+            from outside it (libotelctx publishes them)
 
 Options (each mirrors an environment variable; the flag wins):
   --pid PID                    OTEL_TARGET_PID              trace this process
@@ -72,6 +76,10 @@ export async function main(argv: string[]): Promise<number> {
     const { inspect, requireInspectTarget } = await import('./inspect');
     const target = requireInspectTarget(rest[0] ?? (values.pid as string | undefined) ?? (values.exe as string | undefined));
     return inspect(target, Boolean(values.json), (s) => process.stdout.write(s + '\n'));
+  }
+  if (cmd === 'ctx') {
+    const { ctxCommand } = await import('./ctx');
+    return ctxCommand((values.pid as string | undefined) ?? rest[0], Boolean(values.json), (s) => process.stdout.write(s + '\n'));
   }
   if (cmd !== 'run') throw new UserError(`unknown command "${cmd}" (see --help)`, EXIT.USAGE);
   if (rest.length) throw new UserError(`unexpected argument "${rest[0]}" (see --help)`, EXIT.USAGE);
