@@ -113,7 +113,9 @@ export async function main(argv: string[]): Promise<number> {
 
 export function runCli(): void {
   main(process.argv.slice(2)).then(
-    (code) => { process.exitCode = code; },
+    // Exit now: the agent has flushed and released everything it owns, but the
+    // official HTTP exporter can keep a retry timer alive for seconds more.
+    (code) => { process.stdout.write('', () => process.exit(code)); },
     (e: unknown) => {
       if (e instanceof UserError) {
         process.stderr.write(`otel-rust-agent: ${e.message}\n`);
