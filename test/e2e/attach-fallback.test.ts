@@ -1,0 +1,25 @@
+// The perf-event uprobe fallback (kernels without uprobe_multi), forced here
+// with OTEL_RUST_AGENT_ATTACH=perf: same spans, same counters.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startOtlpReceiver } from '../helpers/otlp-receiver';
+import { startService, serviceBinary, attachAgent, rawExchange, waitForStats } from '../helpers/procs';
+
+test('perf-event uprobes give the same spans as uprobe_multi', async () => {
+  const recv = await startOtlpReceiver({ grpc: true });
+  const svc = await startService(serviceBinary('demo-service'));
+  const agent = await attachAgent(['--pid', String(svc.pid), '--endpoint', recv.grpcEndpoint], { OTEL_RUST_AGENT_ATTACH: 'perf' });
+  try {
+    assert.match(agent.stderr.text, /attach mode perf/);
+    const reqs = [1, 2, 3, 4, 5].map((i) => `GET /users/${i}?run=perf HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    await rawExchange(svc.port, reqs, 5);
+    const spans = await recv.waitForSpans(5, 15_000);
+    assert.deepEqual(spans.map((s) => s.attributes['url.path']).sort(), ['/users/1', '/users/2', '/users/3', '/users/4', '/users/5']);
+    const st = await waitForStats(agent, (s) => s.probes.find((p) => p.probe === 'encode_ret')!.hits >= 5);
+    assert.deepEqual(st.probes.map((p) => `${p.probe}:${p.hits}`), ['parse:6', 'encode:5', 'encode_ret:5']);
+  } finally {
+    assert.equal(await agent.stop(), 0);
+    await svc.stop();
+    await recv.close();
+  }
+});
