@@ -4,8 +4,14 @@
  *
  * Probe points (see src/probes/hyper-h1-server.ts for the declaration):
  *   <Server as Http1Transaction>::parse   entry        request head bytes
+ *   <Server as Http1Transaction>::encode  entry        msg.head.subject: the status (preferred)
+ * and, when the offsets of msg.head and MessageHead.subject are not known for
+ * the binary, the layout-free fallback:
  *   <Server as Http1Transaction>::encode  entry        remember dst and its length
  *   <Server as Http1Transaction>::encode  ret sites    the status line just written
+ * The preferred form costs one hit per response instead of two, and the hit is
+ * on encode's first instruction (push, emulated by the kernel: ~0.7 us here)
+ * instead of a ret (single-stepped: ~10 us here).
  *
  * Both functions are non-generic and called from generic code instantiated in
  * the application crate, so they survive as out-of-line symbols in release
@@ -85,6 +91,39 @@ int h1_server_parse(struct pt_regs *ctx)
 	}
 	e->captured = n;
 	submit(st, e, offsetof(struct h1_request_event, head) + n);
+	return 0;
+}
+
+SEC("uprobe")
+int h1_server_encode_status(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u16 probe_id = COOKIE_PROBE_ID(cookie);
+	struct probe_stats *st = stats_for(probe_id);
+	if (st)
+		__sync_fetch_and_add(&st->hits, 1);
+
+	const void *msg = (const void *)PT_REGS_PARM2(ctx);
+	struct h1_response_event e = {};
+	fill_header(&e.hdr, EV_H1_SERVER_RESPONSE, probe_id);
+	e.dst_addr = PT_REGS_PARM3(ctx);
+	e.entry_ts_ns = e.hdr.ts_ns;
+
+	__u32 word = COOKIE_CHAIN_WORD(cookie);
+	__u64 head = 0;
+	__u16 status = 0;
+	if (word >= H1_MSG_WORDS ||
+	    bpf_probe_read_user(e.msg_words, sizeof(e.msg_words), msg) ||
+	    bpf_probe_read_user(&head, sizeof(head), (const char *)msg + word * 8) ||
+	    !user_ptr_ok(head) ||
+	    bpf_probe_read_user(&status, sizeof(status), (const char *)head + COOKIE_CHAIN_OFF(cookie)) ||
+	    status < 100 || status > 999) {
+		if (st)
+			__sync_fetch_and_add(&st->bad_layout, 1);
+		return 0;
+	}
+	e.status = status;
+	submit(st, &e, offsetof(struct h1_response_event, status_line));
 	return 0;
 }
 

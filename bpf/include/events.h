@@ -39,6 +39,11 @@ struct event_header {
  *                database and re-checked on every hit (see common.h).
  */
 #define COOKIE_PROBE_ID(c)	((__u16)((c) & 0xffff))
+/* Programs that follow a pointer field to a u16 (a "field chain") use instead:
+ *   bits 16..23  word index of the pointer inside the argument struct
+ *   bits 24..39  byte offset of the u16 behind that pointer */
+#define COOKIE_CHAIN_WORD(c)	((__u32)(((c) >> 16) & 0xff))
+#define COOKIE_CHAIN_OFF(c)	((__u32)(((c) >> 24) & 0xffff))
 #define COOKIE_PTR_IDX(c)	((__u32)(((c) >> 16) & 3))
 #define COOKIE_LEN_IDX(c)	((__u32)(((c) >> 18) & 3))
 #define COOKIE_CAP_IDX(c)	((__u32)(((c) >> 20) & 3))
@@ -83,6 +88,8 @@ struct h1_response_event {
 	__u64 entry_ts_ns;		/* when encode was entered */
 	__u32 written;			/* bytes encode appended to dst */
 	__u32 captured;			/* bytes copied into status_line[] */
+	__u16 status;			/* status read at entry (0: take it from status_line) */
+	__u16 _pad[3];
 	__u8  status_line[H1_STATUS_CAPTURE];
 };
 

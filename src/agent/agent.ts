@@ -35,6 +35,7 @@ const BAD_LAYOUT_LIMIT = 16;
 interface AttachedBinary {
   exeId: string;
   path: string;
+  pid: number;
   plan: Plan;
   links: Map<number, Link[]>; // probeId -> links
 }
@@ -107,19 +108,25 @@ export class Agent {
   }
 
   private attachBinary(key: string, binPath: string, plan: Plan, pid: number): void {
-    const ab: AttachedBinary = { exeId: key, path: binPath, plan, links: new Map() };
+    const ab: AttachedBinary = { exeId: key, path: binPath, pid, plan, links: new Map() };
+    this.binaries.set(key, ab);
     for (const p of plan.ready) {
       if (this.disabled.has(p.probeId)) continue;
-      const link = this.rt.attach({
-        program: p.spec.program,
-        binaryPath: binPath,
-        fileOffsets: p.sites.map((s) => s.fileOffset),
-        cookies: p.sites.map(() => p.cookie),
-        pid,
-      });
-      ab.links.set(p.probeId, [link]);
+      // A replacement already disabled at run time: use what it replaced.
+      if (p.status === 'standby' && !this.disabled.has(probeIdOf(plan, p.replacedBy))) continue;
+      this.attachProbe(ab, p);
     }
-    this.binaries.set(key, ab);
+  }
+
+  private attachProbe(ab: AttachedBinary, p: PlannedProbe): void {
+    const link = this.rt.attach({
+      program: p.spec.program,
+      binaryPath: ab.path,
+      fileOffsets: p.sites.map((s) => s.fileOffset),
+      cookies: p.sites.map((s) => s.cookie),
+      pid: ab.pid,
+    });
+    ab.links.set(p.probeId, [link]);
   }
 
   private trackProcess(pid: number): TracedProcess | undefined {
@@ -186,6 +193,18 @@ export class Agent {
       }
     }
     log.warn(`disabled probe ${p.module.name}/${p.spec.id}: ${why}`);
+    // Probes it replaced take over.
+    for (const ab of this.binaries.values()) {
+      for (const q of ab.plan.ready) {
+        if (q.status !== 'standby' || q.replacedBy !== p.spec.id || q.module !== p.module || ab.links.has(q.probeId) || this.disabled.has(q.probeId)) continue;
+        try {
+          this.attachProbe(ab, q);
+          log.warn(`attached fallback probe ${q.module.name}/${q.spec.id} instead`);
+        } catch (e) {
+          log.warn(`cannot attach fallback probe ${q.module.name}/${q.spec.id}: ${(e as Error).message}`);
+        }
+      }
+    }
   }
 
   private watch(): void {
@@ -277,6 +296,10 @@ export class Agent {
     if (this.rt) this.rt.close();
     this.resolveDone(0);
   }
+}
+
+function probeIdOf(plan: Plan, id: string | undefined): number {
+  return plan.ready.find((q) => q.spec.id === id)?.probeId ?? -1;
 }
 
 export { PROBE_TABLE };

@@ -86,8 +86,8 @@ export function inspect(target: string, json: boolean, out: (s: string) => void)
   for (const m of plan.modules) {
     out(`  ${m.module.name}: ${m.active ? 'active' : 'inactive'} (${m.reason})`);
     for (const p of m.probes) {
-      const mark = p.status === 'ready' ? 'found' : p.status === 'missing' ? 'NOT FOUND' : 'DISABLED';
-      out(`    [${mark}] ${p.spec.id.padEnd(12)} ${p.spec.site.padEnd(12)} ${p.spec.symbol}`);
+      const mark = { ready: 'found', standby: 'standby', missing: 'NOT FOUND', disabled: 'DISABLED' }[p.status];
+      out(`    [${mark}] ${p.spec.id.padEnd(14)} ${p.spec.site.padEnd(12)} ${p.spec.symbol}`);
       out(`             ${p.reason}${p.layout ? `; ${p.spec.layout} layout from ${p.layout.from} (${p.layout.source})` : ''}`);
       if (p.sites.length) {
         const shown = p.sites.slice(0, 4).map((x) => `0x${x.vaddr.toString(16)}`).join(' ');

@@ -27,6 +27,8 @@ export interface H1ResponseEvent {
   msgWords: bigint[];
   entryTsNs: bigint;
   written: number;
+  /** Status read at encode entry; 0 when it is in statusLine instead. */
+  status: number;
   statusLine: Buffer;
 }
 
@@ -77,14 +79,16 @@ export function decodeEvent(dv: DataView, off: number, len: number): AgentEvent 
     }
     case EVENT_KIND.H1_SERVER_RESPONSE: {
       const S = STRUCTS.h1_response_event;
-      if (len < S.$size) throw new DecodeError(`h1 response record too short (${len})`);
-      const captured = Math.min(dv.getUint32(off + S.captured, true), CONSTANTS.H1_STATUS_CAPTURE);
+      if (len < S.status_line) throw new DecodeError(`h1 response record too short (${len})`);
+      const captured = dv.getUint32(off + S.captured, true);
+      if (captured > CONSTANTS.H1_STATUS_CAPTURE || S.status_line + captured > len) throw new DecodeError('h1 response capture overflows record');
       return {
         type: 'h1.response', hdr,
         dstAddr: dv.getBigUint64(off + S.dst_addr, true),
         msgWords: words(dv, off + S.msg_words, CONSTANTS.H1_MSG_WORDS),
         entryTsNs: dv.getBigUint64(off + S.entry_ts_ns, true),
         written: dv.getUint32(off + S.written, true),
+        status: dv.getUint16(off + S.status, true),
         statusLine: bytes(dv, off + S.status_line, captured),
       };
     }

@@ -21,6 +21,6 @@ export const STRUCTS = {
   probe_stats: { hits: 0, events: 8, drops: 16, bad_layout: 24, no_entry: 32, $size: 64 },
   h1_request_event: { hdr: 0, buf_addr: 24, ctx_words: 32, buf_len: 96, captured: 100, head: 104, $size: 104 + 2048 },
   h1_response_event: {
-    hdr: 0, dst_addr: 24, msg_words: 32, entry_ts_ns: 80, written: 88, captured: 92, status_line: 96, $size: 96 + 64,
+    hdr: 0, dst_addr: 24, msg_words: 32, entry_ts_ns: 80, written: 88, captured: 92, status: 96, status_line: 104, $size: 104 + 64,
   },
 } as const;

@@ -12,7 +12,7 @@ import { repoRoot } from '../util/paths';
 export type RustLayoutName = 'Vec<u8>' | 'BytesMut';
 
 export interface LayoutEntry {
-  type: RustLayoutName;
+  type: RustLayoutName | string;
   rustc: string;
   crate?: string;
   crateVersion?: string;

@@ -5,13 +5,17 @@ import type { BinaryInfo, FunctionSymbol } from '../binary';
 import { PROBE_MODULES } from '../probes';
 import type { ProbeModule, ProbeSpec } from '../probes/types';
 import { compareVersions, resolveLayout, layoutCookieBits, ResolvedLayout } from './layouts';
+import { resolveFieldChain, chainCookieBits, ResolvedChain } from './field-chain';
 
-export type ProbeStatus = 'ready' | 'missing' | 'disabled';
+/** standby: planned and attachable, but replaced by a better probe that is ready. */
+export type ProbeStatus = 'ready' | 'standby' | 'missing' | 'disabled';
 
 export interface ProbeSite {
   fn: FunctionSymbol;
   vaddr: number;
   fileOffset: number;
+  /** Attach cookie: probe id plus what the program needs to know for this site. */
+  cookie: bigint;
 }
 
 export interface PlannedProbe {
@@ -26,7 +30,9 @@ export interface PlannedProbe {
   functions: FunctionSymbol[];
   sites: ProbeSite[];
   layout?: ResolvedLayout;
-  cookie: bigint;
+  chain?: ResolvedChain;
+  /** The probe that replaced this one (status standby). */
+  replacedBy?: string;
 }
 
 export interface PlannedModule {
@@ -40,7 +46,7 @@ export interface PlannedModule {
 export interface Plan {
   binary: BinaryInfo;
   modules: PlannedModule[];
-  /** The probes to attach. */
+  /** The probes to attach (status ready), and their standby fallbacks. */
   ready: PlannedProbe[];
 }
 
@@ -73,7 +79,7 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[] = PROBE_MO
     } else {
       reason = `${module.crate.crate} ${supported.join(', ')}`;
     }
-    const probes = module.probes.map((spec) => planOne(binary, module, spec, rustc, active));
+    const probes = module.probes.map((spec) => planOne(binary, module, spec, rustc, active, supported.length ? supported : versions));
     // A probe whose partner is not ready cannot work alone (ret sites need their entry).
     for (const p of probes) {
       if (p.status !== 'ready' || !p.spec.requires) continue;
@@ -83,7 +89,18 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[] = PROBE_MO
         p.reason = `needs probe "${p.spec.requires}", which is ${dep?.status ?? 'absent'}`;
       }
     }
-    const missingRequired = probes.filter((p) => p.spec.required && p.status !== 'ready');
+    // A ready probe that replaces others puts them on standby.
+    for (const p of probes) {
+      if (p.status !== 'ready' || !p.spec.replaces) continue;
+      for (const q of probes) {
+        if (q.status === 'ready' && p.spec.replaces.includes(q.spec.id)) {
+          q.status = 'standby';
+          q.replacedBy = p.spec.id;
+          q.reason = `standby: ${p.spec.id} is used instead (attached if ${p.spec.id} is disabled)`;
+        }
+      }
+    }
+    const missingRequired = probes.filter((p) => p.spec.required && p.status !== 'ready' && p.status !== 'standby');
     if (active && missingRequired.length > 0) {
       active = false;
       const which = missingRequired.map((p) => `${p.spec.id}: ${p.reason}`).join('; ');
@@ -94,18 +111,32 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[] = PROBE_MO
     }
     planned.push({ module, active, reason, crateVersions: versions, probes });
   }
-  const ready = planned.filter((m) => m.active).flatMap((m) => m.probes.filter((p) => p.status === 'ready'));
+  // Ready and standby: the agent attaches the ready ones and keeps the others at hand.
+  const ready = planned.filter((m) => m.active).flatMap((m) => m.probes.filter((p) => p.status === 'ready' || p.status === 'standby'));
   return { binary, modules: planned, ready };
 }
 
-function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc: string | undefined, moduleActive: boolean): PlannedProbe {
+/** OTEL_RUST_AGENT_DISABLE_PROBES=probe[,module/probe...]: probes the user turned off. */
+function disabledByUser(module: ProbeModule, spec: ProbeSpec): boolean {
+  const v = process.env.OTEL_RUST_AGENT_DISABLE_PROBES;
+  if (!v) return false;
+  return v.split(',').map((x) => x.trim()).some((x) => x === spec.id || x === `${module.name}/${spec.id}`);
+}
+
+function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc: string | undefined, moduleActive: boolean, crateVersions: string[]): PlannedProbe {
   const probeId = PROBE_TABLE.find((t) => t.module === module && t.spec === spec)?.probeId ?? 0;
   const base: PlannedProbe = {
-    module, spec, probeId, status: 'missing', reason: '', notes: [], functions: [], sites: [], cookie: BigInt(probeId),
+    module, spec, probeId, status: 'missing', reason: '', notes: [], functions: [], sites: [],
   };
+  let cookie = BigInt(probeId);
   if (!moduleActive) {
     base.status = 'disabled';
     base.reason = 'library version not supported';
+    return base;
+  }
+  if (disabledByUser(module, spec)) {
+    base.status = 'disabled';
+    base.reason = 'disabled by OTEL_RUST_AGENT_DISABLE_PROBES';
     return base;
   }
   const fns = binary.functionsByName(spec.symbol);
@@ -124,17 +155,32 @@ function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc
       return base;
     }
     base.layout = layout;
-    base.cookie |= layoutCookieBits(layout);
+    cookie |= layoutCookieBits(layout);
     if (layout.source !== 'db-exact') base.notes.push(`${spec.layout} layout from ${layout.from} (checked on every hit)`);
   }
+  const perFn = new Map<FunctionSymbol, bigint>(fns.map((fn) => [fn, cookie]));
+  if (spec.fieldChain) {
+    for (const fn of fns) {
+      const r = resolveFieldChain(binary, fn, spec.fieldChain, module.crate.crate, crateVersions);
+      if (!r.ok) {
+        base.status = 'disabled';
+        base.reason = `offsets unknown: ${r.reason}`;
+        return base;
+      }
+      base.chain = r.chain;
+      perFn.set(fn, cookie | chainCookieBits(r.chain));
+    }
+    base.notes.push(`${spec.fieldChain.outer.type}.${spec.fieldChain.outer.field} = ${base.chain!.outerOffset}, ` +
+      `${spec.fieldChain.inner.type}.${spec.fieldChain.inner.field} = ${base.chain!.innerOffset} (${base.chain!.source}: ${base.chain!.detail})`);
+  }
   if (spec.site === 'entry') {
-    base.sites = fns.map((fn) => ({ fn, vaddr: fn.vaddr, fileOffset: fn.fileOffset }));
+    base.sites = fns.map((fn) => ({ fn, vaddr: fn.vaddr, fileOffset: fn.fileOffset, cookie: perFn.get(fn)! }));
   } else {
     let tails = 0;
     for (const fn of fns) {
       const exits = binary.returnSites(fn);
       tails += exits.tailJumps.length;
-      for (const r of exits.rets) base.sites.push({ fn, vaddr: r.vaddr, fileOffset: r.fileOffset });
+      for (const r of exits.rets) base.sites.push({ fn, vaddr: r.vaddr, fileOffset: r.fileOffset, cookie: perFn.get(fn)! });
     }
     if (base.sites.length === 0) {
       base.status = 'disabled';

@@ -13,8 +13,10 @@
 // Conn::write_head / encode_head and the module stays off with that reason.
 //
 // Hits per request: parse entry (1; 2 for the first request on an axum
-// connection, whose first read is the 24-byte HTTP/2 preface sniff), encode
-// entry (1), encode return site (1).
+// connection, whose first read is the 24-byte HTTP/2 preface sniff) and
+// encode entry (1), which reads the status through msg.head when the offsets
+// of Encode.head and MessageHead.subject are known for this binary. Otherwise
+// encode entry + its return sites (2 hits, the ret one single-stepped).
 import type { ProbeModule } from './types';
 
 const SERVER = '<hyper::proto::h1::role::Server as hyper::proto::h1::Http1Transaction>';
@@ -33,6 +35,20 @@ export const hyperH1Server: ProbeModule = {
       layout: 'BytesMut',
       required: true,
       purpose: 'request head bytes: method, target, Host, User-Agent, traceparent; span start',
+    },
+    {
+      id: 'encode_status',
+      symbol: `${SERVER}::encode`,
+      site: 'entry',
+      program: 'h1_server_encode_status',
+      fieldChain: {
+        outer: { type: 'hyper::proto::h1::Encode<StatusCode>', field: 'head' },
+        inner: { type: 'hyper::proto::MessageHead<StatusCode>', field: 'subject' },
+        // encode starts with `if msg.head.subject == StatusCode::SWITCHING_PROTOCOLS`.
+        code: { argRegister: 'RSI', compareWith: 101 },
+      },
+      replaces: ['encode', 'encode_ret'],
+      purpose: 'status from msg.head.subject at entry; span end (one emulated hit)',
     },
     {
       id: 'encode',

@@ -26,6 +26,23 @@ export interface ProbeSpec {
    * attached, the whole module stays off (and says why) instead of attaching a
    * half that would cost hits and yield no spans. */
   required?: boolean;
+  /** Offsets this probe's program follows (cookie "field chain", events.h). */
+  fieldChain?: FieldChainSpec;
+  /** Probes made unnecessary when this one is ready. They are planned but
+   * kept on standby, and attached if this one is disabled at run time. */
+  replaces?: string[];
+}
+
+/**
+ * A pointer field of the argument struct, followed to a u16 behind it. The
+ * offsets come from the offsets database (DWARF of real builds) for the
+ * binary's crate version, and are cross-checked against the function's own
+ * code, which loads the same chain and compares it with a known constant.
+ */
+export interface FieldChainSpec {
+  outer: { type: string; field: string };
+  inner: { type: string; field: string };
+  code: { argRegister: 'RSI' | 'RDI' | 'RDX'; compareWith: number };
 }
 
 export interface CrateRequirement {

@@ -179,7 +179,7 @@ export class HyperH1ServerSpans {
       return;
     }
     const attributes = req.attributes;
-    const st = parseStatusLine(ev.statusLine);
+    const st = ev.status ? { status: ev.status } : parseStatusLine(ev.statusLine);
     let status: AgentSpan['status'] = { code: 'UNSET' };
     if (st) {
       attributes['http.response.status_code'] = st.status;

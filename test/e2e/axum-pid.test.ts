@@ -137,7 +137,7 @@ test('a handler that awaits (the task may move threads) is timed from parse to e
   assert.ok(dur <= t1 - t0 + 2_000_000n, `duration ${dur} ns longer than the client saw`);
 });
 
-test('100 keep-alive requests on one connection give exactly 100 spans and the expected probe hits', async () => {
+test('100 keep-alive requests on one connection give exactly 100 spans and 2 probe hits each (+1 per connection)', async () => {
   const before = agent.stats();
   const parts: string[] = [];
   for (let i = 0; i < 100; i++) parts.push(`GET /users/${1000 + i}?run=keepalive HTTP/1.1\r\nHost: 127.0.0.1:${svc.port}\r\n\r\n`);
@@ -151,10 +151,13 @@ test('100 keep-alive requests on one connection give exactly 100 spans and the e
   assert.equal(all.length, 100);
   assert.deepEqual(new Set(all.map((s) => s.attributes['url.path'])).size, 100);
   assert.equal(new Set(spans.map((s) => s.spanId)).size, 100);
-  const after = await waitForStats(agent, (s) => s.probes.find((p) => p.probe === 'encode_ret')!.hits - before.probes.find((p) => p.probe === 'encode_ret')!.hits >= 100);
+  const after = await waitForStats(agent, (s) => s.probes.find((p) => p.probe === 'encode_status')!.hits - before.probes.find((p) => p.probe === 'encode_status')!.hits >= 100);
   const delta = (probe: string) => after.probes.find((p) => p.probe === probe)!.hits - before.probes.find((p) => p.probe === probe)!.hits;
-  assert.equal(delta('encode'), 100);
-  assert.equal(delta('encode_ret'), 100);
+  // The status is read at encode entry: one hit per response; the
+  // layout-free fallback probes stay detached.
+  assert.equal(delta('encode_status'), 100);
+  assert.equal(delta('encode'), 0);
+  assert.equal(delta('encode_ret'), 0);
   // One parse per request, plus one for the connection's first read (hyper-util
   // hands hyper the 24-byte HTTP/2-preface sniff first).
   assert.equal(delta('parse'), 101);

@@ -45,7 +45,7 @@ function req(tsNs: bigint, ctxWords: bigint[], head: string | Buffer, opts: { pi
   };
 }
 
-function res(tsNs: bigint, msgWords: bigint[], statusLine: string, opts: { pid?: number } = {}): H1ResponseEvent {
+function res(tsNs: bigint, msgWords: bigint[], statusLine: string, opts: { pid?: number; status?: number } = {}): H1ResponseEvent {
   return {
     type: 'h1.response',
     hdr: { kind: EVENT_KIND.H1_SERVER_RESPONSE, probeId: 2, pid: opts.pid ?? PID, tid: 7, cpu: 0, tsNs },
@@ -53,6 +53,7 @@ function res(tsNs: bigint, msgWords: bigint[], statusLine: string, opts: { pid?:
     msgWords,
     entryTsNs: tsNs - 10n,
     written: statusLine.length,
+    status: opts.status ?? 0,
     statusLine: Buffer.from(statusLine, 'latin1'),
   };
 }
@@ -71,6 +72,16 @@ const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost:
 const OK = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n';
 
 describe('request/response pairing', () => {
+  test('a status read at encode entry wins over (absent) status-line bytes', () => {
+    const { spans, s } = setup();
+    s.onRequest(req(1_000n, ctxFor(CONN_A), get('/x')));
+    s.onResponse(res(2_000n, msgFor(CONN_A), '', { status: 503 }));
+    assert.equal(spans.length, 1);
+    assert.equal(spans[0].attributes['http.response.status_code'], 503);
+    assert.equal(spans[0].attributes['error.type'], '503');
+    assert.deepEqual(spans[0].status, { code: 'ERROR' });
+  });
+
   test('one pair gives exactly one SERVER span with the semantic-convention attributes', () => {
     const { spans, s } = setup();
     s.onRequest(req(1_000n, ctxFor(CONN_A), 'GET /api/items?id=7&x=y HTTP/1.1\r\nHost: example.test:8080\r\nUser-Agent: test-agent/1.0\r\nAccept: */*\r\n\r\n'));

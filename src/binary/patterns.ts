@@ -1,0 +1,81 @@
+// Facts read from a function's own machine code. The compiled code is the
+// ground truth for the exact binary we attach to: where it loads a field,
+// the offset it uses is the field's offset in this build.
+type Iced = typeof import('iced-x86');
+let iced: Iced | undefined;
+function loadIced(): Iced {
+  if (!iced) iced = require('iced-x86') as Iced;
+  return iced;
+}
+
+export interface FieldChain {
+  /** Offset of the pointer field loaded from the argument struct. */
+  outerOffset: number;
+  /** Offset of the u16 loaded through that pointer. */
+  innerOffset: number;
+  /** vaddr of the comparing instruction. */
+  at: number;
+}
+
+/**
+ * Finds `mov P, qword [ARG + A]` → `movzx r32, word [P + B]` → `cmp r16, IMM`
+ * in the first `maxInstructions` of a function, where ARG is the register the
+ * argument arrives in or a register it was copied into. Data flow is followed
+ * in a straight line (enough for a function prologue); a register is forgotten
+ * as soon as anything else writes it. Returns every distinct (A, B) found.
+ *
+ * hyper's Server::encode starts by testing `msg.head.subject ==
+ * StatusCode::SWITCHING_PROTOCOLS` (101): that gives the offsets of
+ * Encode.head and MessageHead.subject in this very binary.
+ */
+export function findU16FieldCompare(code: Buffer, startVaddr: number, argRegister: 'RSI' | 'RDI' | 'RDX', imm: number, maxInstructions = 600): FieldChain[] {
+  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt, MemorySize, OpAccess } = loadIced();
+  const decoder = new Decoder(64, code, DecoderOptions.None);
+  const instr = new Instruction();
+  const infoFactory = new InstructionInfoFactory();
+  const full = (r: number) => RegisterExt.fullRegister(r);
+  const aliases = new Set<number>([Register[argRegister]]);
+  const loaded = new Map<number, number>(); // register holding *(ARG + A) -> A
+  const widened = new Map<number, { a: number; b: number }>(); // register holding the u16 -> offsets
+  const found = new Map<string, FieldChain>();
+  try {
+    decoder.ip = BigInt(startVaddr);
+    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
+      decoder.decodeOut(instr);
+      const m = instr.mnemonic;
+      let kept: number | undefined; // a register this instruction defines with a meaning we track
+      if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
+          aliases.has(full(instr.op1Register)) && instr.op0Register === full(instr.op0Register)) {
+        aliases.add(instr.op0Register); kept = instr.op0Register;
+      } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+          instr.memorySize === MemorySize.UInt64 && aliases.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
+        kept = full(instr.op0Register);
+        loaded.set(kept, Number(instr.memoryDisplacement));
+      } else if (m === Mnemonic.Movzx && instr.op1Kind === OpKind.Memory && instr.memorySize === MemorySize.UInt16 &&
+          loaded.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
+        kept = full(instr.op0Register);
+        widened.set(kept, { a: loaded.get(instr.memoryBase)!, b: Number(instr.memoryDisplacement) });
+      } else if (m === Mnemonic.Cmp && instr.op0Kind === OpKind.Register && widened.has(full(instr.op0Register)) &&
+          (instr.op1Kind === OpKind.Immediate8to16 || instr.op1Kind === OpKind.Immediate16 || instr.op1Kind === OpKind.Immediate8to32 || instr.op1Kind === OpKind.Immediate32) &&
+          Number(instr.immediate(1)) === imm) {
+        const w = widened.get(full(instr.op0Register))!;
+        found.set(`${w.a}:${w.b}`, { outerOffset: w.a, innerOffset: w.b, at: Number(instr.ip) });
+      }
+      // Forget registers this instruction overwrote (other than the one it defined).
+      const info = infoFactory.info(instr);
+      for (const u of info.usedRegisters()) {
+        const r = full(u.register);
+        const acc = u.access;
+        const writes = acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite;
+        if (writes && r !== kept) { aliases.delete(r); loaded.delete(r); widened.delete(r); }
+        u.free();
+      }
+      info.free();
+    }
+  } finally {
+    instr.free();
+    decoder.free();
+    infoFactory.free();
+  }
+  return [...found.values()];
+}
