@@ -10,14 +10,18 @@ BPF_OBJ := $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(BPF_SRC))
 BPF_HDR := $(wildcard bpf/include/*.h)
 TS_SRC  := $(shell find src test tools bench -name '*.ts' 2>/dev/null)
 
-.PHONY: all setup build bpf ts apps demo test test-unit test-e2e bench clean
+.PHONY: all setup build bpf ts apps libotelctx demo test test-unit test-e2e bench clean
 
 all: build
 
 setup:
 	@scripts/setup.sh
 
-build: setup bpf ts apps
+build: setup bpf ts apps libotelctx
+
+# libotelctx: OpenTelemetry thread and process context for native code (C).
+libotelctx:
+	$(MAKE) -s -C libotelctx
 
 bpf: $(BPF_OBJ)
 

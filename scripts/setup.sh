@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # clang/llvm build the BPF programs, bpftool writes vmlinux.h from the kernel's
 # BTF, libbpf1 is loaded by the agent at run time, wrk drives the bench,
-# binutils/llvm give the tests independent oracles (objdump, readelf, llvm-dwarfdump).
-APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool wrk binutils make gcc curl ca-certificates)
+# binutils/llvm give the tests independent oracles (objdump, readelf, llvm-dwarfdump),
+# gcc builds libotelctx (clang 14 lacks -mtls-dialect=gnu2), valgrind checks it for leaks.
+APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool wrk binutils make gcc valgrind curl ca-certificates)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
