@@ -53,6 +53,8 @@ export interface ExportConfig {
   maxQueueSpans?: number;
   /** Spans per export request at most. Default 512. */
   batchSize?: number;
+  /** Batch size used while more than two such batches are queued (default 2048, or batchSize when that is set). */
+  backlogBatchSize?: number;
   /** A partial batch is sent after this long. Default 1000 ms. */
   flushIntervalMs?: number;
   /** Also print the trace tree on stdout (OTEL_STDOUT=true). */
@@ -412,6 +414,9 @@ export class OtlpSpanSink implements SpanSink {
   private readonly protocol: OtlpProtocol;
   private readonly max: number;
   private readonly batchSize: number;
+  /** Batch size while a backlog builds: one export is in flight at a time, so
+   * throughput is batch size / round trip; bigger batches keep up with bursts. */
+  private readonly backlogBatchSize: number;
   private readonly flushIntervalMs: number;
   private readonly maxBatchBytes: number;
   private readonly retryInitialMs: number;
@@ -451,6 +456,7 @@ export class OtlpSpanSink implements SpanSink {
     this.url = resolveOtlpUrl(cfg.protocol, cfg.endpoint, cfg.tracesEndpoint);
     this.max = Math.max(1, cfg.maxQueueSpans ?? 8192);
     this.batchSize = Math.max(1, cfg.batchSize ?? 512);
+    this.backlogBatchSize = Math.max(this.batchSize, cfg.backlogBatchSize ?? (cfg.batchSize === undefined ? 2048 : this.batchSize));
     this.flushIntervalMs = Math.max(1, cfg.flushIntervalMs ?? 1000);
     this.maxBatchBytes = cfg.maxBatchBytes ?? 3 * 1024 * 1024;
     this.retryInitialMs = cfg.retryInitialMs ?? 250;
@@ -577,7 +583,8 @@ export class OtlpSpanSink implements SpanSink {
   private takeBatch(): Entry[] {
     const batch: Entry[] = [];
     let bytes = 0;
-    while (batch.length < this.batchSize) {
+    const limit = this.queue.length >= 2 * this.backlogBatchSize ? this.backlogBatchSize : this.batchSize;
+    while (batch.length < limit) {
       const e = this.queue.peek();
       if (!e) break;
       if (batch.length > 0 && bytes + e.bytes > this.maxBatchBytes) break;

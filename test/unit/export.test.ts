@@ -324,6 +324,23 @@ test('many spans go out in batches of batchSize', async () => {
   assert.deepEqual(got.map((x) => x.name), Array.from({ length: 1000 }, (_, i) => `span-${i}`));
 });
 
+test('a backlog goes out in bigger batches (backlogBatchSize)', async () => {
+  const rcv = await receiver({ grpc: false, http: true });
+  rcv.setFailing(true);
+  const s = sink({ protocol: 'http/protobuf', endpoint: rcv.httpEndpoint, batchSize: 100, backlogBatchSize: 400, flushIntervalMs: 5000, retryInitialMs: 50, retryMaxMs: 50 });
+  // The first batch leaves as soon as 100 are queued and is retried while the
+  // collector refuses; meanwhile 900 pile up. A backlog of >= 800 (two big
+  // batches) goes out 400 at a time, then what is left (500) in batches of 100.
+  for (let i = 0; i < 1000; i++) s.submit(mkSpan(i), RES_A);
+  await new Promise((r) => setTimeout(r, 120));
+  rcv.setFailing(false);
+  const got = await rcv.waitForSpans(1000, 10000);
+  const sizes = new Map<number, number>();
+  for (const x of got) sizes.set(x.request, (sizes.get(x.request) ?? 0) + 1);
+  assert.deepEqual([...sizes.values()], [100, 400, 100, 100, 100, 100, 100]);
+  assert.deepEqual(got.map((x) => x.name), Array.from({ length: 1000 }, (_, i) => `span-${i}`));
+});
+
 test('headers Node or gRPC would refuse are dropped with a warning instead of failing every export', async () => {
   for (const protocol of ['grpc', 'http/protobuf'] as const) {
     const rcv = await receiver({ grpc: protocol === 'grpc', http: protocol !== 'grpc' });
