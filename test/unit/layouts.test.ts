@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { LayoutEntry, layoutDb, layoutCookieBits, resolveLayout, ResolvedLayout } from '../../src/plan/layouts';
 import { repoRoot } from '../../src/util/paths';
 import {
-  DEFAULT_COMMENT, flattenFields, formatDb, lockedVersions, mergeEntries, parseArgs, parseDwarfdump, pickStruct,
-  qualifiedName, readDb, sortFields, StructInfo,
+  DEFAULT_COMMENT, ENCODE_FIELDS, flattenFields, formatDb, HEAD_FIELDS, HYPER_ENCODE, HYPER_HEAD, hyperFlavor, hyperProbe,
+  lockedVersions, mergeEntries, parseArgs, parseDwarfdump, pickFields, pickStruct, qualifiedName, readDb, sortFields, StructInfo,
 } from '../../tools/gen-layouts';
 
 const ROOT = repoRoot();
@@ -36,37 +36,78 @@ function lockedBytes(): string {
   return all[0];
 }
 
+/** The hyper versions apps/Cargo.lock pins, oldest first (numerically), read independently of the generator. */
+function lockedHyper(): string[] {
+  const lock = fs.readFileSync(path.join(ROOT, 'apps', 'Cargo.lock'), 'utf8');
+  const all = [...lock.matchAll(/\[\[package\]\]\nname = "hyper"\nversion = "([^"]+)"/g)].map((m) => m[1]);
+  assert.ok(all.length >= 1, 'apps/Cargo.lock should lock hyper');
+  const num = (v: string) => v.split('.').map(Number);
+  return all.sort((a, b) => { const [x, y] = [num(a), num(b)]; return x[0] - y[0] || x[1] - y[1] || x[2] - y[2]; });
+}
+
+const re = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 describe('generator against a real build', () => {
   test('regenerating for the installed rustc reproduces the committed entries exactly', { timeout: 900_000 }, (t) => {
     const rustc = installedRustc();
     const bytesVersion = lockedBytes();
-    const committedText = fs.readFileSync(DB_FILE, 'utf8');
-    const committed = JSON.parse(committedText) as { comment: string; entries: LayoutEntry[] };
-    const expected = committed.entries.filter((e) => e.rustc === rustc);
-    assert.deepEqual(expected.map((e) => [e.type, e.crateVersion]), [['Vec<u8>', undefined], ['BytesMut', bytesVersion]],
-      `offsets/layouts.json lacks entries for rustc ${rustc} / bytes ${bytesVersion}: run node dist/tools/gen-layouts.js`);
+    const hyperVersions = lockedHyper();
+    const committed = readDb(DB_FILE);
+    const forRustc = committed.entries.filter((e) => e.rustc === rustc);
+    // What the default run (apps/Cargo.lock versions) must produce.
+    const expected = forRustc.filter((e) => e.crate === undefined || (e.crate === 'bytes' && e.crateVersion === bytesVersion) ||
+      (e.crate === 'hyper' && hyperVersions.includes(e.crateVersion!)));
+    assert.deepEqual(expected.map((e) => [e.type, e.crateVersion]), [
+      ['Vec<u8>', undefined], ['BytesMut', bytesVersion],
+      ...hyperVersions.map((v) => [HYPER_ENCODE, v]), ...hyperVersions.map((v) => [HYPER_HEAD, v]),
+    ], `offsets/layouts.json lacks entries for rustc ${rustc} / bytes ${bytesVersion} / hyper ${hyperVersions.join(', ')}: run node dist/tools/gen-layouts.js`);
+    // The database covers more hyper releases than the apps lock.
+    assert.ok(forRustc.filter((e) => e.type === HYPER_ENCODE).length > hyperVersions.length, 'no older hyper releases in the database');
 
-    // Seed the output with wrong values for this rustc (must be replaced), an
-    // entry of another rustc (must be kept) and a custom comment (kept).
+    // Seed the output with wrong values for what the run builds (must be
+    // replaced), the committed entries of other hyper releases (kept as they
+    // are), an entry of another rustc (kept) and a custom comment (kept).
     const other: LayoutEntry = { type: 'Vec<u8>', rustc: '0.9.0', fields: { ptr: 0, cap: 8, len: 16 }, size: 24 };
     const wrong = expected.map((e) => ({ ...e, fields: Object.fromEntries(Object.keys(e.fields).map((k) => [k, 99])), size: 1 }));
+    const kept = forRustc.filter((e) => !expected.includes(e));
     const out = path.join(tmp, 'layouts.json');
-    fs.writeFileSync(out, JSON.stringify({ comment: 'seeded', entries: [...wrong, other] }));
+    fs.writeFileSync(out, JSON.stringify({ comment: 'seeded', entries: [...wrong, other, ...kept].reverse() }));
 
     const t0 = Date.now();
-    // Default bytes version: the one in apps/Cargo.lock.
+    // Default versions: the ones in apps/Cargo.lock.
     const stdout = execFileSync(process.execPath, [GENERATOR, '--out', out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const took = Date.now() - t0;
-    assert.match(stdout, new RegExp(`^gen-layouts: 2 entries for rustc ${rustc.replace(/\./g, '\\.')} \\(bytes ${bytesVersion.replace(/\./g, '\\.')}\\) written to `));
+    assert.match(stdout, new RegExp(`^gen-layouts: ${expected.length} entries for rustc ${re(rustc)} ` +
+      `\\(bytes ${re(bytesVersion)}; hyper ${hyperVersions.map(re).join(', ')}\\) written to `));
 
     const text = fs.readFileSync(out, 'utf8');
     const got = JSON.parse(text) as { comment: string; entries: LayoutEntry[] };
-    assert.deepEqual(got.entries.filter((e) => e.rustc === rustc), expected);
-    assert.deepEqual(got.entries, [other, ...expected]);
+    assert.deepEqual(got.entries.filter((e) => expected.some((x) => x.type === e.type && x.rustc === e.rustc && x.crateVersion === e.crateVersion)), expected);
+    assert.deepEqual(got.entries, [other, ...forRustc]);
     assert.equal(got.comment, 'seeded');
     // Written in the database's own format.
-    assert.equal(text, formatDb({ comment: 'seeded', entries: [other, ...expected] }));
+    assert.equal(text, formatDb({ comment: 'seeded', entries: [other, ...forRustc] }));
     t.diagnostic(`gen-layouts took ${took} ms`);
+  });
+
+  test('committed hyper entries: Encode.head/req_method and MessageHead.subject/version for every hyper release', () => {
+    const hyper = readDb(DB_FILE).entries.filter((e) => e.crate === 'hyper');
+    assert.ok(hyper.length > 0);
+    for (const e of hyper) {
+      assert.ok(e.type === HYPER_ENCODE || e.type === HYPER_HEAD, e.type);
+      const want = e.type === HYPER_ENCODE ? ['head', 'req_method'] : ['subject', 'version'];
+      assert.deepEqual(Object.keys(e.fields).sort(), want, `${e.type} ${e.crateVersion}`);
+      // Each Encode has its MessageHead for the same rustc and hyper version.
+      assert.ok(hyper.some((x) => x.type !== e.type && x.rustc === e.rustc && x.crateVersion === e.crateVersion), `${e.type} ${e.crateVersion} has no partner`);
+    }
+    const r = installedRustc();
+    const v = lockedHyper()[lockedHyper().length - 1];
+    const pick = (type: string) => hyper.find((e) => e.type === type && e.rustc === r && e.crateVersion === v);
+    if (r === '1.95.0' && v === '1.12.0') {
+      // Seen in a debug build of the demo too.
+      assert.deepEqual(pick(HYPER_ENCODE)?.fields, { head: 16, req_method: 24 });
+      assert.deepEqual(pick(HYPER_HEAD)?.fields, { subject: 0x68, version: 0x6a });
+    }
   });
 
   test('the committed file is in the generator\'s canonical format and order', () => {
@@ -78,9 +119,12 @@ describe('generator against a real build', () => {
 
   test('bad arguments are one-line usage errors with exit code 2', () => {
     for (const [args, msg] of [
-      [['--bogus'], 'gen-layouts: error: unknown argument "--bogus" (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...])\n'],
+      [['--bogus'], 'gen-layouts: error: unknown argument "--bogus" (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...])\n'],
       [['--bytes-version', 'abc'], 'gen-layouts: error: --bytes-version: "abc" is not a version like 1.12.1\n'],
-      [['--out'], 'gen-layouts: error: --out needs a value (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...])\n'],
+      [['--hyper-version=1.x'], 'gen-layouts: error: --hyper-version: "1.x" is not a version like 1.12.1\n'],
+      [['--hyper-version', '0.13.10'], 'gen-layouts: error: --hyper-version: 0.13.10 is not a hyper 0.14.x or 1.x version\n'],
+      [['--out'], 'gen-layouts: error: --out needs a value (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...])\n'],
+      [['--hyper-version'], 'gen-layouts: error: --hyper-version needs a value (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...])\n'],
     ] as const) {
       let err: (Error & { status?: number; stderr?: string }) | undefined;
       try {
@@ -251,6 +295,153 @@ describe('DWARF reading', () => {
   });
 });
 
+// Shaped like llvm-dwarfdump-14 output for a hyper 1.12.0 probe build (members trimmed).
+const HYPER_DUMP = `probe:	file format elf64-x86-64
+
+0x0003f459: DW_TAG_compile_unit
+              DW_AT_producer	("clang LLVM (rustc version 1.95.0 (59807616e 2026-04-14))")
+              DW_AT_name	("src/main.rs/@/layout_probe.cgu.03")
+
+0x00040019:   DW_TAG_namespace
+                DW_AT_name	("hyper")
+
+0x0004001e:     DW_TAG_namespace
+                  DW_AT_name	("proto")
+
+0x00040023:       DW_TAG_namespace
+                    DW_AT_name	("h1")
+
+0x0004122a:         DW_TAG_structure_type
+                      DW_AT_name	("Encode<http::status::StatusCode>")
+                      DW_AT_byte_size	(0x28)
+                      DW_AT_accessibility	(DW_ACCESS_protected)
+                      DW_AT_alignment	(8)
+
+0x00041232:           DW_TAG_template_type_parameter
+                        DW_AT_type	(0x0003ffaa "http::status::StatusCode")
+                        DW_AT_name	("T")
+
+0x0004123b:           DW_TAG_member
+                        DW_AT_name	("head")
+                        DW_AT_type	(0x0004d745 "hyper::proto::MessageHead<http::status::StatusCode> *")
+                        DW_AT_alignment	(8)
+                        DW_AT_data_member_location	(0x10)
+                        DW_AT_accessibility	(DW_ACCESS_private)
+
+0x00041247:           DW_TAG_member
+                        DW_AT_name	("body")
+                        DW_AT_type	(0x00042810 "core::option::Option<hyper::proto::BodyLength>")
+                        DW_AT_alignment	(8)
+                        DW_AT_data_member_location	(0x00)
+                        DW_AT_accessibility	(DW_ACCESS_private)
+
+0x00041260:           DW_TAG_member
+                        DW_AT_name	("req_method")
+                        DW_AT_type	(0x0004dd35 "core::option::Option<http::method::Method> *")
+                        DW_AT_alignment	(8)
+                        DW_AT_data_member_location	(0x18)
+                        DW_AT_accessibility	(DW_ACCESS_private)
+
+0x00041290:           NULL
+
+0x00041365:       DW_TAG_structure_type
+                    DW_AT_name	("MessageHead<http::status::StatusCode>")
+                    DW_AT_byte_size	(0x70)
+                    DW_AT_accessibility	(DW_ACCESS_protected)
+                    DW_AT_alignment	(8)
+
+0x0004136d:         DW_TAG_template_type_parameter
+                      DW_AT_type	(0x0003ffaa "http::status::StatusCode")
+                      DW_AT_name	("S")
+
+0x00041376:         DW_TAG_member
+                      DW_AT_name	("version")
+                      DW_AT_type	(0x0003fdb5 "http::version::Version")
+                      DW_AT_alignment	(1)
+                      DW_AT_data_member_location	(0x6a)
+                      DW_AT_accessibility	(DW_ACCESS_public)
+
+0x00041382:         DW_TAG_member
+                      DW_AT_name	("subject")
+                      DW_AT_type	(0x0003ffaa "http::status::StatusCode")
+                      DW_AT_alignment	(2)
+                      DW_AT_data_member_location	(0x68)
+                      DW_AT_accessibility	(DW_ACCESS_public)
+
+0x0004138e:         DW_TAG_member
+                      DW_AT_name	("headers")
+                      DW_AT_type	(0x0003f594 "http::header::map::HeaderMap<http::header::value::HeaderValue>")
+                      DW_AT_alignment	(8)
+                      DW_AT_data_member_location	(0x00)
+                      DW_AT_accessibility	(DW_ACCESS_public)
+
+0x000413a6:         NULL
+`;
+
+describe('hyper types', () => {
+  test('pickFields reads Encode.head/req_method and MessageHead.subject/version, in offset order', () => {
+    const roots = parseDwarfdump(HYPER_DUMP);
+    const enc = pickStruct(roots, 'hyper::proto::h1::Encode<http::status::StatusCode>');
+    assert.equal(enc.size, 40);
+    assert.deepEqual(Object.entries(pickFields(enc, ENCODE_FIELDS, 'Encode')), [['head', 16], ['req_method', 24]]);
+    const head = pickStruct(roots, 'hyper::proto::MessageHead<http::status::StatusCode>');
+    assert.equal(head.size, 112);
+    assert.deepEqual(Object.entries(pickFields(head, HEAD_FIELDS, 'MessageHead')), [['subject', 104], ['version', 106]]);
+    // `&mut T` spelled as rustc names the pointer type is accepted as well.
+    const amp = { ...enc, members: enc.members.map((m) => ({ ...m, typeName: m.typeName.replace(/^(.*) \*$/, '&mut $1') })) };
+    assert.deepEqual(pickFields(amp, ENCODE_FIELDS, 'Encode'), { head: 16, req_method: 24 });
+  });
+
+  test('pickFields refuses missing fields and fields of an unexpected type', () => {
+    const head = pickStruct(parseDwarfdump(HYPER_DUMP), 'hyper::proto::MessageHead<http::status::StatusCode>');
+    assert.throws(() => pickFields({ ...head, members: head.members.filter((m) => m.name !== 'subject') }, HEAD_FIELDS, 'MessageHead of hyper 9.9.9'),
+      { message: 'MessageHead of hyper 9.9.9: no "subject" field' });
+    const swapped = { ...head, members: head.members.map((m) => (m.name === 'subject' ? { ...m, typeName: 'u16' } : m)) };
+    assert.throws(() => pickFields(swapped, HEAD_FIELDS, 'MessageHead'), { message: 'MessageHead: "subject" has type "u16", expected /^http::status::StatusCode$/' });
+    const twice = { ...head, members: [...head.members, head.members[0]] };
+    assert.throws(() => pickFields(twice, HEAD_FIELDS, 'MessageHead'), { message: 'MessageHead: more than one "version" field' });
+  });
+
+  test('probe programs: 1.x serves through hyper-util, 0.14 through Server::bind; both pin hyper exactly', () => {
+    assert.equal(hyperFlavor('1.12.0'), '1');
+    assert.equal(hyperFlavor('0.14.28'), '0.14');
+    assert.equal(hyperFlavor('0.13.10'), undefined);
+    assert.equal(hyperFlavor('2.0.0'), undefined);
+    const p1 = hyperProbe('1.4.1');
+    assert.match(p1.cargoToml, /^hyper = \{ version = "=1\.4\.1", features = \["server", "http1"\] \}$/m);
+    assert.match(p1.cargoToml, /^hyper-util = /m);
+    assert.match(p1.cargoToml, /^\[profile\.release\]\ndebug = true$/m);
+    assert.match(p1.mainRs, /http1::Builder::new\(\)\.serve_connection\(TokioIo::new\(stream\), service_fn\(handle\)\)/);
+    const p0 = hyperProbe('0.14.28');
+    assert.match(p0.cargoToml, /^hyper = \{ version = "=0\.14\.28", features = \["server", "http1", "tcp", "runtime"\] \}$/m);
+    assert.doesNotMatch(p0.cargoToml, /hyper-util/);
+    assert.match(p0.mainRs, /Server::bind\(.*\)\.serve\(make\)/);
+    // Same tokio features in both, so one compiled tokio serves every build.
+    const tokio = (t: string) => /^tokio = .*$/m.exec(t)?.[0];
+    assert.equal(tokio(p0.cargoToml), tokio(p1.cargoToml));
+    assert.throws(() => hyperProbe('0.13.10'), { message: 'hyper 0.13.10: no probe program for it (0.14.x and 1.x only)' });
+  });
+
+  test('mergeEntries orders types Vec<u8>, BytesMut, Encode, MessageHead, then crate versions numerically', () => {
+    const h = (type: string, crateVersion: string, rustc = '1.95.0'): LayoutEntry =>
+      ({ type, rustc, crate: 'hyper', crateVersion, fields: { x: 0 }, size: 8 });
+    const vec: LayoutEntry = { type: 'Vec<u8>', rustc: '1.95.0', fields: { ptr: 0 }, size: 24 };
+    const bm: LayoutEntry = { type: 'BytesMut', rustc: '1.95.0', crate: 'bytes', crateVersion: '1.12.1', fields: { ptr: 0 }, size: 32 };
+    const merged = mergeEntries([h(HYPER_HEAD, '1.12.0'), h(HYPER_ENCODE, '1.12.0'), h(HYPER_ENCODE, '1.4.1', '1.96.0'), bm],
+      [h(HYPER_ENCODE, '0.14.32'), h(HYPER_HEAD, '1.4.1'), vec, h(HYPER_ENCODE, '1.4.1')]);
+    assert.deepEqual(merged.map((e) => [e.rustc, e.type, e.crateVersion]), [
+      ['1.95.0', 'Vec<u8>', undefined],
+      ['1.95.0', 'BytesMut', '1.12.1'],
+      ['1.95.0', HYPER_ENCODE, '0.14.32'],
+      ['1.95.0', HYPER_ENCODE, '1.4.1'],
+      ['1.95.0', HYPER_ENCODE, '1.12.0'],
+      ['1.95.0', HYPER_HEAD, '1.4.1'],
+      ['1.95.0', HYPER_HEAD, '1.12.0'],
+      ['1.96.0', HYPER_ENCODE, '1.4.1'],
+    ]);
+  });
+});
+
 describe('database file handling', () => {
   const e = (type: LayoutEntry['type'], rustc: string, crateVersion?: string, ptr = 0): LayoutEntry =>
     crateVersion === undefined
@@ -289,12 +480,16 @@ describe('database file handling', () => {
     assert.throws(() => readDb(f), { message: `${f} has unexpected top-level key(s) extra` });
   });
 
-  test('lockedVersions and the default bytes version come from Cargo.lock', () => {
+  test('lockedVersions and the default bytes and hyper versions come from Cargo.lock', () => {
     const lock = '[[package]]\nname = "bytes"\nversion = "1.12.1"\nsource = "registry"\n\n[[package]]\nname = "bytes-utils"\nversion = "0.1.0"\n\n[[package]]\nname = "bytes"\nversion = "0.5.6"\n';
     assert.deepEqual(lockedVersions(lock, 'bytes'), ['0.5.6', '1.12.1']);
-    assert.deepEqual(parseArgs([], ROOT), { out: DB_FILE, bytesVersions: [lockedBytes()] });
+    assert.deepEqual(parseArgs([], ROOT), { out: DB_FILE, bytesVersions: [lockedBytes()], hyperVersions: lockedHyper() });
+    // With any version flag, only what is asked for is built.
     assert.deepEqual(parseArgs(['--out=x.json', '--bytes-version', '1.5.0', '--bytes-version=1.5.0', '--bytes-version', '1.0.0'], ROOT),
-      { out: path.resolve('x.json'), bytesVersions: ['1.5.0', '1.0.0'] });
+      { out: path.resolve('x.json'), bytesVersions: ['1.5.0', '1.0.0'], hyperVersions: [] });
+    assert.deepEqual(parseArgs(['--hyper-version', '1.4.1', '--hyper-version=0.14.28', '--hyper-version', '1.4.1'], ROOT),
+      { out: DB_FILE, bytesVersions: [], hyperVersions: ['1.4.1', '0.14.28'] });
+    assert.deepEqual(lockedVersions(fs.readFileSync(path.join(ROOT, 'apps', 'Cargo.lock'), 'utf8'), 'hyper'), lockedHyper());
   });
 });
 
