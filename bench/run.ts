@@ -540,6 +540,8 @@ interface ScenarioResult {
   probe_hits_per_request: number;
   uprobe_hit_cost_us: number;
   overhead_vs_floor: number;
+  uprobe_hit_cost_emulated_us: number;
+  uprobe_hit_cost_single_step_us: number;
   per_request_overhead_us: number;
   spans_per_request: number;
   wrk: string;
@@ -595,12 +597,14 @@ function summarize(sc: Scenario, runs: RunRecord[], cal: { main: Calibration; pu
   const sessionSpans = ag.reduce((a, r) => a + r.sessionSpans!, 0);
   const sessionRequests = ag.reduce((a, r) => a + r.sessionRequests!, 0);
   const addedUs = (1e6 / aRps - 1e6 / bRps) * (sc.saturated ? CPUS : 1);
-  const floorUs = hitsPerReq * cal.main.costUs;
-
   const byProbe = new Map<string, number>();
   for (const r of ag) for (const [p, h] of r.probeHits!) byProbe.set(p, (byProbe.get(p) ?? 0) + h);
   const hitsPerRequestByProbe = [...byProbe].map(([probe, h]) => ({ probe, kind: kinds.get(probe) ?? 'single-step', perRequest: h / measuredRequests }));
   const floorBySiteUs = hitsPerRequestByProbe.reduce((a, p) => a + p.perRequest * (p.kind === 'push' ? cal.push.costUs : cal.main.costUs), 0);
+  // The floor this kernel allows for the hits the agent actually takes: each
+  // probe's hits priced by the calibrated cost of its instruction kind.
+  const floorUs = floorBySiteUs;
+  const costPerHitUs = hitsPerReq > 0 ? floorUs / hitsPerReq : cal.main.costUs;
 
   return {
     result: {
@@ -609,8 +613,10 @@ function summarize(sc: Scenario, runs: RunRecord[], cal: { main: Calibration; pu
       agent,
       ratio_rps: round(aRps / bRps, 3),
       probe_hits_per_request: round(hitsPerReq, 3),
-      uprobe_hit_cost_us: round(cal.main.costUs, 2),
+      uprobe_hit_cost_us: round(costPerHitUs, 2),
       overhead_vs_floor: round(floorUs > 0 ? addedUs / floorUs : NaN, 2),
+      uprobe_hit_cost_emulated_us: round(cal.push.costUs, 2),
+      uprobe_hit_cost_single_step_us: round(cal.main.costUs, 2),
       per_request_overhead_us: round(addedUs, 2),
       spans_per_request: round(sessionSpans / sessionRequests, 3),
       wrk: [...(pinned(sc) ? ['taskset', '-c', PIN_CPU] : []), 'wrk', ...sc.wrkArgs, '-d', `${SECONDS}s`].join(' '),
@@ -644,7 +650,7 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
       `${r.probe_hits_per_request.toFixed(3)} | ${r.spans_per_request.toFixed(3)} | ${r.per_request_overhead_us.toFixed(2)} | ` +
       `${(r.probe_hits_per_request * r.uprobe_hit_cost_us).toFixed(2)} | ${r.overhead_vs_floor.toFixed(2)} |`);
   }
-  L.push('', `\`uprobe_hit_cost_us\` = **${cal.main.costUs.toFixed(2)} µs** per hit (calibrated on a single-stepped \`${cal.main.firstInsn}\`, see below); floor = hits/req × that.`, '');
+  L.push('', `Calibrated cost of one uprobe hit on this machine: **${cal.push.costUs.toFixed(2)} µs** on an emulated \`${cal.push.firstInsn}\` (where the agent's probes sit: the first instruction of the probed functions), **${cal.main.costUs.toFixed(2)} µs** on a single-stepped \`${cal.main.firstInsn}\`. \`uprobe_hit_cost_us\` is the cost per hit of the probes the agent actually hit (each probe priced by its instruction kind); floor = hits/req × that.`, '');
 
   L.push('### Floor by instruction kind (not in latest.json)', '');
   L.push(`On x86 the kernel emulates a probed \`push\` (${cal.push.costUs.toFixed(2)} µs per hit here) but single-steps most other instructions out of line, \`ret\` included, which adds a debug trap and on this VM costs far more (${cal.main.costUs.toFixed(2)} µs). ` +
@@ -676,7 +682,7 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
     '- `per_request_overhead_us` (added µs per request):',
     '  - `-c1` scenarios (wall time, one request at a time): `1e6/agent.rps − 1e6/baseline.rps`.',
     `  - \`-c16\` scenarios (saturated, CPU-time view): \`(1e6/agent.rps − 1e6/baseline.rps) × CPUs\`, CPUs = ${CPUS} (the CPUs the service can use; wrk's thread count plays no part). At saturation every CPU is busy, so the extra wall time per request times the CPU count is the extra CPU time each request costs. It includes the agent's own user-space work (ring buffer drain, span assembly, export), which competes with the service and wrk for the same ${CPUS} CPUs.`,
-    '- `overhead_vs_floor` = `per_request_overhead_us / (probe_hits_per_request × uprobe_hit_cost_us)`. 1.0 means the agent costs exactly what the kernel charges for its traps; above 1 is everything else (the BPF programs\' real work, the agent process, wake-ups, caches). Because `uprobe_hit_cost_us` prices every hit as a single-stepped one, the table above also gives the floor by instruction kind.',
+    '- `overhead_vs_floor` = `per_request_overhead_us / (probe_hits_per_request × uprobe_hit_cost_us)`, where `uprobe_hit_cost_us` prices each probe\'s hits by the calibrated cost of the instruction it sits on (emulated push or single-stepped). 1.0 means the agent costs exactly what the kernel charges for its traps; above 1 is everything else (the BPF programs\' real work, the agent process competing for the same CPUs, wake-ups, caches). Both raw calibrations are in the JSON as `uprobe_hit_cost_emulated_us` and `uprobe_hit_cost_single_step_us`.',
     '',
   );
 
