@@ -13,10 +13,8 @@
 SEC("uprobe")
 int calibrate_hit(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
-	struct probe_stats *st = stats_for(COOKIE_PROBE_ID(cookie));
+	__u64 cookie;
 
-	if (st)
-		__sync_fetch_and_add(&st->hits, 1);
+	count_hit(ctx, &cookie);
 	return 0;
 }

@@ -52,19 +52,16 @@ struct {
 SEC("uprobe")
 int h1_server_parse(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
 	__u16 probe_id = COOKIE_PROBE_ID(cookie);
-	struct probe_stats *st = stats_for(probe_id);
-	if (st)
-		__sync_fetch_and_add(&st->hits, 1);
 
 	const void *buf_addr = (const void *)PT_REGS_PARM2(ctx);
 	const void *pctx = (const void *)PT_REGS_PARM3(ctx);
 
 	struct byte_buf buf;
 	if (read_byte_buf(buf_addr, 4, cookie, &buf) < 0) {
-		if (st)
-			__sync_fetch_and_add(&st->bad_layout, 1);
+		count_bad_layout(st);
 		return 0;
 	}
 	if (buf.len == 0)	/* nothing buffered yet: no request to see */
@@ -85,8 +82,7 @@ int h1_server_parse(struct pt_regs *ctx)
 	if (n > H1_HEAD_CAPTURE)
 		n = H1_HEAD_CAPTURE;
 	if (bpf_probe_read_user(e->head, n, (const void *)buf.ptr)) {
-		if (st)
-			__sync_fetch_and_add(&st->bad_layout, 1);
+		count_bad_layout(st);
 		return 0;
 	}
 	e->captured = n;
@@ -97,11 +93,9 @@ int h1_server_parse(struct pt_regs *ctx)
 SEC("uprobe")
 int h1_server_encode_status(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
 	__u16 probe_id = COOKIE_PROBE_ID(cookie);
-	struct probe_stats *st = stats_for(probe_id);
-	if (st)
-		__sync_fetch_and_add(&st->hits, 1);
 
 	const void *msg = (const void *)PT_REGS_PARM2(ctx);
 	struct h1_response_event e = {};
@@ -118,8 +112,7 @@ int h1_server_encode_status(struct pt_regs *ctx)
 	    !user_ptr_ok(head) ||
 	    bpf_probe_read_user(&status, sizeof(status), (const char *)head + COOKIE_CHAIN_OFF(cookie)) ||
 	    status < 100 || status > 999) {
-		if (st)
-			__sync_fetch_and_add(&st->bad_layout, 1);
+		count_bad_layout(st);
 		return 0;
 	}
 	e.status = status;
@@ -130,18 +123,14 @@ int h1_server_encode_status(struct pt_regs *ctx)
 SEC("uprobe")
 int h1_server_encode_entry(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u16 probe_id = COOKIE_PROBE_ID(cookie);
-	struct probe_stats *st = stats_for(probe_id);
-	if (st)
-		__sync_fetch_and_add(&st->hits, 1);
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
 
 	const void *msg = (const void *)PT_REGS_PARM2(ctx);
 	const void *dst = (const void *)PT_REGS_PARM3(ctx);
 	struct byte_buf vec;
 	if (read_byte_buf(dst, 3, cookie, &vec) < 0) {
-		if (st)
-			__sync_fetch_and_add(&st->bad_layout, 1);
+		count_bad_layout(st);
 		return 0;
 	}
 	struct h1_encode_call call = {};
@@ -157,11 +146,9 @@ int h1_server_encode_entry(struct pt_regs *ctx)
 SEC("uprobe")
 int h1_server_encode_ret(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
 	__u16 probe_id = COOKIE_PROBE_ID(cookie);
-	struct probe_stats *st = stats_for(probe_id);
-	if (st)
-		__sync_fetch_and_add(&st->hits, 1);
 
 	__u64 key = bpf_get_current_pid_tgid();
 	struct h1_encode_call *call = bpf_map_lookup_elem(&h1_encode_calls, &key);
@@ -180,8 +167,7 @@ int h1_server_encode_ret(struct pt_regs *ctx)
 
 	struct byte_buf vec;
 	if (read_byte_buf((const void *)e.dst_addr, 3, cookie, &vec) < 0 || vec.len < len_at_entry) {
-		if (st)
-			__sync_fetch_and_add(&st->bad_layout, 1);
+		count_bad_layout(st);
 		return 0;
 	}
 	__u64 written = vec.len - len_at_entry;

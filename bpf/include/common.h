@@ -32,6 +32,23 @@ static __always_inline struct probe_stats *stats_for(__u16 probe_id)
 	return bpf_map_lookup_elem(&probe_stats, &key);
 }
 
+/* Every program starts the same way: read its cookie and count the hit. */
+static __always_inline struct probe_stats *count_hit(struct pt_regs *ctx, __u64 *cookie)
+{
+	*cookie = bpf_get_attach_cookie(ctx);
+	struct probe_stats *st = stats_for(COOKIE_PROBE_ID(*cookie));
+	if (st)
+		__sync_fetch_and_add(&st->hits, 1);
+	return st;
+}
+
+/* A value that failed its check: counted, never used. */
+static __always_inline void count_bad_layout(struct probe_stats *st)
+{
+	if (st)
+		__sync_fetch_and_add(&st->bad_layout, 1);
+}
+
 static __always_inline void fill_header(struct event_header *h, __u16 kind, __u16 probe_id)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();

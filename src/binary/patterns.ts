@@ -1,12 +1,7 @@
 // Facts read from a function's own machine code. The compiled code is the
 // ground truth for the exact binary we attach to: where it loads a field,
 // the offset it uses is the field's offset in this build.
-type Iced = typeof import('iced-x86');
-let iced: Iced | undefined;
-function loadIced(): Iced {
-  if (!iced) iced = require('iced-x86') as Iced;
-  return iced;
-}
+import { loadIced } from './iced';
 
 export interface FieldChain {
   /** Offset of the pointer field loaded from the argument struct. */

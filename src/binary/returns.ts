@@ -1,15 +1,7 @@
 // Where a function can leave, found by decoding its x86-64 code: the offsets
 // at which uprobes can observe a function's exit as an alternative to uretprobes.
 
-type Iced = typeof import('iced-x86');
-
-let iced: Iced | undefined;
-
-// iced-x86 takes ~37 ms to load (WASM compile), so only pay for it when asked.
-function loadIced(): Iced {
-  if (!iced) iced = require('iced-x86') as Iced;
-  return iced;
-}
+import { loadIced } from './iced';
 
 export interface ReturnSites {
   /** `ret` instructions. */
