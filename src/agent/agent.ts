@@ -92,8 +92,11 @@ export class Agent {
     this.rt = new BpfRuntime(objects, RING_SIZE);
     this.rt.load();
     this.attachBinary(cfg.targetPid !== undefined ? `pid:${cfg.targetPid}` : fileId(binPath), binPath, plan, cfg.targetPid ?? 0);
+    const attached = plan.ready.filter((p) => p.status === 'ready');
+    const standby = plan.ready.length - attached.length;
     log.info(`tracing ${cfg.targetPid !== undefined ? `process ${cfg.targetPid} (${shownAs})` : `every process of ${shownAs}`}: ` +
-      `${plan.ready.length} probes on ${plan.ready.reduce((n, p) => n + p.sites.length, 0)} sites, rustc ${info.rustc?.version ?? '?'}, ` +
+      `${attached.length} probes on ${attached.reduce((n, p) => n + p.sites.length, 0)} sites` +
+      `${standby ? ` (${standby} more on standby)` : ''}, rustc ${info.rustc?.version ?? '?'}, ` +
       `${plan.modules.filter((m) => m.active).map((m) => `${m.module.name} (${m.reason})`).join(', ')}, attach mode ${this.rt.mode}`);
 
     if (cfg.targetPid !== undefined) this.trackProcess(cfg.targetPid);
