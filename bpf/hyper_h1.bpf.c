@@ -26,14 +26,6 @@
  */
 #include "common.h"
 
-/* Per-CPU scratch for building an event larger than the BPF stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct h1_request_event);
-} h1_req_scratch SEC(".maps");
-
 /* encode entry state, keyed by thread: entry and its ret run on one thread. */
 struct h1_encode_call {
 	__u64 dst_addr;
@@ -54,7 +46,6 @@ int h1_server_parse(struct pt_regs *ctx)
 {
 	__u64 cookie;
 	struct probe_stats *st = count_hit(ctx, &cookie);
-	__u16 probe_id = COOKIE_PROBE_ID(cookie);
 
 	const void *buf_addr = (const void *)PT_REGS_PARM2(ctx);
 	const void *pctx = (const void *)PT_REGS_PARM3(ctx);
@@ -67,11 +58,16 @@ int h1_server_parse(struct pt_regs *ctx)
 	if (buf.len == 0)	/* nothing buffered yet: no request to see */
 		return 0;
 
-	__u32 zero = 0;
-	struct h1_request_event *e = bpf_map_lookup_elem(&h1_req_scratch, &zero);
-	if (!e)
+	/* The event is built in place in the ring buffer. (Not in a per-CPU
+	 * scratch map: uprobe programs can be preempted, and a second thread on
+	 * the same CPU would then write into the same scratch.) */
+	struct h1_request_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		if (st)
+			__sync_fetch_and_add(&st->drops, 1);
 		return 0;
-	fill_header(&e->hdr, EV_H1_SERVER_REQUEST, probe_id);
+	}
+	fill_header(&e->hdr, EV_H1_SERVER_REQUEST, cookie);
 	e->buf_addr = (__u64)buf_addr;
 	if (bpf_probe_read_user(e->ctx_words, sizeof(e->ctx_words), pctx))
 		__builtin_memset(e->ctx_words, 0, sizeof(e->ctx_words));
@@ -83,10 +79,13 @@ int h1_server_parse(struct pt_regs *ctx)
 		n = H1_HEAD_CAPTURE;
 	if (bpf_probe_read_user(e->head, n, (const void *)buf.ptr)) {
 		count_bad_layout(st);
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
 		return 0;
 	}
 	e->captured = n;
-	submit(st, e, offsetof(struct h1_request_event, head) + n);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	if (st)
+		__sync_fetch_and_add(&st->events, 1);
 	return 0;
 }
 
@@ -95,11 +94,10 @@ int h1_server_encode_status(struct pt_regs *ctx)
 {
 	__u64 cookie;
 	struct probe_stats *st = count_hit(ctx, &cookie);
-	__u16 probe_id = COOKIE_PROBE_ID(cookie);
 
 	const void *msg = (const void *)PT_REGS_PARM2(ctx);
 	struct h1_response_event e = {};
-	fill_header(&e.hdr, EV_H1_SERVER_RESPONSE, probe_id);
+	fill_header(&e.hdr, EV_H1_SERVER_RESPONSE, cookie);
 	e.dst_addr = PT_REGS_PARM3(ctx);
 	e.entry_ts_ns = e.hdr.ts_ns;
 
@@ -148,7 +146,6 @@ int h1_server_encode_ret(struct pt_regs *ctx)
 {
 	__u64 cookie;
 	struct probe_stats *st = count_hit(ctx, &cookie);
-	__u16 probe_id = COOKIE_PROBE_ID(cookie);
 
 	__u64 key = bpf_get_current_pid_tgid();
 	struct h1_encode_call *call = bpf_map_lookup_elem(&h1_encode_calls, &key);
@@ -158,7 +155,7 @@ int h1_server_encode_ret(struct pt_regs *ctx)
 		return 0;
 	}
 	struct h1_response_event e = {};
-	fill_header(&e.hdr, EV_H1_SERVER_RESPONSE, probe_id);
+	fill_header(&e.hdr, EV_H1_SERVER_RESPONSE, cookie);
 	e.dst_addr = call->dst_addr;
 	e.entry_ts_ns = call->entry_ts_ns;
 	__builtin_memcpy(e.msg_words, call->msg_words, sizeof(e.msg_words));

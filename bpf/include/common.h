@@ -49,14 +49,15 @@ static __always_inline void count_bad_layout(struct probe_stats *st)
 		__sync_fetch_and_add(&st->bad_layout, 1);
 }
 
-static __always_inline void fill_header(struct event_header *h, __u16 kind, __u16 probe_id)
+static __always_inline void fill_header(struct event_header *h, __u16 kind, __u64 cookie)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	h->kind = kind;
-	h->probe_id = probe_id;
+	h->probe_id = COOKIE_PROBE_ID(cookie);
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
-	h->cpu = bpf_get_smp_processor_id();
+	h->cpu = (__u16)bpf_get_smp_processor_id();
+	h->instance = COOKIE_INSTANCE(cookie);
 	h->ts_ns = bpf_ktime_get_ns();
 }
 

@@ -26,7 +26,8 @@ struct event_header {
 	__u16 probe_id;		/* which attached probe fired (the attach cookie's low 16 bits) */
 	__u32 pid;		/* tgid of the traced process */
 	__u32 tid;		/* kernel thread id */
-	__u32 cpu;
+	__u16 cpu;
+	__u16 instance;		/* which symbol instance fired (cookie bits 48..55) */
 	__u64 ts_ns;		/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 };
 
@@ -39,6 +40,10 @@ struct event_header {
  *                database and re-checked on every hit (see common.h).
  */
 #define COOKIE_PROBE_ID(c)	((__u16)((c) & 0xffff))
+/*   bits 48..55  instance: index of the function symbol the site belongs to
+ *                (a binary can link two hyper versions; each has its own
+ *                struct layouts, so the agent keeps their state apart) */
+#define COOKIE_INSTANCE(c)	((__u16)(((c) >> 48) & 0xff))
 /* Programs that follow a pointer field to a u16 (a "field chain") use instead:
  *   bits 16..23  word index of the pointer inside the argument struct
  *   bits 24..39  byte offset of the u16 behind that pointer */

@@ -7,6 +7,9 @@
 //    so processes that start later are traced from their first instruction,
 //    with no polling race. A watcher notices new processes (for their resource)
 //    and exits, and re-attaches when the file is replaced by a new build.
+// Either way the binary is held open (PinnedFile) and analysed and attached
+// through that descriptor, so the offsets always belong to the inode probed;
+// a file rewritten in place loses its probes at once (inotify plus polling).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BpfRuntime, Link, ProbeCounters } from '../bpf/loader';
@@ -15,12 +18,14 @@ import { SpanAssembler } from '../spans/assembler';
 import type { AgentSpan, ProcessResource } from '../spans/types';
 import type { SpanSink } from '../export/exporter';
 import { Plan, PlannedProbe, PROBE_TABLE } from '../plan/plan';
-import { readProcessInfo, processExists, processesOfExecutable, fileId, buildResource, ProcessInfo } from '../targets/process';
+import { readProcessInfo, processExists, processesOfExecutable, buildResource, ProcessInfo } from '../targets/process';
+import { PinnedFile, identityOf, inodeKey, sameContent, FileIdentity } from './pinned-file';
 import { analyzeTarget, requirePlan, requireExecutable, requireProcess } from './target';
 import { checkTracingPrivileges } from './privileges';
 import { bpfObjectPath } from '../util/paths';
 import { log, warnEvery } from '../util/log';
 import { WallClock } from '../util/clock';
+import { UserError, EXIT } from '../util/errors';
 import type { AgentConfig } from '../cli/config';
 
 
@@ -31,10 +36,13 @@ const WATCH_MS = 250;
 // A probe whose layout check fails this often without a single good event is
 // reading something else than we think: detach it rather than guess.
 const BAD_LAYOUT_LIMIT = 16;
+// A new build is attached only once its file has not changed for this long:
+// a deploy may still be writing it.
+const STABLE_MS = 500;
 
 interface AttachedBinary {
   exeId: string;
-  path: string;
+  file: PinnedFile;
   pid: number;
   plan: Plan;
   links: Map<number, Link[]>; // probeId -> links
@@ -56,6 +64,11 @@ export class Agent {
   private lastDrops = new Map<number, bigint>();
   private decodeErrors = 0;
   private stopping = false;
+  private watcher: fs.FSWatcher | undefined;
+  /** A new build seen at the target path, waiting to be stable. */
+  private candidate: { id: FileIdentity; since: number } | undefined;
+  /** Builds that could not be instrumented, so they are not re-read every tick. */
+  private failedBuilds = new Set<string>();
   private done!: Promise<number>;
   private resolveDone!: (code: number) => void;
   readonly statsFile: string;
@@ -72,35 +85,49 @@ export class Agent {
   /** Attaches and starts tracing; resolves with the exit code when the agent stops. */
   async run(): Promise<number> {
     const { cfg } = this;
-    let binPath: string;
+    let file: PinnedFile;
     let shownAs: string;
     if (cfg.targetPid !== undefined) {
       shownAs = requireProcess(cfg.targetPid);
-      binPath = `/proc/${cfg.targetPid}/exe`;
+      file = pinFile(`/proc/${cfg.targetPid}/exe`, shownAs);
     } else if (cfg.targetExe !== undefined) {
-      binPath = requireExecutable(cfg.targetExe);
+      file = pinFile(requireExecutable(cfg.targetExe), cfg.targetExe);
       shownAs = cfg.targetExe;
     } else {
       throw new Error('no target');
     }
-    const info = analyzeTarget(binPath, shownAs);
-    const plan = requirePlan(info, shownAs);
-    checkTracingPrivileges();
+    let plan: Plan;
+    try {
+      plan = requirePlan(analyzeTarget(file.path, shownAs), shownAs);
+      checkTracingPrivileges();
+    } catch (e) {
+      file.close();
+      throw e;
+    }
 
     this.clock.start();
     const objects = [...new Set(plan.ready.map((p) => p.module.bpfObject))].map(bpfObjectPath);
     this.rt = new BpfRuntime(objects, RING_SIZE);
     this.rt.load();
-    this.attachBinary(cfg.targetPid !== undefined ? `pid:${cfg.targetPid}` : fileId(binPath), binPath, plan, cfg.targetPid ?? 0);
+    this.attachBinary(cfg.targetPid !== undefined ? `pid:${cfg.targetPid}` : file.key, file, plan, cfg.targetPid ?? 0);
+    if (cfg.targetPid !== undefined) this.confirmProcessImage(cfg.targetPid, file);
     const attached = plan.ready.filter((p) => p.status === 'ready');
     const standby = plan.ready.length - attached.length;
     log.info(`tracing ${cfg.targetPid !== undefined ? `process ${cfg.targetPid} (${shownAs})` : `every process of ${shownAs}`}: ` +
       `${attached.length} probes on ${attached.reduce((n, p) => n + p.sites.length, 0)} sites` +
-      `${standby ? ` (${standby} more on standby)` : ''}, rustc ${info.rustc?.version ?? '?'}, ` +
+      `${standby ? ` (${standby} more on standby)` : ''}, rustc ${plan.binary.rustc?.version ?? '?'}, ` +
       `${plan.modules.filter((m) => m.active).map((m) => `${m.module.name} (${m.reason})`).join(', ')}, attach mode ${this.rt.mode}`);
 
     if (cfg.targetPid !== undefined) this.trackProcess(cfg.targetPid);
-    else for (const pid of processesOfExecutable(fileId(binPath))) this.trackProcess(pid);
+    else {
+      for (const pid of processesOfExecutable(file.key)) this.trackProcess(pid);
+      // inotify: an in-place write must take the probes off before a process
+      // can start from the new contents; polling (watch) is the backstop.
+      try {
+        this.watcher = fs.watch(cfg.targetExe!, { persistent: false }, () => this.checkExecutable(cfg.targetExe!));
+        this.watcher.on('error', () => { this.watcher?.close(); this.watcher = undefined; });
+      } catch { /* polling only */ }
+    }
 
     this.timers.push(setInterval(() => this.drain(), DRAIN_MS));
     this.timers.push(setInterval(() => this.health(), HEALTH_MS));
@@ -110,8 +137,20 @@ export class Agent {
     return this.done;
   }
 
-  private attachBinary(key: string, binPath: string, plan: Plan, pid: number): void {
-    const ab: AttachedBinary = { exeId: key, path: binPath, pid, plan, links: new Map() };
+  /**
+   * By PID the probes sit on the inode the process ran when we opened it. If
+   * it has exec'd something else since, they can never fire in it: say so and
+   * stop rather than trace nothing.
+   */
+  private confirmProcessImage(pid: number, file: PinnedFile): void {
+    const now = identityOf(`/proc/${pid}/exe`);
+    if (!now || inodeKey(now) !== file.key) {
+      void this.stop(`process ${pid} exited or runs another executable since it was analysed`);
+    }
+  }
+
+  private attachBinary(key: string, file: PinnedFile, plan: Plan, pid: number): void {
+    const ab: AttachedBinary = { exeId: key, file, pid, plan, links: new Map() };
     this.binaries.set(key, ab);
     for (const p of plan.ready) {
       if (this.disabled.has(p.probeId)) continue;
@@ -119,12 +158,22 @@ export class Agent {
       if (p.status === 'standby' && !this.disabled.has(probeIdOf(plan, p.replacedBy))) continue;
       this.attachProbe(ab, p);
     }
+    // Written in place between our read and the attach: take it all off again.
+    if (file.changed()) this.dropBinary(ab, 'was modified while the probes were being attached');
+  }
+
+  private dropBinary(ab: AttachedBinary, why: string): void {
+    for (const ls of ab.links.values()) ls.forEach((l) => l.detach());
+    ab.links.clear();
+    ab.file.close();
+    this.binaries.delete(ab.exeId);
+    log.info(`probes removed from ${ab.file.openedAs}: ${why}`);
   }
 
   private attachProbe(ab: AttachedBinary, p: PlannedProbe): void {
     const link = this.rt.attach({
       program: p.spec.program,
-      binaryPath: ab.path,
+      binaryPath: ab.file.path,
       fileOffsets: p.sites.map((s) => s.fileOffset),
       cookies: p.sites.map((s) => s.cookie),
       pid: ab.pid,
@@ -137,7 +186,7 @@ export class Agent {
     if (tp) return tp;
     const info = readProcessInfo(pid);
     if (!info) return undefined;
-    const ab = [...this.binaries.values()][0];
+    const ab = [...this.binaries.values()].find((b) => b.file.key === info.exeId) ?? [...this.binaries.values()][0];
     const resource = buildResource(info, {
       serviceName: this.cfg.serviceName,
       extra: this.cfg.resourceAttributes,
@@ -166,8 +215,9 @@ export class Agent {
     });
   }
 
-  /** Counters: ring-buffer drops and layout-check failures. */
+  /** Counters: ring-buffer drops and layout-check failures; stale requests. */
   private health(): void {
+    this.assembler.expire(process.hrtime.bigint());
     for (const ab of this.binaries.values()) {
       for (const p of ab.plan.ready) {
         if (this.disabled.has(p.probeId)) continue;
@@ -222,27 +272,54 @@ export class Agent {
         if (this.cfg.targetPid === pid) void this.stop(`process ${pid} exited`);
       }
     }
-    if (this.cfg.targetExe !== undefined && !this.stopping) this.watchExecutable(this.cfg.targetExe);
+    // Processes that came and went between two ticks still left state behind.
+    for (const pid of this.assembler.pids()) if (!this.procs.has(pid) && !processExists(pid)) this.assembler.forgetProcess(pid);
+    if (this.cfg.targetExe !== undefined && !this.stopping) this.checkExecutable(this.cfg.targetExe);
   }
 
-  private watchExecutable(exe: string): void {
-    let id: string;
-    try { id = fileId(exe); } catch { return; } // being replaced right now
-    if (!this.binaries.has(id)) {
-      // A new build at the same path: a new inode, so new uprobes.
-      try {
-        const real = fs.realpathSync(exe);
-        const plan = requirePlan(analyzeTarget(real), real);
-        this.attachBinary(id, real, plan, 0);
-        log.info(`${real} was replaced; probes attached to the new file`);
-      } catch (e) {
-        warnEvery(`reattach:${id}`, 60_000, `cannot instrument the new ${exe}: ${(e as Error).message}`);
-        return;
+  /** Exe mode: follow what the target path holds. */
+  private checkExecutable(exe: string): void {
+    if (this.stopping) return;
+    // 1. Any attached build whose inode was rewritten in place loses its probes
+    //    now: their offsets belong to contents that no longer exist.
+    for (const ab of [...this.binaries.values()]) {
+      if (ab.pid === 0 && ab.file.changed()) this.dropBinary(ab, 'the file was modified in place');
+    }
+    // 2. A build at the path that is not attached yet: attach once it is stable.
+    const id = identityOf(exe);
+    if (id) {
+      const attached = [...this.binaries.values()].some((ab) => sameContent(ab.file.identity, id));
+      const key = `${inodeKey(id)}:${id.size}:${id.mtimeNs}:${id.ctimeNs}`;
+      if (attached || this.failedBuilds.has(key)) {
+        this.candidate = undefined;
+      } else if (!this.candidate || !sameContent(this.candidate.id, id)) {
+        this.candidate = { id, since: Date.now() };
+      } else if (Date.now() - this.candidate.since >= STABLE_MS) {
+        this.candidate = undefined;
+        this.attachNewBuild(exe, key);
       }
     }
-    for (const ab of this.binaries.values()) {
-      if (ab.exeId.startsWith('pid:')) continue;
-      for (const pid of processesOfExecutable(ab.exeId)) if (!this.procs.has(pid)) this.trackProcess(pid);
+    // 3. Builds no longer at the path and no longer run by any process are let go.
+    const current = id ? inodeKey(id) : undefined;
+    for (const ab of [...this.binaries.values()]) {
+      if (ab.pid !== 0) continue;
+      const pids = processesOfExecutable(ab.file.key);
+      for (const pid of pids) if (!this.procs.has(pid)) this.trackProcess(pid);
+      if (ab.file.key !== current && pids.length === 0) this.dropBinary(ab, 'no longer at the target path, and no process runs it');
+    }
+  }
+
+  private attachNewBuild(exe: string, key: string): void {
+    let file: PinnedFile | undefined;
+    try {
+      file = PinnedFile.open(exe);
+      const plan = requirePlan(analyzeTarget(file.path, exe), exe);
+      this.attachBinary(file.key, file, plan, 0);
+      log.info(`${exe}: a new build; probes attached to it`);
+    } catch (e) {
+      file?.close();
+      this.failedBuilds.add(key);
+      log.warn(`cannot instrument the new ${exe}: ${(e as Error).message}`);
     }
   }
 
@@ -288,16 +365,28 @@ export class Agent {
     this.stopping = true;
     if (this.rt) log.info(`stopping: ${why}`);
     for (const t of this.timers) clearInterval(t);
+    this.watcher?.close();
     this.clock.stop();
     if (this.rt) {
+      // Detach first, then drain: nothing can be written after the last drain.
+      for (const ab of this.binaries.values()) for (const ls of ab.links.values()) ls.forEach((l) => l.detach());
       this.drain();
       this.writeStats();
-      for (const ab of this.binaries.values()) for (const ls of ab.links.values()) ls.forEach((l) => l.detach());
     }
     await this.sink.shutdown();
     try { fs.unlinkSync(this.statsFile); } catch { /* never written */ }
     if (this.rt) this.rt.close();
+    for (const ab of this.binaries.values()) ab.file.close();
     this.resolveDone(0);
+  }
+}
+
+function pinFile(p: string, shownAs: string): PinnedFile {
+  try {
+    return PinnedFile.open(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${shownAs}: cannot open the executable (${code ?? (e as Error).message})`, code === 'EACCES' || code === 'EPERM' ? EXIT.PRIVILEGE : EXIT.TARGET);
   }
 }
 

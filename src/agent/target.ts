@@ -11,7 +11,11 @@ export function requireProcess(pid: number): string {
     return fs.readlinkSync(`/proc/${pid}/exe`);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') throw new UserError(`permission denied reading /proc/${pid}/exe: run as root`, EXIT.PRIVILEGE);
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new UserError(process.geteuid?.() === 0
+        ? `permission denied reading /proc/${pid}/exe even as root: the process is outside this agent's reach (another PID or user namespace, or a ptrace policy); CAP_SYS_PTRACE over it is needed`
+        : `permission denied reading /proc/${pid}/exe: run as root`, EXIT.PRIVILEGE);
+    }
     if (code === 'ENOENT') throw new UserError(`process ${pid} has no executable (a kernel thread or a zombie)`, EXIT.TARGET);
     throw new UserError(`cannot read /proc/${pid}/exe: ${code}`, EXIT.TARGET);
   }
@@ -27,7 +31,14 @@ export function requireExecutable(p: string): string {
 
 /** Reads and checks the binary: ELF, Rust, symbols present. */
 export function analyzeTarget(path: string, shownAs = path): BinaryInfo {
-  const info = analyzeBinary(path);
+  let info: BinaryInfo;
+  try {
+    info = analyzeBinary(path);
+  } catch (e) {
+    // Say it with the name the user gave, not /proc/self/fd/N.
+    if (e instanceof UserError && path !== shownAs) throw new UserError(e.message.split(path).join(shownAs), e.exitCode);
+    throw e;
+  }
   if (!info.isRust) throw new UserError(`${shownAs}: not a Rust binary (no rustc marker, no Rust symbols)`, EXIT.TARGET);
   if (info.stripped)
     throw new UserError(`${shownAs}: the binary is stripped of its symbol table; build without strip = "symbols" (cargo's default keeps it)`, EXIT.TARGET);

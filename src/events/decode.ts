@@ -8,6 +8,8 @@ export interface EventHeader {
   pid: number;
   tid: number;
   cpu: number;
+  /** Index of the function symbol (instance) whose probe fired. */
+  instance: number;
   tsNs: bigint;
 }
 
@@ -42,7 +44,8 @@ export function decodeHeader(dv: DataView, off: number): EventHeader {
     probeId: dv.getUint16(off + H.probe_id, true),
     pid: dv.getUint32(off + H.pid, true),
     tid: dv.getUint32(off + H.tid, true),
-    cpu: dv.getUint32(off + H.cpu, true),
+    cpu: dv.getUint16(off + H.cpu, true),
+    instance: dv.getUint16(off + H.instance, true),
     tsNs: dv.getBigUint64(off + H.ts_ns, true),
   };
 }

@@ -17,7 +17,7 @@ export const CONSTANTS = {
 
 /** struct name -> { field -> offset }, plus its sizeof under `$size`. */
 export const STRUCTS = {
-  event_header: { kind: 0, probe_id: 2, pid: 4, tid: 8, cpu: 12, ts_ns: 16, $size: 24 },
+  event_header: { kind: 0, probe_id: 2, pid: 4, tid: 8, cpu: 12, instance: 14, ts_ns: 16, $size: 24 },
   probe_stats: { hits: 0, events: 8, drops: 16, bad_layout: 24, no_entry: 32, $size: 64 },
   h1_request_event: { hdr: 0, buf_addr: 24, ctx_words: 32, buf_len: 96, captured: 100, head: 104, $size: 104 + 2048 },
   h1_response_event: {

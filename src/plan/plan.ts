@@ -100,7 +100,8 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[] = PROBE_MO
         }
       }
     }
-    const missingRequired = probes.filter((p) => p.spec.required && p.status !== 'ready' && p.status !== 'standby');
+    const replacedByReady = (p: PlannedProbe) => probes.some((r) => r.status === 'ready' && r.spec.replaces?.includes(p.spec.id));
+    const missingRequired = probes.filter((p) => p.spec.required && p.status !== 'ready' && p.status !== 'standby' && !replacedByReady(p));
     if (active && missingRequired.length > 0) {
       active = false;
       const which = missingRequired.map((p) => `${p.spec.id}: ${p.reason}`).join('; ');
@@ -158,7 +159,10 @@ function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc
     cookie |= layoutCookieBits(layout);
     if (layout.source !== 'db-exact') base.notes.push(`${spec.layout} layout from ${layout.from} (checked on every hit)`);
   }
-  const perFn = new Map<FunctionSymbol, bigint>(fns.map((fn) => [fn, cookie]));
+  // Each function symbol is an instance; its index travels in the cookie
+  // (events.h COOKIE_INSTANCE) so state is kept per instance.
+  const ordered = [...fns].sort((a, b) => a.vaddr - b.vaddr);
+  const perFn = new Map<FunctionSymbol, bigint>(fns.map((fn) => [fn, cookie | (BigInt(ordered.indexOf(fn) & 0xff) << 48n)]));
   if (spec.fieldChain) {
     for (const fn of fns) {
       const r = resolveFieldChain(binary, fn, spec.fieldChain, module.crate.crate, crateVersions);
@@ -168,7 +172,7 @@ function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc
         return base;
       }
       base.chain = r.chain;
-      perFn.set(fn, cookie | chainCookieBits(r.chain));
+      perFn.set(fn, perFn.get(fn)! | chainCookieBits(r.chain));
     }
     base.notes.push(`${spec.fieldChain.outer.type}.${spec.fieldChain.outer.field} = ${base.chain!.outerOffset}, ` +
       `${spec.fieldChain.inner.type}.${spec.fieldChain.inner.field} = ${base.chain!.innerOffset} (${base.chain!.source}: ${base.chain!.detail})`);
@@ -177,9 +181,11 @@ function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc
     base.sites = fns.map((fn) => ({ fn, vaddr: fn.vaddr, fileOffset: fn.fileOffset, cookie: perFn.get(fn)! }));
   } else {
     let tails = 0;
+    let indirect = 0;
     for (const fn of fns) {
       const exits = binary.returnSites(fn);
       tails += exits.tailJumps.length;
+      indirect += exits.indirectJumps.length;
       for (const r of exits.rets) base.sites.push({ fn, vaddr: r.vaddr, fileOffset: r.fileOffset, cookie: perFn.get(fn)! });
     }
     if (base.sites.length === 0) {
@@ -188,6 +194,9 @@ function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc
       return base;
     }
     if (tails > 0) base.notes.push(`${tails} tail-call exit(s) are not covered`);
+    // Usually jump tables inside the function; if one is a tail call through a
+    // pointer, that exit is not seen (a missing span end, never a wrong one).
+    if (indirect > 0) base.notes.push(`${indirect} indirect jump(s): exits through them, if any, are not covered`);
   }
   base.status = 'ready';
   base.reason = `${fns.length} symbol(s), ${base.sites.length} site(s)`;

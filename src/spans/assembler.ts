@@ -29,6 +29,16 @@ export class SpanAssembler {
     return this.h1Server.forgetProcess(pid);
   }
 
+  /** Drops requests that waited too long for a response (client gone). */
+  expire(nowMono: bigint): void {
+    this.h1Server.expire(nowMono);
+  }
+
+  /** Pids that have state here. */
+  pids(): number[] {
+    return this.h1Server.pids();
+  }
+
   stats(): Record<string, number> {
     return { ...this.h1Server.stats, pending: this.h1Server.pendingCount() };
   }

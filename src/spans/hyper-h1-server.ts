@@ -6,7 +6,9 @@
 // hyper passes `&mut conn.state.method` in both ParseContext (parse) and Encode
 // (encode), so the same address appears among the raw words of both. The word
 // positions are learned from the first unambiguous match and then used alone,
-// so no unrelated pointer can pair two connections. hyper's server handles one
+// so no unrelated pointer can pair two connections. Positions are learned per
+// symbol instance (a binary can link hyper 0.14 and 1.x, whose structs differ).
+// hyper's server handles one
 // request at a time per connection (the dispatcher does not read the next head
 // while a request is in flight), so a new request on a connection with one
 // still pending means the old one was abandoned (client gone, handler panic).
@@ -32,6 +34,7 @@ interface Pending {
   traceState?: string;
   ctxWords: bigint[];
   keyIdx: number[]; // ctx word indexes this request is filed under
+  instance: number; // parse symbol instance
 }
 
 export interface H1ServerStats {
@@ -42,20 +45,31 @@ export interface H1ServerStats {
   abandoned: number;
   unmatchedResponses: number;
   notSampled: number;
+  /** Requests dropped unanswered after PENDING_MAX_AGE_NS, or beyond PENDING_MAX per process. */
+  expired: number;
 }
+
+/** A response head sent later than this is not waited for (the client is gone). */
+export const PENDING_MAX_AGE_NS = 600n * 1_000_000_000n;
+/** At most this many requests wait for a response per process. */
+export const PENDING_MAX = 65_536;
 
 function pointerLike(w: bigint): boolean {
   return w >= 0x10000n && w < 0x800000000000n && (w & 7n) === 0n;
 }
 
 class ProcessState {
-  // Learned (ctx word index, msg word index) holding the connection address.
-  key: { ctx: number; msg: number } | undefined;
+  // Learned word indexes holding the connection address: per parse instance
+  // (in ParseContext) and per encode instance (in Encode).
+  ctxKey = new Map<number, number>();
+  msgKey = new Map<number, number>();
   pending = new Map<bigint, Pending>();
+  /** Distinct pending requests, oldest first (Map keeps insertion order). */
+  order = new Set<Pending>();
 }
 
 export class HyperH1ServerSpans {
-  readonly stats: H1ServerStats = { requests: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0 };
+  readonly stats: H1ServerStats = { requests: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, expired: 0 };
   private procs = new Map<number, ProcessState>();
 
   constructor(private readonly out: SpanContextOut, private readonly scope: string) {}
@@ -69,7 +83,23 @@ export class HyperH1ServerSpans {
   forgetProcess(pid: number): number {
     const p = this.procs.get(pid);
     this.procs.delete(pid);
-    return p ? new Set(p.pending.values()).size : 0;
+    return p ? p.order.size : 0;
+  }
+
+  /** Pids with state here, traced or not (exe mode can see short-lived ones). */
+  pids(): number[] {
+    return [...this.procs.keys()];
+  }
+
+  /** Drops requests that waited longer than PENDING_MAX_AGE_NS for a response. */
+  expire(nowMono: bigint): void {
+    for (const p of this.procs.values()) {
+      for (const r of p.order) {
+        if (nowMono - r.startMono < PENDING_MAX_AGE_NS) break; // oldest first
+        this.stats.expired++;
+        this.unfile(p, r);
+      }
+    }
   }
 
   onRequest(ev: H1RequestEvent): void {
@@ -114,14 +144,22 @@ export class HyperH1ServerSpans {
       traceState: parent ? head.headers.get('tracestate') : undefined,
       ctxWords: ev.ctxWords,
       keyIdx: [],
+      instance: ev.hdr.instance,
     };
-    const idx = p.key ? [p.key.ctx] : ev.ctxWords.map((w, i) => (pointerLike(w) ? i : -1)).filter((i) => i >= 0);
+    const known = p.ctxKey.get(pend.instance);
+    const idx = known !== undefined ? [known] : ev.ctxWords.map((w, i) => (pointerLike(w) ? i : -1)).filter((i) => i >= 0);
     for (const i of idx) {
       const w = ev.ctxWords[i];
       const old = p.pending.get(w);
       if (old && old !== pend) this.abandon(p, old);
       p.pending.set(w, pend);
       pend.keyIdx.push(i);
+    }
+    p.order.add(pend);
+    if (p.order.size > PENDING_MAX) {
+      const oldest = p.order.values().next().value as Pending;
+      this.stats.expired++;
+      this.unfile(p, oldest);
     }
   }
 
@@ -135,13 +173,15 @@ export class HyperH1ServerSpans {
       const w = req.ctxWords[i];
       if (p.pending.get(w) === req) p.pending.delete(w);
     }
+    p.order.delete(req);
   }
 
   onResponse(ev: H1ResponseEvent): void {
     const p = this.proc(ev.hdr.pid);
     let req: Pending | undefined;
-    if (p.key) {
-      req = p.pending.get(ev.msgWords[p.key.msg]);
+    const msgIdx = p.msgKey.get(ev.hdr.instance);
+    if (msgIdx !== undefined) {
+      req = p.pending.get(ev.msgWords[msgIdx]);
     } else {
       // Learn which words carry the connection address: exactly one match.
       const matches: { msg: number; req: Pending; ctx: number }[] = [];
@@ -153,14 +193,10 @@ export class HyperH1ServerSpans {
       if (matches.length >= 1) {
         req = matches[0].req;
         if (matches.length === 1) {
-          p.key = { ctx: matches[0].ctx, msg: matches[0].msg };
-          // Refile everything pending under the learned word only.
-          const all = new Set(p.pending.values());
-          p.pending.clear();
-          for (const r of all) {
-            if (r === req) continue;
-            r.keyIdx = [p.key.ctx];
-            p.pending.set(r.ctxWords[p.key.ctx], r);
+          p.msgKey.set(ev.hdr.instance, matches[0].msg);
+          if (!p.ctxKey.has(req.instance)) {
+            p.ctxKey.set(req.instance, matches[0].ctx);
+            this.refile(p, req.instance, req);
           }
         }
       }
@@ -170,7 +206,6 @@ export class HyperH1ServerSpans {
       return;
     }
     this.unfile(p, req);
-    if (p.key) p.pending.delete(req.ctxWords[p.key.ctx]);
 
     if ((req.traceFlags & 1) === 0) {
       // Parent-based sampling (the OpenTelemetry default): an unsampled caller
@@ -207,10 +242,21 @@ export class HyperH1ServerSpans {
     });
   }
 
+  /** Once a parse instance's key word is known, its pending requests are filed under that word only. */
+  private refile(p: ProcessState, instance: number, skip: Pending): void {
+    const key = p.ctxKey.get(instance)!;
+    for (const r of p.order) {
+      if (r === skip || r.instance !== instance) continue;
+      for (const i of r.keyIdx) if (p.pending.get(r.ctxWords[i]) === r) p.pending.delete(r.ctxWords[i]);
+      r.keyIdx = [key];
+      p.pending.set(r.ctxWords[key], r);
+    }
+  }
+
   /** Requests still waiting for a response, per pid. */
   pendingCount(pid?: number): number {
     let n = 0;
-    for (const [k, p] of this.procs) if (pid === undefined || k === pid) n += new Set(p.pending.values()).size;
+    for (const [k, p] of this.procs) if (pid === undefined || k === pid) n += p.order.size;
     return n;
   }
 }

@@ -45,6 +45,8 @@ test('decodeEvent reads a request record laid out as the C struct', () => {
   buf.writeUInt16LE(7, 2);
   buf.writeUInt32LE(1234, 4);
   buf.writeUInt32LE(1235, 8);
+  buf.writeUInt16LE(1, 12);
+  buf.writeUInt16LE(3, 14);
   buf.writeBigUInt64LE(99n, 16);
   buf.writeBigUInt64LE(0xdead0000n, S.buf_addr);
   for (let i = 0; i < CONSTANTS.H1_CTX_WORDS; i++) buf.writeBigUInt64LE(BigInt(i + 1), S.ctx_words + i * 8);
@@ -54,7 +56,7 @@ test('decodeEvent reads a request record laid out as the C struct', () => {
   const ev = decodeEvent(new DataView(buf.buffer, buf.byteOffset, buf.length), 0, buf.length);
   assert.equal(ev.type, 'h1.request');
   if (ev.type !== 'h1.request') return;
-  assert.deepEqual(ev.hdr, { kind: 1, probeId: 7, pid: 1234, tid: 1235, cpu: 0, tsNs: 99n });
+  assert.deepEqual(ev.hdr, { kind: 1, probeId: 7, pid: 1234, tid: 1235, cpu: 1, instance: 3, tsNs: 99n });
   assert.equal(ev.bufAddr, 0xdead0000n);
   assert.deepEqual(ev.ctxWords, [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n]);
   assert.equal(ev.head.toString(), head.toString());

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { H1RequestEvent, H1ResponseEvent } from '../../src/events/decode';
 import { CONSTANTS, EVENT_KIND } from '../../src/events/layouts';
-import { H1ServerStats, HyperH1ServerSpans } from '../../src/spans/hyper-h1-server';
+import { H1ServerStats, HyperH1ServerSpans, PENDING_MAX_AGE_NS, PENDING_MAX } from '../../src/spans/hyper-h1-server';
 import type { AgentSpan } from '../../src/spans/types';
 
 const PID = 4242;
@@ -33,11 +33,11 @@ function msgFor(conn: bigint): bigint[] {
   return w;
 }
 
-function req(tsNs: bigint, ctxWords: bigint[], head: string | Buffer, opts: { pid?: number; bufLen?: number } = {}): H1RequestEvent {
+function req(tsNs: bigint, ctxWords: bigint[], head: string | Buffer, opts: { pid?: number; bufLen?: number; instance?: number } = {}): H1RequestEvent {
   const buf = typeof head === 'string' ? Buffer.from(head, 'latin1') : head;
   return {
     type: 'h1.request',
-    hdr: { kind: EVENT_KIND.H1_SERVER_REQUEST, probeId: 1, pid: opts.pid ?? PID, tid: 7, cpu: 0, tsNs },
+    hdr: { kind: EVENT_KIND.H1_SERVER_REQUEST, probeId: 1, pid: opts.pid ?? PID, tid: 7, cpu: 0, instance: opts.instance ?? 0, tsNs },
     bufAddr: 0x6000_0000_0000n,
     ctxWords,
     bufLen: opts.bufLen ?? buf.length,
@@ -45,10 +45,10 @@ function req(tsNs: bigint, ctxWords: bigint[], head: string | Buffer, opts: { pi
   };
 }
 
-function res(tsNs: bigint, msgWords: bigint[], statusLine: string, opts: { pid?: number; status?: number } = {}): H1ResponseEvent {
+function res(tsNs: bigint, msgWords: bigint[], statusLine: string, opts: { pid?: number; status?: number; instance?: number } = {}): H1ResponseEvent {
   return {
     type: 'h1.response',
-    hdr: { kind: EVENT_KIND.H1_SERVER_RESPONSE, probeId: 2, pid: opts.pid ?? PID, tid: 7, cpu: 0, tsNs },
+    hdr: { kind: EVENT_KIND.H1_SERVER_RESPONSE, probeId: 2, pid: opts.pid ?? PID, tid: 7, cpu: 0, instance: opts.instance ?? 0, tsNs },
     dstAddr: 0x6000_0000_1000n,
     msgWords,
     entryTsNs: tsNs - 10n,
@@ -65,13 +65,47 @@ function setup(): { spans: AgentSpan[]; s: HyperH1ServerSpans } {
 }
 
 function stats(over: Partial<H1ServerStats>): H1ServerStats {
-  return { requests: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, ...over };
+  return { requests: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, expired: 0, ...over };
 }
 
 const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: localhost:3000\r\n${extra}\r\n`;
 const OK = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n';
 
 describe('request/response pairing', () => {
+  test('two hyper versions in one binary: key positions are learned per instance', () => {
+    const { spans, s } = setup();
+    // Instance 0 (say hyper 1.x): key at ctx word 2, msg word 1 (ctxFor/msgFor).
+    // Instance 1 (say hyper 0.14): key at ctx word 5, msg word 3.
+    const ctx1 = (conn: bigint) => [0n, 7n, 0x7ffe_0000_0010n + (conn & 0xfffn), 3n, 0n, conn, 0n, 0n];
+    const msg1 = (conn: bigint) => [5n, 0x7ffd_0000_0000n, 0n, conn, 0n, 0n];
+    for (let round = 0; round < 3; round++) {
+      s.onRequest(req(BigInt(1000 + round * 100), ctxFor(CONN_A), get(`/v1/${round}`), { instance: 0 }));
+      s.onRequest(req(BigInt(1010 + round * 100), ctx1(CONN_B), get(`/v014/${round}`), { instance: 1 }));
+      s.onResponse(res(BigInt(1050 + round * 100), msg1(CONN_B), OK, { instance: 1 }));
+      s.onResponse(res(BigInt(1060 + round * 100), msgFor(CONN_A), OK, { instance: 0 }));
+    }
+    assert.deepEqual(spans.map((x) => x.attributes['url.path']), ['/v014/0', '/v1/0', '/v014/1', '/v1/1', '/v014/2', '/v1/2']);
+    assert.deepEqual(s.stats, stats({ requests: 6, spans: 6 }));
+  });
+
+  test('requests that never get a response expire after PENDING_MAX_AGE_NS', () => {
+    const { spans, s } = setup();
+    s.onRequest(req(1_000n, ctxFor(CONN_A), get('/gone')));
+    s.onRequest(req(PENDING_MAX_AGE_NS, ctxFor(CONN_B), get('/fresh')));
+    s.expire(PENDING_MAX_AGE_NS + 2_000n);
+    assert.equal(s.pendingCount(), 1);
+    assert.equal(s.stats.expired, 1);
+    s.onResponse(res(PENDING_MAX_AGE_NS + 3_000n, msgFor(CONN_B), OK));
+    assert.deepEqual(spans.map((x) => x.attributes['url.path']), ['/fresh']);
+  });
+
+  test('at most PENDING_MAX requests wait per process; the oldest goes first', () => {
+    const { s } = setup();
+    for (let i = 0; i <= PENDING_MAX; i++) s.onRequest(req(BigInt(i), ctxFor(0x5555_1000_0000n + BigInt(i) * 0x1000n), get(`/${i}`)));
+    assert.equal(s.pendingCount(), PENDING_MAX);
+    assert.equal(s.stats.expired, 1);
+  });
+
   test('a status read at encode entry wins over (absent) status-line bytes', () => {
     const { spans, s } = setup();
     s.onRequest(req(1_000n, ctxFor(CONN_A), get('/x')));
