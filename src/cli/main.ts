@@ -2,7 +2,7 @@
 // line on stderr and a meaningful exit code (src/util/errors.ts); stack traces
 // appear only for internal errors, and only with OTEL_LOG_LEVEL=debug.
 import { parseArgs } from 'node:util';
-import { buildConfig, FLAG_ENV } from './config';
+import { buildConfig, dropResolvedOtlpEnv, exportSettings, FLAG_ENV, MAX_DURATION_SEC } from './config';
 import { UserError, EXIT } from '../util/errors';
 import { log, setLogLevel, parseLogLevel } from '../util/log';
 import { agentVersion } from '../util/paths';
@@ -24,22 +24,34 @@ Commands:
             thread's context record (OTEP 4947) of a running process, read
             from outside it (libotelctx publishes them)
 
-Options (each mirrors an environment variable; the flag wins):
+Options (each mirrors an environment variable; the flag wins over it):
   --pid PID                    OTEL_TARGET_PID              trace this process
   --exe PATH                   OTEL_TARGET_EXE              trace every process of this executable,
                                                             including ones started later
   --service-name NAME          OTEL_SERVICE_NAME            default: the executable's name
   --endpoint URL               OTEL_EXPORTER_OTLP_ENDPOINT  default http://localhost:4317 (grpc),
-                                                            http://localhost:4318 (http/protobuf)
+                                                            http://localhost:4318 (http/protobuf,
+                                                            which appends /v1/traces)
   --protocol P                 OTEL_EXPORTER_OTLP_PROTOCOL  grpc (default) or http/protobuf
-  --headers K=V,...            OTEL_EXPORTER_OTLP_HEADERS   extra export headers
+  --headers K=V,...            OTEL_EXPORTER_OTLP_HEADERS   export headers (the flag replaces both
+                                                            header variables)
   --resource-attributes K=V,.. OTEL_RESOURCE_ATTRIBUTES     extra resource attributes
-  --exporter E                 OTEL_TRACES_EXPORTER         otlp (default), console or none
+  --exporter E[,E]             OTEL_TRACES_EXPORTER         otlp (default), console, otlp,console
+                                                            or none
   --stdout                     OTEL_STDOUT=true             print each trace as a tree on stdout
   --log-level L                OTEL_LOG_LEVEL               none, error, warn, info (default), debug
-  --duration SECONDS           stop after this long (default: until Ctrl-C or the target exits)
+  --duration SECONDS           stop after this long, at most ${MAX_DURATION_SEC} (24 days)
+                               (default: until Ctrl-C or the target exits)
   --stats-file PATH            where live probe counters are written
                                (default /run/otel-rust-agent/<agent pid>.json)
+
+Also read: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (full URL, used as is),
+OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_HEADERS (merged
+over OTEL_EXPORTER_OTLP_HEADERS) and OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT (ms,
+default 10000, 0 = no limit). Order: flag, then OTEL_EXPORTER_OTLP_TRACES_*,
+then OTEL_EXPORTER_OTLP_*, then the default. A bad flag value is an error; an
+unknown protocol, exporter, log level, timeout or boolean in a variable is one
+warning and is ignored.
 
 Exit codes: 0 ok, 1 internal error, 2 bad usage or configuration, 3 target not
 usable (missing, not ELF, not Rust, stripped, nothing to instrument),
@@ -86,23 +98,34 @@ export async function main(argv: string[]): Promise<number> {
 
   const cfg = buildConfig(values as Record<string, string | boolean | undefined>, process.env);
   setLogLevel(cfg.logLevel);
+  for (const w of cfg.warnings) log.warn(w);
   if (cfg.targetPid === undefined && cfg.targetExe === undefined)
     throw new UserError(`no target: give --pid PID or --exe PATH (or ${FLAG_ENV.pid} / ${FLAG_ENV.exe}); see --help`, EXIT.USAGE);
 
   const { Agent } = await import('../agent/agent');
   const { createSpanExporter } = await import('../export/exporter');
-  const sink = createSpanExporter({
-    exporter: cfg.exporter,
-    protocol: cfg.protocol,
-    endpoint: cfg.endpoint,
-    tracesEndpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || undefined,
-    headers: cfg.headers,
-    stdoutTree: cfg.stdout,
-  });
+  // buildConfig resolved every export setting; the official exporter must not
+  // read (and merge in) the OTEL_EXPORTER_OTLP_* variables a second time.
+  dropResolvedOtlpEnv(process.env);
+  if (cfg.exporters.includes('otlp')) log.debug(`exporting spans to ${cfg.endpoint} (${cfg.protocol}, timeout ${cfg.timeoutMs} ms)`);
+  const sink = createSpanExporter(exportSettings(cfg));
   const agent = new Agent(cfg, sink);
   const onSignal = (sig: string) => void agent.stop(`received ${sig}`);
   process.once('SIGINT', () => onSignal('SIGINT'));
   process.once('SIGTERM', () => onSignal('SIGTERM'));
+  // stdout closed under us (`... --stdout | head`): stop cleanly, detaching
+  // every probe, instead of dying on EPIPE.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => void agent.stop(`stdout closed (${e.code ?? e.message})`));
+  // Anything unexpected: one line, then the same clean stop (probes detached,
+  // spans flushed, stats file removed).
+  const onFatal = (e: unknown) => {
+    process.stderr.write(`otel-rust-agent: internal error: ${(e as Error)?.message ?? String(e)}\n`);
+    if (log.enabled('debug') && (e as Error)?.stack) process.stderr.write(`${(e as Error).stack}\n`);
+    process.exitCode = EXIT.FAILURE;
+    void agent.stop('internal error').finally(() => process.exit(EXIT.FAILURE));
+  };
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
   try {
     return await agent.run();
   } catch (e) {

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { runAgentSync, startService, serviceBinary, attachAgent } from '../helpers/procs';
+import { startOtlpReceiver } from '../helpers/otlp-receiver';
 
 function oneLine(r: { code: number | null; stderr: string }, code: number, re: RegExp): void {
   const lines = r.stderr.trim().split('\n');
@@ -31,7 +32,60 @@ test('an invalid PID and conflicting targets are usage errors', () => {
   oneLine(runAgentSync(['--pid', '1', '--exe', '/bin/ls']), 2, /either a PID .* or an executable/);
   oneLine(runAgentSync([]), 2, /no target/);
   oneLine(runAgentSync(['--bogus']), 2, /Unknown option '--bogus'/);
-  oneLine(runAgentSync(['--exe', '/bin/ls'], { env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' } }), 2, /http\/json" is not supported/);
+});
+
+test('a bad flag value is a usage error', () => {
+  oneLine(runAgentSync(['--exe', '/bin/ls', '--protocol', 'http/json']), 2, /^otel-rust-agent: --protocol: "http\/json" is not supported/);
+  oneLine(runAgentSync(['--exe', '/bin/ls', '--exporter', 'zipkin']), 2, /^otel-rust-agent: --exporter: "zipkin" is not supported/);
+  oneLine(runAgentSync(['--exe', '/bin/ls', '--log-level', 'loud']), 2, /^otel-rust-agent: --log-level: "loud" is not a level/);
+  oneLine(runAgentSync(['--exe', '/bin/ls', '--endpoint', 'not a url']), 2, /^otel-rust-agent: --endpoint: "not a url" is not a URL$/);
+  // Longer than Node timers can wait (2^31 ms): it would fire at once.
+  oneLine(runAgentSync(['--exe', '/bin/ls', '--duration', '2147484']), 2, /^otel-rust-agent: --duration: "2147484" is too long \(at most 2073600 seconds, 24 days\)$/);
+});
+
+test('an unknown value of an enum or boolean variable is one warning, then the default applies', () => {
+  // The run goes on to the target check (/bin/ls is not Rust: exit 3), so the
+  // variables did not stop it.
+  const r = runAgentSync(['--exe', '/bin/ls'], {
+    env: { OTEL_LOG_LEVEL: 'info', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_TRACES_EXPORTER: 'zipkin', OTEL_STDOUT: 'maybe' },
+  });
+  const lines = r.stderr.trim().split('\n');
+  assert.deepEqual(lines.slice(0, 4), [
+    'otel-rust-agent warn: OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" is not supported (use grpc or http/protobuf); ignored, using grpc',
+    'otel-rust-agent warn: OTEL_TRACES_EXPORTER: "zipkin" is not supported (use otlp, console or none, or a comma-separated list such as otlp,console); ignored',
+    'otel-rust-agent warn: OTEL_TRACES_EXPORTER: no usable exporter in "zipkin"; using otlp',
+    'otel-rust-agent warn: OTEL_STDOUT: "maybe" is not a boolean (true or false); ignored, using false',
+  ], r.stderr);
+  assert.match(lines[4], /^otel-rust-agent: \/bin\/ls: not a Rust binary/);
+  assert.equal(lines.length, 5, r.stderr);
+  assert.equal(r.code, 3, r.stderr);
+  // An unknown OTEL_LOG_LEVEL is reported at the default level, info.
+  const l = runAgentSync(['--exe', '/bin/ls'], { env: { OTEL_LOG_LEVEL: 'loud' } });
+  assert.match(l.stderr, /^otel-rust-agent warn: OTEL_LOG_LEVEL: "loud" is not a level .*; ignored, using info\n/);
+  assert.equal(l.code, 3, l.stderr);
+});
+
+test('export settings: flags win over every OTEL_EXPORTER_OTLP_* variable, which the exporter does not read again', async () => {
+  const recv = await startOtlpReceiver({ grpc: true, http: false });
+  const svc = await startService(serviceBinary('demo-service'));
+  const agent = await attachAgent(['--pid', String(svc.pid), '--endpoint', recv.grpcEndpoint, '--protocol', 'grpc', '--headers', 'x-flag=1'], {
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:9', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9',
+    OTEL_EXPORTER_OTLP_HEADERS: 'x-general=2', OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-traces=3',
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+  });
+  try {
+    await fetch(`http://127.0.0.1:${svc.port}/`).then((r) => r.text());
+    await recv.waitForSpans(1, 15_000);
+    const h = recv.lastHeaders();
+    assert.equal(h['x-flag'], '1');
+    assert.equal(h['x-general'], undefined, JSON.stringify(h));
+    assert.equal(h['x-traces'], undefined, JSON.stringify(h));
+    assert.doesNotMatch(agent.stderr.text, /cannot export/);
+  } finally {
+    await svc.stop();
+    await agent.exited;
+    await recv.close();
+  }
 });
 
 test('a file that is not ELF', () => {
