@@ -16,8 +16,9 @@ export interface FieldChain {
  * Finds `mov P, qword [ARG + A]` → `movzx r32, word [P + B]` → `cmp r16, IMM`
  * in the first `maxInstructions` of a function, where ARG is the register the
  * argument arrives in or a register it was copied into. Data flow is followed
- * in a straight line (enough for a function prologue); a register is forgotten
- * as soon as anything else writes it. Returns every distinct (A, B) found.
+ * in a straight line (enough for a function prologue); whenever an instruction
+ * writes a register, everything known about it is forgotten before the new
+ * value's meaning (if any) is recorded. Returns every distinct (A, B) found.
  *
  * hyper's Server::encode starts by testing `msg.head.subject ==
  * StatusCode::SWITCHING_PROTOCOLS` (101): that gives the offsets of
@@ -38,34 +39,42 @@ export function findU16FieldCompare(code: Buffer, startVaddr: number, argRegiste
     for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
       decoder.decodeOut(instr);
       const m = instr.mnemonic;
-      let kept: number | undefined; // a register this instruction defines with a meaning we track
+      // What this instruction makes of its destination, judged on the facts
+      // from before it runs (`mov rbx, rsi` reads rsi before writing rbx).
+      let define: (() => void) | undefined;
       if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
           aliases.has(full(instr.op1Register)) && instr.op0Register === full(instr.op0Register)) {
-        aliases.add(instr.op0Register); kept = instr.op0Register;
+        const dst = instr.op0Register;
+        define = () => aliases.add(dst);
       } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
           instr.memorySize === MemorySize.UInt64 && aliases.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
-        kept = full(instr.op0Register);
-        loaded.set(kept, Number(instr.memoryDisplacement));
+        const dst = full(instr.op0Register), a = Number(instr.memoryDisplacement);
+        define = () => loaded.set(dst, a);
       } else if (m === Mnemonic.Movzx && instr.op1Kind === OpKind.Memory && instr.memorySize === MemorySize.UInt16 &&
           loaded.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
-        kept = full(instr.op0Register);
-        widened.set(kept, { a: loaded.get(instr.memoryBase)!, b: Number(instr.memoryDisplacement) });
+        const dst = full(instr.op0Register), w = { a: loaded.get(instr.memoryBase)!, b: Number(instr.memoryDisplacement) };
+        define = () => widened.set(dst, w);
       } else if (m === Mnemonic.Cmp && instr.op0Kind === OpKind.Register && widened.has(full(instr.op0Register)) &&
           (instr.op1Kind === OpKind.Immediate8to16 || instr.op1Kind === OpKind.Immediate16 || instr.op1Kind === OpKind.Immediate8to32 || instr.op1Kind === OpKind.Immediate32) &&
           Number(instr.immediate(1)) === imm) {
         const w = widened.get(full(instr.op0Register))!;
         found.set(`${w.a}:${w.b}`, { outerOffset: w.a, innerOffset: w.b, at: Number(instr.ip) });
       }
-      // Forget registers this instruction overwrote (other than the one it defined).
+      // Forget everything known about the registers this instruction writes,
+      // its destination included, and only then record the destination's new
+      // meaning: `mov rsi, [rsi+10h]` leaves rsi holding the field, no longer
+      // the argument; `movzx eax, word [rax+68h]` leaves rax no pointer.
       const info = infoFactory.info(instr);
       for (const u of info.usedRegisters()) {
-        const r = full(u.register);
         const acc = u.access;
-        const writes = acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite;
-        if (writes && r !== kept) { aliases.delete(r); loaded.delete(r); widened.delete(r); }
+        if (acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite) {
+          const r = full(u.register);
+          aliases.delete(r); loaded.delete(r); widened.delete(r);
+        }
         u.free();
       }
       info.free();
+      define?.();
     }
   } finally {
     instr.free();

@@ -65,6 +65,26 @@ function fileMappings(pid: number): Map<string, Mapping[]> {
   return out;
 }
 
+const MAX_ELF_SIZE = 1 << 30; // 1 GiB
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]); // \x7fELF
+
+/**
+ * Whether `file` is worth reading whole as an ELF file: a regular file of at
+ * most 1 GiB that starts with the ELF magic (mapped data files, device nodes
+ * and the like are skipped without being read).
+ */
+function isSmallElfFile(file: string): boolean {
+  const st = fs.statSync(file);
+  if (!st.isFile() || st.size > MAX_ELF_SIZE) return false;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const magic = Buffer.alloc(4);
+    return fs.readSync(fd, magic, 0, 4, 0) === 4 && magic.equals(ELF_MAGIC);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Every loaded module of `pid` defining the thread-context TLS symbol. */
 export function findTlsModules(pid: number, mem: RemoteMemory): TlsModule[] {
   const mods: TlsModule[] = [];
@@ -73,7 +93,9 @@ export function findTlsModules(pid: number, mem: RemoteMemory): TlsModule[] {
     let elf: ElfFile;
     try {
       // Read through /proc so a file replaced on disk still matches the mapping.
-      elf = ElfFile.open(`/proc/${pid}/root${path}`);
+      const file = `/proc/${pid}/root${path}`;
+      if (!isSmallElfFile(file)) continue;
+      elf = ElfFile.open(file);
     } catch { continue; }
     const sym = elf.symbols().find((s) => s.name === TLS_SYMBOL && s.type === STT_TLS && s.size === 8 && s.shndx !== 0);
     if (!sym) continue;
