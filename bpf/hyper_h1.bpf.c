@@ -41,6 +41,43 @@ struct {
 	__type(value, struct h1_encode_call);
 } h1_encode_calls SEC(".maps");
 
+/*
+ * The request event is built in place in the ring buffer, not in a per-CPU
+ * scratch map: uprobe programs can be preempted, and a second thread on the
+ * same CPU would then write into the same scratch. A ring reservation has a
+ * size fixed at verification time, so there are two: a small one for the
+ * common head and the full one (`cap` is a constant at each call site).
+ */
+static __always_inline void emit_request(struct probe_stats *st, __u64 cookie, const void *buf_addr,
+					 const void *pctx, const struct byte_buf *buf, const __u32 cap)
+{
+	struct h1_request_event *e = bpf_ringbuf_reserve(&events, offsetof(struct h1_request_event, head) + cap, 0);
+	if (!e) {
+		if (st)
+			__sync_fetch_and_add(&st->drops, 1);
+		return;
+	}
+	fill_header(&e->hdr, EV_H1_SERVER_REQUEST, cookie);
+	e->buf_addr = (__u64)buf_addr;
+	if (bpf_probe_read_user(e->ctx_words, sizeof(e->ctx_words), pctx))
+		__builtin_memset(e->ctx_words, 0, sizeof(e->ctx_words));
+	e->buf_len = buf->len > 0xffffffffULL ? 0xffffffff : (__u32)buf->len;
+
+	__u32 n = buf->len < cap ? (__u32)buf->len : cap;
+	n &= (cap * 2 - 1);	/* bound for the verifier */
+	if (n > cap)
+		n = cap;
+	if (bpf_probe_read_user(e->head, n, (const void *)buf->ptr)) {
+		count_bad_layout(st);
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	e->captured = n;
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	if (st)
+		__sync_fetch_and_add(&st->events, 1);
+}
+
 SEC("uprobe")
 int h1_server_parse(struct pt_regs *ctx)
 {
@@ -57,35 +94,10 @@ int h1_server_parse(struct pt_regs *ctx)
 	}
 	if (buf.len == 0)	/* nothing buffered yet: no request to see */
 		return 0;
-
-	/* The event is built in place in the ring buffer. (Not in a per-CPU
-	 * scratch map: uprobe programs can be preempted, and a second thread on
-	 * the same CPU would then write into the same scratch.) */
-	struct h1_request_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		if (st)
-			__sync_fetch_and_add(&st->drops, 1);
-		return 0;
-	}
-	fill_header(&e->hdr, EV_H1_SERVER_REQUEST, cookie);
-	e->buf_addr = (__u64)buf_addr;
-	if (bpf_probe_read_user(e->ctx_words, sizeof(e->ctx_words), pctx))
-		__builtin_memset(e->ctx_words, 0, sizeof(e->ctx_words));
-	e->buf_len = buf.len > 0xffffffffULL ? 0xffffffff : (__u32)buf.len;
-
-	__u32 n = buf.len < H1_HEAD_CAPTURE ? (__u32)buf.len : H1_HEAD_CAPTURE;
-	n &= (H1_HEAD_CAPTURE * 2 - 1);	/* bound for the verifier */
-	if (n > H1_HEAD_CAPTURE)
-		n = H1_HEAD_CAPTURE;
-	if (bpf_probe_read_user(e->head, n, (const void *)buf.ptr)) {
-		count_bad_layout(st);
-		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
-		return 0;
-	}
-	e->captured = n;
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-	if (st)
-		__sync_fetch_and_add(&st->events, 1);
+	if (buf.len <= H1_HEAD_CAPTURE_SMALL)
+		emit_request(st, cookie, buf_addr, pctx, &buf, H1_HEAD_CAPTURE_SMALL);
+	else
+		emit_request(st, cookie, buf_addr, pctx, &buf, H1_HEAD_CAPTURE);
 	return 0;
 }
 

@@ -67,8 +67,11 @@ struct probe_stats {
 /* ---- hyper HTTP/1 server (bpf/hyper_h1.bpf.c, src/probes/hyper-h1-server.ts) ---- */
 
 /* Bytes of the request head copied per request. Request line, Host,
- * User-Agent and traceparent are nearly always within the first 2 KiB. */
+ * User-Agent and traceparent are nearly always within the first 2 KiB.
+ * Heads that fit in H1_HEAD_CAPTURE_SMALL go out in a record that long
+ * (most do), so the ring holds four times more of them. */
 #define H1_HEAD_CAPTURE 2048
+#define H1_HEAD_CAPTURE_SMALL 512
 /* Words of hyper's ParseContext / Encode structs copied: both hold
  * `&mut conn.state.method`, a per-connection address that pairs a response
  * with its request without knowing either struct's layout. */
