@@ -8,7 +8,6 @@
 // Debian's libbpf 1.1 has no uprobe_multi API; the link is created with the
 // raw bpf(BPF_LINK_CREATE) syscall.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import koffi from 'koffi';
 import { lib, c, errno, captureLibbpfLog, libbpfLog, UprobeOpts,
   SYS_bpf, BPF_LINK_CREATE, BPF_TRACE_UPROBE_MULTI } from './libbpf';
@@ -41,9 +40,42 @@ export interface Link {
 
 const PROBE_STATS_SIZE = 64; // sizeof(struct probe_stats), checked by the layout test
 
+let uprobeMultiProbe: boolean | undefined;
+
+/**
+ * Whether the kernel has uprobe_multi links, asked of the kernel itself (a
+ * version number misjudges backports): load an empty program with the
+ * uprobe_multi attach type and link it to "/". A kernel that supports the link
+ * rejects "/" with EBADF (not a regular file); one that does not fails before.
+ */
 export function kernelHasUprobeMulti(): boolean {
-  const [maj, min] = os.release().split('.').map((x) => parseInt(x, 10));
-  return maj > 6 || (maj === 6 && min >= 6);
+  if (uprobeMultiProbe !== undefined) return uprobeMultiProbe;
+  const insns = Buffer.from('b700000000000000' + '9500000000000000', 'hex'); // r0 = 0; exit
+  const license = Buffer.from('GPL\0');
+  const load = Buffer.alloc(128);
+  load.writeUInt32LE(2 /* BPF_PROG_TYPE_KPROBE */, 0);
+  load.writeUInt32LE(2, 4);
+  load.writeBigUInt64LE(koffi.address(insns) as bigint, 8);
+  load.writeBigUInt64LE(koffi.address(license) as bigint, 16);
+  load.writeUInt32LE(BPF_TRACE_UPROBE_MULTI, 68); // expected_attach_type
+  const progFd = Number(c.syscall_bpf(SYS_bpf, 5 /* BPF_PROG_LOAD */, load, load.length));
+  if (progFd < 0) return (uprobeMultiProbe = false);
+  try {
+    const path = Buffer.from('/\0');
+    const offsets = new BigUint64Array([0n]);
+    const attr = Buffer.alloc(64);
+    attr.writeUInt32LE(progFd, 0);
+    attr.writeUInt32LE(BPF_TRACE_UPROBE_MULTI, 8);
+    attr.writeBigUInt64LE(koffi.address(path) as bigint, 16);
+    attr.writeBigUInt64LE(koffi.address(offsets) as bigint, 24);
+    attr.writeUInt32LE(1, 48);
+    const fd = Number(c.syscall_bpf(SYS_bpf, BPF_LINK_CREATE, attr, attr.length));
+    const e = errno();
+    if (fd >= 0) { c.close(fd); return (uprobeMultiProbe = true); }
+    return (uprobeMultiProbe = e === 9 /* EBADF */);
+  } finally {
+    c.close(progFd);
+  }
 }
 
 export function chooseAttachMode(): AttachMode {
