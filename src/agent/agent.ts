@@ -123,12 +123,7 @@ export class Agent {
     if (cfg.targetPid !== undefined) this.trackProcess(cfg.targetPid);
     else {
       for (const pid of processesOfExecutable(file.key)) this.trackProcess(pid);
-      // inotify: an in-place write must take the probes off before a process
-      // can start from the new contents; polling (watch) is the backstop.
-      try {
-        this.watcher = fs.watch(cfg.targetExe!, { persistent: false }, () => this.checkExecutable(cfg.targetExe!));
-        this.watcher.on('error', () => { this.watcher?.close(); this.watcher = undefined; });
-      } catch { /* polling only */ }
+      this.watchFile(cfg.targetExe!);
     }
 
     this.timers.push(setInterval(() => this.drain(), DRAIN_MS));
@@ -276,7 +271,29 @@ export class Agent {
     }
     // Processes that came and went between two ticks still left state behind.
     for (const pid of this.assembler.pids()) if (!this.procs.has(pid) && !processExists(pid)) this.assembler.forgetProcess(pid);
-    if (this.cfg.targetExe !== undefined && !this.stopping) this.checkExecutable(this.cfg.targetExe);
+    if (this.cfg.targetExe !== undefined && !this.stopping) {
+      if (!this.watcher) this.watchFile(this.cfg.targetExe);
+      this.checkExecutable(this.cfg.targetExe);
+    }
+  }
+
+  /**
+   * inotify on the target path: an in-place write must take the probes off
+   * before a process can start from the new contents (polling in watch() is
+   * the backstop). The watch follows an inode, so after a rename it is set
+   * again on whatever the path holds now.
+   */
+  private watchFile(exe: string): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+    if (this.stopping) return;
+    try {
+      this.watcher = fs.watch(exe, { persistent: false }, (event) => {
+        this.checkExecutable(exe);
+        if (event === 'rename') setTimeout(() => this.watchFile(exe), 50).unref();
+      });
+      this.watcher.on('error', () => { this.watcher?.close(); this.watcher = undefined; });
+    } catch { /* the path is empty right now: polling re-arms it */ }
   }
 
   /** Exe mode: follow what the target path holds. */

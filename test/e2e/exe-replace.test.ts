@@ -77,3 +77,43 @@ test('a build written in place over the target loses the old probes and gets its
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a build renamed into place, then rewritten in place: each change is followed', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'exe-rename-'));
+  const exe = path.join(dir, 'svc');
+  fs.copyFileSync(serviceBinary('demo-service'), exe);
+  fs.chmodSync(exe, 0o755);
+  const recv = await startOtlpReceiver({ grpc: true });
+  const agent = await attachAgent(['--exe', exe, '--endpoint', recv.grpcEndpoint]);
+  try {
+    // A deploy by rename: a new inode at the path.
+    const staged = path.join(dir, 'svc.new');
+    fs.copyFileSync(serviceBinary('hyper014-server'), staged);
+    fs.chmodSync(staged, 0o755);
+    fs.renameSync(staged, exe);
+    await agent.stderr.wait(/a new build; probes attached/, 5_000);
+    const mark = agent.stderr.text.length;
+    // Then that new file is rewritten in place.
+    const oldSites = attachedSites(exe);
+    fs.writeFileSync(exe, fs.readFileSync(serviceBinary('demo-service')));
+    await agent.stderr.wait(/modified in place/, 5_000, mark);
+    await agent.stderr.wait(/a new build; probes attached/, 5_000, mark);
+    const newSites = attachedSites(exe);
+    const svc = await startService(exe);
+    try {
+      const stale = oldSites.filter((o) => !newSites.includes(o));
+      const file = fs.readFileSync(exe);
+      assert.deepEqual(mappedBytes(svc.pid, exe, stale), stale.map((o) => file[o]));
+      await rawExchange(svc.port, ['GET /users/3 HTTP/1.1\r\nHost: x\r\n\r\n'], 1);
+      const [span] = await recv.waitForSpans(1, 15_000);
+      assert.equal(span.attributes['url.path'], '/users/3');
+      assert.equal(span.resource['process.pid'], svc.pid);
+    } finally {
+      await svc.stop();
+    }
+  } finally {
+    assert.equal(await agent.stop(), 0, agent.stderr.text);
+    await recv.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
