@@ -38,6 +38,14 @@ function mappedBytes(pid: number, exe: string, offsets: number[]): number[] {
   }
 }
 
+/** A process of the current build carries int3 exactly at the new sites, never at stale ones. */
+function assertProbeBytes(pid: number, exe: string, oldSites: number[], newSites: number[]): void {
+  const stale = oldSites.filter((o) => !newSites.includes(o));
+  const file = fs.readFileSync(exe);
+  assert.deepEqual(mappedBytes(pid, exe, stale), stale.map((o) => file[o]), 'no int3 at an old offset');
+  assert.deepEqual(mappedBytes(pid, exe, newSites), newSites.map(() => 0xcc), 'int3 at every new site');
+}
+
 test('a build written in place over the target loses the old probes and gets its own', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'exe-replace-'));
   const exe = path.join(dir, 'svc');
@@ -57,12 +65,7 @@ test('a build written in place over the target loses the old probes and gets its
 
     const svc = await startService(exe);
     try {
-      // No int3 at any old offset that is not also a new probe site.
-      const stale = oldSites.filter((o) => !newSites.includes(o));
-      const file = fs.readFileSync(exe);
-      assert.deepEqual(mappedBytes(svc.pid, exe, stale), stale.map((o) => file[o]));
-      // The new probes are there and work.
-      assert.deepEqual(mappedBytes(svc.pid, exe, newSites), newSites.map(() => 0xcc));
+      assertProbeBytes(svc.pid, exe, oldSites, newSites);
       const res = await rawExchange(svc.port, ['GET /fail HTTP/1.1\r\nHost: x\r\n\r\n'], 1);
       assert.equal(res[0].status, 500);
       const [span] = await recv.waitForSpans(1, 15_000);
@@ -101,9 +104,7 @@ test('a build renamed into place, then rewritten in place: each change is follow
     const newSites = attachedSites(exe);
     const svc = await startService(exe);
     try {
-      const stale = oldSites.filter((o) => !newSites.includes(o));
-      const file = fs.readFileSync(exe);
-      assert.deepEqual(mappedBytes(svc.pid, exe, stale), stale.map((o) => file[o]));
+      assertProbeBytes(svc.pid, exe, oldSites, newSites);
       await rawExchange(svc.port, ['GET /users/3 HTTP/1.1\r\nHost: x\r\n\r\n'], 1);
       const [span] = await recv.waitForSpans(1, 15_000);
       assert.equal(span.attributes['url.path'], '/users/3');
