@@ -116,10 +116,17 @@ int h1_server_encode_status(struct pt_regs *ctx)
 	__u32 word = COOKIE_CHAIN_WORD(cookie);
 	__u64 head = 0;
 	__u16 status = 0;
-	if (word >= H1_MSG_WORDS ||
-	    bpf_probe_read_user(e.msg_words, sizeof(e.msg_words), msg) ||
-	    bpf_probe_read_user(&head, sizeof(head), (const char *)msg + word * 8) ||
-	    !user_ptr_ok(head) ||
+	if (word >= H1_MSG_WORDS || bpf_probe_read_user(e.msg_words, sizeof(e.msg_words), msg)) {
+		count_bad_layout(st);
+		return 0;
+	}
+	/* msg.head is among the words just copied: no second user-memory read.
+	 * (Unrolled: the verifier wants constant stack offsets.) */
+#pragma unroll
+	for (__u32 i = 0; i < H1_MSG_WORDS; i++)
+		if (i == word)
+			head = e.msg_words[i];
+	if (!user_ptr_ok(head) ||
 	    bpf_probe_read_user(&status, sizeof(status), (const char *)head + COOKIE_CHAIN_OFF(cookie)) ||
 	    status < 100 || status > 999) {
 		count_bad_layout(st);
