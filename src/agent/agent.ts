@@ -17,7 +17,7 @@ import { decodeEvent } from '../events/decode';
 import { SpanAssembler } from '../spans/assembler';
 import type { AgentSpan, ProcessResource } from '../spans/types';
 import type { SpanSink } from '../export/exporter';
-import { Plan, PlannedProbe, PROBE_TABLE } from '../plan/plan';
+import { Plan, PlannedProbe } from '../plan/plan';
 import { readProcessInfo, processExists, processesOfExecutable, buildResource, ProcessInfo } from '../targets/process';
 import { PinnedFile, identityOf, inodeKey, sameContent, FileIdentity } from './pinned-file';
 import { analyzeTarget, requirePlan, requireExecutable, requireProcess } from './target';
@@ -412,5 +412,3 @@ function pinFile(p: string, shownAs: string): PinnedFile {
 function probeIdOf(plan: Plan, id: string | undefined): number {
   return plan.ready.find((q) => q.spec.id === id)?.probeId ?? -1;
 }
-
-export { PROBE_TABLE };

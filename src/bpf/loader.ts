@@ -13,7 +13,6 @@ import { lib, c, errno, captureLibbpfLog, libbpfLog, UprobeOpts,
   SYS_bpf, BPF_LINK_CREATE, BPF_TRACE_UPROBE_MULTI } from './libbpf';
 import { RingBufferReader } from './ringbuf';
 import { UserError, EXIT } from '../util/errors';
-import { log } from '../util/log';
 
 export type AttachMode = 'multi' | 'perf';
 

@@ -23,8 +23,6 @@
 // one InstrumentationScope object per scope name, sampled trace flags, and
 // `parentSpanContext` (the 2.x name) carrying isRemote.
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Attributes as OtelAttributes, HrTime, SpanContext } from '@opentelemetry/api';
 import type { ExportResult } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
@@ -32,6 +30,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { AgentSpan, Attributes, ProcessResource, SpanKindName } from '../spans/types';
 import { log, warnEvery } from '../util/log';
 import { ConsoleTreePrinter, type TextOutput } from './console';
+import { agentVersion } from '../util/paths';
 
 export type ExporterKind = 'otlp' | 'console' | 'none';
 export type OtlpProtocol = 'grpc' | 'http/protobuf';
@@ -47,7 +46,7 @@ export interface ExportConfig {
   endpoint?: string;
   /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: full URL, used as is; wins over `endpoint`. */
   tracesEndpoint?: string;
-  /** Already parsed (parseOtlpHeaders). Sent as HTTP headers or gRPC metadata. */
+  /** Already parsed (config stage). Sent as HTTP headers or gRPC metadata. */
   headers: Record<string, string>;
   /** Spans held at most (queued + being sent). Default 8192. */
   maxQueueSpans?: number;
@@ -117,59 +116,7 @@ export function resolveOtlpUrl(protocol: OtlpProtocol, endpoint?: string, traces
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-/**
- * Parses OTEL_EXPORTER_OTLP_HEADERS: `k=v,k2=v2`, W3C-baggage-like, keys and
- * values percent-decoded and trimmed. Malformed entries (no '=', empty key)
- * are skipped and reported through `onInvalid`. Later duplicates win.
- */
-export function parseOtlpHeaders(s: string | undefined, onInvalid?: (entry: string) => void): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!s) return out;
-  for (const raw of s.split(',')) {
-    const entry = raw.trim();
-    if (!entry) continue;
-    const eq = entry.indexOf('=');
-    if (eq <= 0) { onInvalid?.(entry); continue; }
-    const key = pctDecode(entry.slice(0, eq).trim());
-    const value = pctDecode(entry.slice(eq + 1).trim());
-    if (!key || !HEADER_NAME.test(key)) { onInvalid?.(entry); continue; }
-    out[key] = value;
-  }
-  return out;
-}
 
-function pctDecode(s: string): string {
-  if (!s.includes('%')) return s;
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    // Decode the valid escapes, keep malformed ones literally.
-    return s.replace(/(%[0-9A-Fa-f]{2})+/g, (m) => {
-      try { return decodeURIComponent(m); } catch { return m; }
-    });
-  }
-}
-
-let cachedVersion: string | undefined;
-/** This package's version, read from its package.json (found upwards from this file). */
-export function agentVersion(): string {
-  if (cachedVersion !== undefined) return cachedVersion;
-  cachedVersion = '0.0.0';
-  let dir = __dirname;
-  for (let i = 0; i < 6; i++) {
-    try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
-      if (pkg && pkg.name === 'otel-rust-agent' && typeof pkg.version === 'string') {
-        cachedVersion = pkg.version;
-        break;
-      }
-    } catch { /* keep looking */ }
-    const up = path.dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return cachedVersion as string;
-}
 
 // ---------------------------------------------------------------------------
 // AgentSpan -> ReadableSpan

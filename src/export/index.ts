@@ -1,9 +1,7 @@
 // Public API of the export stage.
 export {
   createSpanExporter,
-  parseOtlpHeaders,
   resolveOtlpUrl,
-  agentVersion,
   SpanConverter,
   OtlpSpanSink,
   ConsoleSpanSink,
@@ -20,3 +18,4 @@ export type {
 } from './exporter';
 export { ConsoleTreePrinter, formatTraceTree, formatDurationMs, keyAttributes } from './console';
 export type { ConsoleTreeOptions, TextOutput } from './console';
+export { agentVersion } from '../util/paths';

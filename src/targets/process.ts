@@ -45,11 +45,6 @@ export function processesOfExecutable(exeId: string): number[] {
   return out;
 }
 
-export function fileId(p: string): string {
-  const st = fs.statSync(p);
-  return `${st.dev}:${st.ino}`;
-}
-
 export interface ResourceConfig {
   serviceName?: string;
   extra: Attributes; // from OTEL_RESOURCE_ATTRIBUTES

@@ -19,6 +19,8 @@ export function bpfObjectPath(name: string): string {
   return path.join(repoRoot(), 'build', 'bpf', name);
 }
 
+let version: string | undefined;
 export function agentVersion(): string {
-  return (JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  version ??= (JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  return version;
 }

@@ -11,14 +11,19 @@ import { repoRoot } from '../helpers/rustbuild';
 import { runAgentSync, startService, attachAgent, rawExchange } from '../helpers/procs';
 import { startOtlpReceiver } from '../helpers/otlp-receiver';
 
-test('fat LTO build: inspect explains, run refuses with exit 3', () => {
+/** The demo service built with one codegen unit and the given LTO mode, in its own target dir. */
+function buildDemo(dir: string, lto: 'fat' | 'thin'): string {
   const apps = path.join(repoRoot(), 'apps');
-  const targetDir = path.join(apps, 'target', 'lto');
+  const targetDir = path.join(apps, 'target', dir);
   execFileSync('cargo', ['build', '--release', '--locked', '-q', '-p', 'demo-service', '--target-dir', targetDir], {
     cwd: apps, stdio: 'inherit',
-    env: { ...process.env, CARGO_PROFILE_RELEASE_LTO: 'fat', CARGO_PROFILE_RELEASE_CODEGEN_UNITS: '1' },
+    env: { ...process.env, CARGO_PROFILE_RELEASE_LTO: lto, CARGO_PROFILE_RELEASE_CODEGEN_UNITS: '1' },
   });
-  const bin = path.join(targetDir, 'release', 'demo-service');
+  return path.join(targetDir, 'release', 'demo-service');
+}
+
+test('fat LTO build: inspect explains, run refuses with exit 3', () => {
+  const bin = buildDemo('lto', 'fat');
   const ins = runAgentSync(['inspect', bin]);
   assert.equal(ins.code, 0, ins.stderr);
   assert.match(ins.stdout, /\[found\] parse /);
@@ -31,13 +36,7 @@ test('fat LTO build: inspect explains, run refuses with exit 3', () => {
 });
 
 test('thin LTO with one codegen unit (a common production profile) is traced as usual', async () => {
-  const apps = path.join(repoRoot(), 'apps');
-  const targetDir = path.join(apps, 'target', 'thin-lto');
-  execFileSync('cargo', ['build', '--release', '--locked', '-q', '-p', 'demo-service', '--target-dir', targetDir], {
-    cwd: apps, stdio: 'inherit',
-    env: { ...process.env, CARGO_PROFILE_RELEASE_LTO: 'thin', CARGO_PROFILE_RELEASE_CODEGEN_UNITS: '1' },
-  });
-  const bin = path.join(targetDir, 'release', 'demo-service');
+  const bin = buildDemo('thin-lto', 'thin');
   const recv = await startOtlpReceiver({ grpc: true });
   const svc = await startService(bin);
   const agent = await attachAgent(['--pid', String(svc.pid), '--endpoint', recv.grpcEndpoint]);

@@ -166,7 +166,3 @@ export function rawExchange(port: number, parts: (string | number)[], responses:
     });
   });
 }
-
-export function hostAttrs(): { hostname: string } {
-  return { hostname: os.hostname() };
-}

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { repoRoot } from '../../src/util/paths';
 
 export interface RustcOptions {
   /** Crate name: symbols are `<name>::…`. Must be a Rust identifier. */
@@ -52,12 +53,7 @@ export function buildRustc(srcText: string, opts: RustcOptions): string {
 }
 
 /** The repository root, found from this file whether it runs from test/ or dist/test/. */
-export function repoRoot(): string {
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, 'apps', 'Cargo.toml'))) return dir;
-    if (path.dirname(dir) === dir) throw new Error(`no apps/Cargo.toml above ${__dirname}`);
-  }
-}
+export { repoRoot };
 
 let appsBuilt = false;
 

@@ -361,6 +361,14 @@ describe('parseKeyValueList', () => {
     assert.deepEqual(parseKeyValueList('  ', 'X'), {});
     assert.deepEqual(parseKeyValueList('k=', 'X'), { k: '' });
   });
+
+  test('k=v,k2=v2 with trimming and percent-decoding; later duplicates win', () => {
+    assert.deepEqual(parseKeyValueList('api-key=secret,x-team = a%20b%2Cc ', 'X'), { 'api-key': 'secret', 'x-team': 'a b,c' });
+    assert.deepEqual(parseKeyValueList('Authorization=Basic%20dXNlcjpwYXNz', 'X'), { Authorization: 'Basic dXNlcjpwYXNz' });
+    assert.deepEqual(parseKeyValueList('a=1=2', 'X'), { a: '1=2' });
+    assert.deepEqual(parseKeyValueList('', 'X'), {});
+    assert.deepEqual(parseKeyValueList('k=1,k=2', 'X'), { k: '2' });
+  });
 });
 
 // What reaches a collector, through the same steps as the CLI: buildConfig on

@@ -2,7 +2,7 @@ import { test, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import {
-  createSpanExporter, parseOtlpHeaders, resolveOtlpUrl, agentVersion,
+  createSpanExporter, resolveOtlpUrl, agentVersion,
   ConsoleTreePrinter, formatDurationMs,
   type ExportConfig, type SpanSink,
 } from '../../src/export';
@@ -369,18 +369,6 @@ test('resolveOtlpUrl follows the OTLP exporter spec', () => {
   assert.equal(resolveOtlpUrl('http/protobuf', 'https://gw.example/otlp'), 'https://gw.example/otlp/v1/traces');
   // The signal-specific endpoint is used as is.
   assert.equal(resolveOtlpUrl('http/protobuf', 'http://a:4318', 'http://b:9999/custom'), 'http://b:9999/custom');
-});
-
-test('parseOtlpHeaders: k=v,k2=v2 with trimming and percent-decoding', () => {
-  assert.deepEqual(parseOtlpHeaders('api-key=secret,x-team = a%20b%2Cc '), { 'api-key': 'secret', 'x-team': 'a b,c' });
-  assert.deepEqual(parseOtlpHeaders('Authorization=Basic%20dXNlcjpwYXNz'), { Authorization: 'Basic dXNlcjpwYXNz' });
-  assert.deepEqual(parseOtlpHeaders('a=1=2'), { a: '1=2' });
-  assert.deepEqual(parseOtlpHeaders(''), {});
-  assert.deepEqual(parseOtlpHeaders(undefined), {});
-  const bad: string[] = [];
-  assert.deepEqual(parseOtlpHeaders('novalue,=x,,ok=1,bad key=2,k=%zz', (e) => bad.push(e)), { ok: '1', k: '%zz' });
-  assert.deepEqual(bad, ['novalue', '=x', 'bad key=2']);
-  assert.deepEqual(parseOtlpHeaders('k=1,k=2'), { k: '2' });
 });
 
 test('agentVersion() reads package.json', () => {
