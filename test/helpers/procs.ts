@@ -115,9 +115,36 @@ export async function attachAgent(args: string[], env: Record<string, string> = 
   return a;
 }
 
+let stagedForOthers: string | undefined;
+
+/**
+ * A copy of the agent that any user can read and run: the checkout may sit
+ * in a directory only root can enter (a clone under /root), where another
+ * user cannot load a single file of it. Holds what the npm package holds,
+ * plus the runtime dependencies; made once per test process.
+ */
+export function agentForOtherUsers(): string {
+  if (stagedForOthers) return stagedForOthers;
+  const root = repoRoot();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-world-readable-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  for (const part of ['bin', 'dist/src', 'build/bpf', 'offsets', 'package.json']) {
+    fs.mkdirSync(path.dirname(path.join(dir, part)), { recursive: true });
+    fs.cpSync(path.join(root, part), path.join(dir, part), { recursive: true });
+  }
+  const dev = new Set(['typescript', '@types', 'undici-types', '.bin']);
+  for (const m of fs.readdirSync(path.join(root, 'node_modules'))) {
+    if (!dev.has(m)) fs.cpSync(path.join(root, 'node_modules', m), path.join(dir, 'node_modules', m), { recursive: true });
+  }
+  spawnSync('chmod', ['-R', 'a+rX', dir]);
+  fs.chmodSync(dir, 0o755);
+  return (stagedForOthers = path.join(dir, 'bin', 'otel-rust-agent'));
+}
+
 /** Runs the agent to completion (bad-input cases). */
 export function runAgentSync(args: string[], opts: { env?: Record<string, string>; asNobody?: boolean; timeoutMs?: number } = {}) {
-  const argv = [process.execPath, AGENT_BIN, ...args];
+  // As another user, the checkout itself may be out of reach: run a readable copy.
+  const argv = [process.execPath, opts.asNobody ? agentForOtherUsers() : AGENT_BIN, ...args];
   const cmd = opts.asNobody ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', ...argv] : argv;
   const r = spawnSync(cmd[0], cmd.slice(1), { env: { ...process.env, ...opts.env }, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
