@@ -5,8 +5,12 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-BPF_SRC := $(wildcard bpf/*.bpf.c)
-BPF_OBJ := $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(BPF_SRC))
+# Each library's BPF programs live in its folder (src/libs/<lib>/probes.bpf.c)
+# and build into build/bpf/<lib>.bpf.o; bpf/ holds the shared headers and the
+# bench's calibration program.
+LIB_BPF_SRC := $(wildcard src/libs/*/probes.bpf.c)
+LIB_BPF_OBJ := $(patsubst src/libs/%/probes.bpf.c,build/bpf/%.bpf.o,$(LIB_BPF_SRC))
+BPF_OBJ := $(LIB_BPF_OBJ) build/bpf/calibrate.bpf.o
 BPF_HDR := $(wildcard bpf/include/*.h)
 TS_SRC  := $(shell find src test tools bench -name '*.ts' 2>/dev/null)
 
@@ -30,8 +34,14 @@ build/bpf/vmlinux.h:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
 # CO-RE: -g keeps BTF for relocations; the kernel's own types come from vmlinux.h.
-build/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDR) build/bpf/vmlinux.h
-	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 -Ibpf/include -Ibuild/bpf -c $< -o $@
+BPF_CFLAGS := -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 -Ibpf/include -Ibuild/bpf
+
+build/bpf/calibrate.bpf.o: bpf/calibrate.bpf.c $(BPF_HDR) build/bpf/vmlinux.h
+	clang $(BPF_CFLAGS) -c $< -o $@
+
+.SECONDEXPANSION:
+build/bpf/%.bpf.o: src/libs/%/probes.bpf.c $$(wildcard src/libs/%/*.h) $(BPF_HDR) build/bpf/vmlinux.h
+	clang $(BPF_CFLAGS) -c $< -o $@
 
 ts: dist/.built
 

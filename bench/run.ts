@@ -718,7 +718,7 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
 async function main(): Promise<void> {
   const t0 = Date.now();
   if (process.getuid?.() !== 0) throw new Error('run the benchmark as root (it loads eBPF programs)');
-  for (const f of [path.join(ROOT, 'build', 'bpf', 'calibrate.bpf.o'), path.join(ROOT, 'build', 'bpf', 'hyper_h1.bpf.o')])
+  for (const f of [path.join(ROOT, 'build', 'bpf', 'calibrate.bpf.o'), path.join(ROOT, 'build', 'bpf', 'hyper-h1-server.bpf.o')])
     if (!fs.existsSync(f)) throw new Error(`${f} is missing: run make build`);
   const machine = { kernel: os.release(), cpus: CPUS, date: new Date().toISOString() };
   progress(`${SCENARIOS.length} scenarios × ${ROUNDS} rounds × ${SECONDS} s, ${CPUS} CPUs, kernel ${machine.kernel}`);

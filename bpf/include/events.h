@@ -14,11 +14,16 @@
 #include <linux/types.h>
 #endif
 
-/* Event kinds. A new probe module adds its kinds here. */
-enum event_kind {
-	EV_H1_SERVER_REQUEST  = 1,	/* hyper HTTP/1 server: request head parsed */
-	EV_H1_SERVER_RESPONSE = 2,	/* hyper HTTP/1 server: response head encoded */
-};
+/*
+ * Event kinds are defined by each library, in src/libs/<library>/events.h,
+ * inside the range given to it here (the layout test checks that no two
+ * libraries share a kind):
+ *   0x01-0x0f  hyper-h1-server      0x40-0x4f  reqwest
+ *   0x10-0x1f  h2-server            0x50-0x5f  hyper-client
+ *   0x20-0x2f  axum                 0x60-0x6f  tonic-client
+ *   0x30-0x3f  tonic-server         0x70-0x7f  tokio
+ *                                   0x80-0x8f  otel-sdk
+ */
 
 /* Common header of every event (24 bytes). */
 struct event_header {
@@ -63,42 +68,5 @@ struct probe_stats {
 	__u64 _reserved[3];
 };
 #define MAX_PROBES 256
-
-/* ---- hyper HTTP/1 server (bpf/hyper_h1.bpf.c, src/probes/hyper-h1-server.ts) ---- */
-
-/* Bytes of the request head copied per request. Request line, Host,
- * User-Agent and traceparent are nearly always within the first 2 KiB.
- * Heads that fit in H1_HEAD_CAPTURE_SMALL go out in a record that long
- * (most do), so the ring holds four times more of them. */
-#define H1_HEAD_CAPTURE 2048
-#define H1_HEAD_CAPTURE_SMALL 512
-/* Words of hyper's ParseContext / Encode structs copied: both hold
- * `&mut conn.state.method`, a per-connection address that pairs a response
- * with its request without knowing either struct's layout. */
-#define H1_CTX_WORDS 8
-#define H1_MSG_WORDS 6
-/* Bytes of the encoded response head copied: the status line. */
-#define H1_STATUS_CAPTURE 64
-
-struct h1_request_event {
-	struct event_header hdr;
-	__u64 buf_addr;			/* address of the &mut BytesMut argument */
-	__u64 ctx_words[H1_CTX_WORDS];	/* ParseContext, raw */
-	__u32 buf_len;			/* BytesMut.len: bytes buffered */
-	__u32 captured;			/* bytes copied into head[] */
-	__u8  head[H1_HEAD_CAPTURE];
-};
-
-struct h1_response_event {
-	struct event_header hdr;
-	__u64 dst_addr;			/* address of the &mut Vec<u8> argument */
-	__u64 msg_words[H1_MSG_WORDS];	/* Encode, raw */
-	__u64 entry_ts_ns;		/* when encode was entered */
-	__u32 written;			/* bytes encode appended to dst */
-	__u32 captured;			/* bytes copied into status_line[] */
-	__u16 status;			/* status read at entry (0: take it from status_line) */
-	__u16 _pad[3];
-	__u8  status_line[H1_STATUS_CAPTURE];
-};
 
 #endif /* OTEL_RUST_AGENT_EVENTS_H */

@@ -13,9 +13,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BpfRuntime, Link, ProbeCounters } from '../bpf/loader';
-import { decodeEvent } from '../events/decode';
 import { SpanAssembler } from '../spans/assembler';
-import type { AgentSpan, ProcessResource } from '../spans/types';
+import type { SpanRecord } from '../spans/record';
+import type { ProcessResource } from '../spans/types';
+import { LIBRARIES } from '../libs';
 import type { SpanSink } from '../export/exporter';
 import { Plan, PlannedProbe } from '../plan/plan';
 import { readProcessInfo, processExists, processesOfExecutable, buildResource, ProcessInfo } from '../targets/process';
@@ -76,7 +77,7 @@ export class Agent {
   readonly statsFile: string;
 
   constructor(private readonly cfg: AgentConfig, private readonly sink: SpanSink) {
-    this.assembler = new SpanAssembler({
+    this.assembler = new SpanAssembler(LIBRARIES, {
       toUnixNano: (ns) => this.clock.toUnixNano(ns),
       emit: (span) => this.emit(span),
     });
@@ -195,7 +196,7 @@ export class Agent {
     return tp;
   }
 
-  private emit(span: AgentSpan): void {
+  private emit(span: SpanRecord): void {
     const tp = this.procs.get(span.pid) ?? this.trackProcess(span.pid);
     const resource = tp?.resource ?? { pid: span.pid, attributes: { 'service.name': this.cfg.serviceName ?? 'unknown_service', 'process.pid': span.pid } };
     this.sink.submit(span, resource);
@@ -204,7 +205,7 @@ export class Agent {
   private drain(): void {
     this.rt.ring.drain((dv, off, len) => {
       try {
-        this.assembler.handle(decodeEvent(dv, off, len));
+        this.assembler.handle(dv, off, len);
       } catch (e) {
         this.decodeErrors++;
         warnEvery('decode', 10_000, `dropped an event that could not be decoded: ${(e as Error).message}`);

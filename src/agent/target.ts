@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import { analyzeBinary, BinaryInfo } from '../binary';
 import { planProbes, Plan } from '../plan/plan';
+import { PROBE_MODULES } from '../libs';
 import { UserError, EXIT } from '../util/errors';
 
 export function requireProcess(pid: number): string {
@@ -47,7 +48,7 @@ export function analyzeTarget(path: string, shownAs = path): BinaryInfo {
 
 /** A plan with at least one module to attach, or a UserError saying why not. */
 export function requirePlan(info: BinaryInfo, shownAs: string): Plan {
-  const plan = planProbes(info);
+  const plan = planProbes(info, PROBE_MODULES);
   if (plan.ready.length === 0) {
     const why = plan.modules.map((m) => `${m.module.name}: ${m.reason}`).join('; ');
     throw new UserError(`${shownAs}: nothing to instrument (${why})`, EXIT.TARGET);

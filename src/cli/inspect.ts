@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { analyzeBinary } from '../binary';
 import { planProbes } from '../plan/plan';
+import { PROBE_MODULES } from '../libs';
 import { requireExecutable, requireProcess } from '../agent/target';
 import { UserError, EXIT } from '../util/errors';
 
@@ -37,7 +38,7 @@ export function inspect(target: string, json: boolean, out: (s: string) => void)
   }
   const t0 = process.hrtime.bigint();
   const bin = analyzeBinary(binPath);
-  const plan = bin.isRust && !bin.stripped ? planProbes(bin) : undefined;
+  const plan = bin.isRust && !bin.stripped ? planProbes(bin, PROBE_MODULES) : undefined;
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const live = pid !== undefined ? liveCounters(pid) : undefined;
 

@@ -28,6 +28,7 @@ import type { ExportResult } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { AgentSpan, Attributes, ProcessResource, SpanKindName } from '../spans/types';
+import type { SpanRecord } from '../spans/record';
 import { log, warnEvery } from '../util/log';
 import { ConsoleTreePrinter, type TextOutput } from './console';
 import { agentVersion } from '../util/paths';
@@ -90,7 +91,8 @@ export type SpanSinkStats = {
 };
 
 export interface SpanSink {
-  submit(span: AgentSpan, resource: ProcessResource): void;
+  /** A finished span. The record is pooled: copy what is needed now, keep no reference. */
+  submit(span: SpanRecord, resource: ProcessResource): void;
   /** Exports / prints everything submitted so far. Resolves early if the collector is unreachable. */
   flush(): Promise<void>;
   /** Drains with a deadline, then releases the exporter. Never rejects. */
@@ -419,8 +421,9 @@ export class OtlpSpanSink implements SpanSink {
         `otel-rust-agent/${version}${gen > 0 ? ` (reconnect ${gen})` : ''}`));
   }
 
-  submit(span: AgentSpan, resource: ProcessResource): void {
+  submit(rec: SpanRecord, resource: ProcessResource): void {
     this.counters.submitted++;
+    const span = rec.toAgentSpan();
     if (this.closed) { this.counters.dropped++; return; }
     if (this.held() >= this.max) {
       this.counters.dropped++;
@@ -710,10 +713,10 @@ export class ConsoleSpanSink implements SpanSink {
     this.printer = new ConsoleTreePrinter({ out: opts.out, quietMs: opts.quietMs, color: opts.color });
   }
 
-  submit(span: AgentSpan, resource: ProcessResource): void {
+  submit(span: SpanRecord, resource: ProcessResource): void {
     this.submitted++;
     try {
-      this.printer.add(span, resource);
+      this.printer.add(span.toAgentSpan(), resource);
     } catch (e) {
       warnEvery('export.console', 10_000, `cannot print span "${span.name}": ${describe(e)}`);
     }
@@ -745,7 +748,7 @@ class NullSink implements SpanSink {
 
 class TeeSink implements SpanSink {
   constructor(private readonly primary: SpanSink, private readonly others: SpanSink[]) {}
-  submit(span: AgentSpan, resource: ProcessResource): void {
+  submit(span: SpanRecord, resource: ProcessResource): void {
     this.primary.submit(span, resource);
     for (const o of this.others) o.submit(span, resource);
   }

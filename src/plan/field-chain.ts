@@ -5,7 +5,7 @@
 // not ready and the module's layout-free fallback is attached instead.
 import type { BinaryInfo, FunctionSymbol } from '../binary';
 import { findU16FieldCompare } from '../binary/patterns';
-import type { FieldChainSpec } from '../probes/types';
+import type { FieldChainSpec } from './module';
 import { layoutDb, compareVersions } from './layouts';
 
 export interface ResolvedChain {

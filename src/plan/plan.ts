@@ -2,8 +2,7 @@
 // program, with which cookie, or why not. Pure: reads the binary, touches
 // nothing in the kernel, so `inspect` and tests can run it unprivileged.
 import type { BinaryInfo, FunctionSymbol } from '../binary';
-import { PROBE_MODULES } from '../probes';
-import type { ProbeModule, ProbeSpec } from '../probes/types';
+import type { ProbeModule, ProbeSpec } from './module';
 import { compareVersions, resolveLayout, layoutCookieBits, ResolvedLayout } from './layouts';
 import { resolveFieldChain, chainCookieBits, ResolvedChain } from './field-chain';
 
@@ -50,20 +49,28 @@ export interface Plan {
   ready: PlannedProbe[];
 }
 
-/** Probe ids are fixed per (module, probe) for the whole agent run, so events
- * and counters mean the same thing across binaries and restarts. */
-export const PROBE_TABLE: { module: ProbeModule; spec: ProbeSpec; probeId: number }[] = [];
-PROBE_MODULES.forEach((m) => m.probes.forEach((spec) => PROBE_TABLE.push({ module: m, spec, probeId: PROBE_TABLE.length + 1 })));
+/** Probe ids are fixed per (module, probe) for a list of modules (the agent
+ * always passes the same list, src/libs), so events and counters mean the same
+ * thing across binaries and restarts. Id 0 is never used. */
+export interface ProbeTableEntry { module: ProbeModule; spec: ProbeSpec; probeId: number }
+const tables = new WeakMap<ProbeModule[], ProbeTableEntry[]>();
 
-export function probeById(id: number): { module: ProbeModule; spec: ProbeSpec } | undefined {
-  return PROBE_TABLE[id - 1];
+export function probeTable(modules: ProbeModule[]): ProbeTableEntry[] {
+  let t = tables.get(modules);
+  if (!t) {
+    t = [];
+    for (const m of modules) for (const spec of m.probes) t.push({ module: m, spec, probeId: t.length + 1 });
+    tables.set(modules, t);
+  }
+  return t;
 }
 
 function inRange(v: string, min: string, below: string): boolean {
   return compareVersions(v, min) >= 0 && compareVersions(v, below) < 0;
 }
 
-export function planProbes(binary: BinaryInfo, modules: ProbeModule[] = PROBE_MODULES): Plan {
+export function planProbes(binary: BinaryInfo, modules: ProbeModule[]): Plan {
+  const table = probeTable(modules);
   const rustc = binary.rustc?.version;
   const planned: PlannedModule[] = [];
   for (const module of modules) {
@@ -79,7 +86,7 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[] = PROBE_MO
     } else {
       reason = `${module.crate.crate} ${supported.join(', ')}`;
     }
-    const probes = module.probes.map((spec) => planOne(binary, module, spec, rustc, active, supported.length ? supported : versions));
+    const probes = module.probes.map((spec) => planOne(binary, module, spec, rustc, active, supported.length ? supported : versions, table));
     // A probe whose partner is not ready cannot work alone (ret sites need their entry).
     for (const p of probes) {
       if (p.status !== 'ready' || !p.spec.requires) continue;
@@ -124,8 +131,9 @@ function disabledByUser(module: ProbeModule, spec: ProbeSpec): boolean {
   return v.split(',').map((x) => x.trim()).some((x) => x === spec.id || x === `${module.name}/${spec.id}`);
 }
 
-function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc: string | undefined, moduleActive: boolean, crateVersions: string[]): PlannedProbe {
-  const probeId = PROBE_TABLE.find((t) => t.module === module && t.spec === spec)?.probeId ?? 0;
+function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc: string | undefined, moduleActive: boolean, crateVersions: string[],
+  table: ProbeTableEntry[]): PlannedProbe {
+  const probeId = table.find((t) => t.module === module && t.spec === spec)?.probeId ?? 0;
   const base: PlannedProbe = {
     module, spec, probeId, status: 'missing', reason: '', notes: [], functions: [], sites: [],
   };

@@ -1,45 +1,56 @@
-// Events -> spans. Routes each decoded event to the span builder of its probe
-// module. A new module registers its builder here.
-import type { AgentEvent } from '../events/decode';
-import type { AgentSpan } from './types';
-import { HyperH1ServerSpans } from './hyper-h1-server';
-import { hyperH1Server } from '../probes/hyper-h1-server';
-
-export interface SpanOutput {
-  toUnixNano(monoNs: bigint): bigint;
-  emit(span: AgentSpan): void;
-}
+// Ring records -> span records: routes each record, by its kind, to the span
+// builder of the library that declared that kind. Generic: it knows the
+// libraries only through the list it is given.
+import type { Library, SpanBuilder, SpanOutput } from '../libs/library';
+import { recordKind, DecodeError, EVENT_HEADER_SIZE } from '../events/header';
 
 export class SpanAssembler {
-  readonly h1Server: HyperH1ServerSpans;
+  private readonly byKind: (SpanBuilder | undefined)[] = [];
+  readonly builders = new Map<string, SpanBuilder>();
 
-  constructor(out: SpanOutput) {
-    this.h1Server = new HyperH1ServerSpans(out, hyperH1Server.scope);
-  }
-
-  handle(ev: AgentEvent): void {
-    switch (ev.type) {
-      case 'h1.request': this.h1Server.onRequest(ev); break;
-      case 'h1.response': this.h1Server.onResponse(ev); break;
+  constructor(libraries: Library[], out: SpanOutput) {
+    for (const lib of libraries) {
+      const b = lib.createSpans(out);
+      this.builders.set(lib.name, b);
+      for (const kind of Object.values(lib.layouts.kinds)) {
+        if (this.byKind[kind]) throw new Error(`event kind ${kind} is declared by two libraries`);
+        this.byKind[kind] = b;
+      }
     }
   }
 
-  /** A process exited: drop its unfinished requests; returns how many. */
+  /** One ring record; throws DecodeError for a record no library can read. */
+  handle(dv: DataView, off: number, len: number): void {
+    if (len < EVENT_HEADER_SIZE) throw new DecodeError(`record of ${len} bytes is shorter than the header`);
+    const kind = recordKind(dv, off);
+    const b = this.byKind[kind];
+    if (!b) throw new DecodeError(`unknown event kind ${kind}`);
+    b.handle(kind, dv, off, len);
+  }
+
+  /** A process exited: drop its unfinished spans; returns how many. */
   forgetProcess(pid: number): number {
-    return this.h1Server.forgetProcess(pid);
+    let n = 0;
+    for (const b of this.builders.values()) n += b.forgetProcess(pid);
+    return n;
   }
 
-  /** Drops requests that waited too long for a response (client gone). */
+  /** Drops state that waited too long (responses that never came). */
   expire(nowMono: bigint): void {
-    this.h1Server.expire(nowMono);
+    for (const b of this.builders.values()) b.expire(nowMono);
   }
 
-  /** Pids that have state here. */
+  /** Pids that have state in any builder. */
   pids(): number[] {
-    return this.h1Server.pids();
+    const s = new Set<number>();
+    for (const b of this.builders.values()) for (const p of b.pids()) s.add(p);
+    return [...s];
   }
 
-  stats(): Record<string, number> {
-    return { ...this.h1Server.stats, pending: this.h1Server.pendingCount() };
+  /** Counters per library, for the stats file. */
+  stats(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const [name, b] of this.builders) out[name] = b.stats();
+    return out;
   }
 }

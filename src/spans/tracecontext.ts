@@ -42,3 +42,48 @@ export function newSpanId(): string {
   while (/^0+$/.test(id)) id = take(8);
   return id;
 }
+
+// Byte-level traceparent parse for the hot path: same rules as
+// parseTraceParent, straight into a span record's id words.
+
+function hexNibble(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  return -1;
+}
+
+function hexWordAt(b: Uint8Array, at: number): number {
+  let v = 0;
+  for (let i = 0; i < 8; i++) {
+    const n = hexNibble(b[at + i]);
+    if (n < 0) return -1;
+    v = v * 16 + n;
+  }
+  return v;
+}
+
+/** Where parseTraceParentBytes puts what it read. */
+export interface TraceParentWords { t0: number; t1: number; t2: number; t3: number; p0: number; p1: number }
+
+/**
+ * Parses the traceparent value b[s..e) (already trimmed). On success writes
+ * the trace id to t0..t3 and the parent span id to p0..p1 of `out`, and
+ * returns the trace-flags byte; returns -1 for an invalid value (and leaves
+ * `out` alone).
+ */
+export function parseTraceParentBytes(b: Uint8Array, s: number, e: number, out: TraceParentWords): number {
+  const n = e - s;
+  if (n < 55) return -1;
+  const v0 = hexNibble(b[s]), v1 = hexNibble(b[s + 1]);
+  if (v0 < 0 || v1 < 0 || b[s + 2] !== 0x2d || b[s + 35] !== 0x2d || b[s + 52] !== 0x2d) return -1;
+  const version = v0 * 16 + v1;
+  if (version === 0xff) return -1;
+  if (n > 55 && (version === 0 || b[s + 55] !== 0x2d)) return -1;
+  const t0 = hexWordAt(b, s + 3), t1 = hexWordAt(b, s + 11), t2 = hexWordAt(b, s + 19), t3 = hexWordAt(b, s + 27);
+  const p0 = hexWordAt(b, s + 36), p1 = hexWordAt(b, s + 44);
+  const f0 = hexNibble(b[s + 53]), f1 = hexNibble(b[s + 54]);
+  if (t0 < 0 || t1 < 0 || t2 < 0 || t3 < 0 || p0 < 0 || p1 < 0 || f0 < 0 || f1 < 0) return -1;
+  if ((t0 | t1 | t2 | t3) === 0 || (p0 | p1) === 0) return -1;
+  out.t0 = t0; out.t1 = t1; out.t2 = t2; out.t3 = t3; out.p0 = p0; out.p1 = p1;
+  return f0 * 16 + f1;
+}

@@ -1,4 +1,5 @@
 // Configuration from OpenTelemetry environment variables and flags (src/cli/config.ts).
+import { recordFromAgentSpan as rec } from '../../src/spans/record';
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -413,7 +414,7 @@ describe('on the wire: the official exporter sends what the config resolved, not
       const sink = createSpanExporter({ ...exportSettings(cfg), retryInitialMs: 50, shutdownTimeoutMs: 500 });
       sinks.push(sink);
       r.clear();
-      sink.submit(span(n), RES);
+      sink.submit(rec(span(n)), RES);
       await sink.flush();
       const got = await r.waitForSpans(1, 10_000);
       assert.equal(got[0].name, `span-${n}`);

@@ -1,3 +1,4 @@
+import { recordFromAgentSpan as rec } from '../../src/spans/record';
 import { test, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -138,7 +139,7 @@ for (const protocol of ['grpc', 'http/protobuf'] as const) {
       headers: { 'x-tenant': 'team a', authorization: 'Bearer t0k' },
       agentVersion: '9.8.7',
     });
-    for (const sp of threeSpanTrace()) s.submit(sp, RES_A);
+    for (const sp of threeSpanTrace()) s.submit(rec(sp), RES_A);
     await s.flush();
     const got = await rcv.waitForSpans(3, 5000);
     assert.equal(got.length, 3);
@@ -194,7 +195,7 @@ for (const protocol of ['grpc', 'http/protobuf'] as const) {
     for (let i = 0; i < 6; i++) {
       // A fresh ProcessResource object each time with equal attributes must still group.
       const res = i % 2 === 0 ? { pid: RES_A.pid, attributes: { ...RES_A.attributes } } : RES_B;
-      s.submit(mkSpan(i, res.pid), res);
+      s.submit(rec(mkSpan(i, res.pid)), res);
     }
     await s.flush();
     const got = await rcv.waitForSpans(6, 5000);
@@ -217,9 +218,9 @@ for (const protocol of ['grpc', 'http/protobuf'] as const) {
         protocol, endpoint: protocol === 'grpc' ? rcv.grpcEndpoint : rcv.httpEndpoint,
         maxQueueSpans: 10, batchSize: 4, retryInitialMs: 30, retryMaxMs: 120, timeoutMillis: 500,
       });
-      for (let i = 0; i < 3; i++) s.submit(mkSpan(i), RES_A);
+      for (let i = 0; i < 3; i++) s.submit(rec(mkSpan(i)), RES_A);
       await waitFor(() => s.stats().failedExports >= 1, 5000, 'a failed export');
-      for (let i = 3; i < 25; i++) s.submit(mkSpan(i), RES_A);
+      for (let i = 3; i < 25; i++) s.submit(rec(mkSpan(i)), RES_A);
       assert.deepEqual({ ...s.stats(), failedExports: 0 },
         { submitted: 25, exported: 0, dropped: 15, failedExports: 0, queued: 10 });
       assert.equal(rcv.spans().length, 0);
@@ -251,7 +252,7 @@ for (const protocol of ['grpc', 'http/protobuf'] as const) {
     const endpoint = `http://127.0.0.1:${port}`;
     const { lines } = await captureStderr(async () => {
       const s = sink({ protocol, endpoint, retryInitialMs: 50, retryMaxMs: 200, timeoutMillis: 500 });
-      for (let i = 0; i < 7; i++) s.submit(mkSpan(i), RES_A);
+      for (let i = 0; i < 7; i++) s.submit(rec(mkSpan(i)), RES_A);
       await waitFor(() => s.stats().failedExports >= 2, 8000, 'failed exports');
       assert.equal(s.stats().queued, 7);
       const rcv = await receiver(protocol === 'grpc'
@@ -271,14 +272,14 @@ for (const protocol of ['grpc', 'http/protobuf'] as const) {
         exporter: 'otlp', protocol, endpoint: `http://127.0.0.1:${port}`, headers: {},
         shutdownTimeoutMs: 1000, retryInitialMs: 50, timeoutMillis: 2000,
       });
-      for (let i = 0; i < 5; i++) s.submit(mkSpan(i), RES_A);
+      for (let i = 0; i < 5; i++) s.submit(rec(mkSpan(i)), RES_A);
       const t0 = Date.now();
       await s.shutdown(); // must not throw
       const took = Date.now() - t0;
       assert.ok(took >= 900 && took < 1300, `shutdown took ${took} ms`);
       assert.deepEqual({ ...s.stats(), failedExports: 0 },
         { submitted: 5, exported: 0, dropped: 5, failedExports: 0, queued: 0 });
-      s.submit(mkSpan(9), RES_A); // after shutdown: counted as dropped, no throw
+      s.submit(rec(mkSpan(9)), RES_A); // after shutdown: counted as dropped, no throw
       assert.equal(s.stats().dropped, 6);
       await s.shutdown(); // idempotent
     });
@@ -291,7 +292,7 @@ test('grpc: batches stay under the 4 MiB gRPC limit; one export at a time', asyn
   const rcv = await receiver({ grpc: true, http: false });
   const s = sink({ protocol: 'grpc', endpoint: rcv.grpcEndpoint, batchSize: 2048, maxQueueSpans: 4096 });
   const big = 'x'.repeat(8 * 1024); // 2048 spans * 8 KiB = 16 MiB if sent in one request
-  for (let i = 0; i < 2048; i++) s.submit(mkSpan(i, 4242, { 'big.attr': big }), RES_A);
+  for (let i = 0; i < 2048; i++) s.submit(rec(mkSpan(i, 4242, { 'big.attr': big })), RES_A);
   await s.flush();
   const got = await rcv.waitForSpans(2048, 20000);
   assert.equal(got.length, 2048);
@@ -305,7 +306,7 @@ test('grpc: a batch rejected as too large is split, not dropped', async () => {
   const rcv = await receiver({ grpc: true, http: false, grpcMaxReceiveBytes: 64 * 1024 });
   const s = sink({ protocol: 'grpc', endpoint: rcv.grpcEndpoint, batchSize: 64 });
   const attr = 'y'.repeat(4000); // 64 spans * 4 KB > 64 KiB
-  for (let i = 0; i < 64; i++) s.submit(mkSpan(i, 4242, { 'big.attr': attr }), RES_A);
+  for (let i = 0; i < 64; i++) s.submit(rec(mkSpan(i, 4242, { 'big.attr': attr })), RES_A);
   await s.flush();
   const got = await rcv.waitForSpans(64, 10000);
   assert.equal(new Set(got.map((x) => x.name)).size, 64);
@@ -318,7 +319,7 @@ test('grpc: a batch rejected as too large is split, not dropped', async () => {
 test('many spans go out in batches of batchSize', async () => {
   const rcv = await receiver({ grpc: false, http: true });
   const s = sink({ protocol: 'http/protobuf', endpoint: rcv.httpEndpoint, batchSize: 100, flushIntervalMs: 5000 });
-  for (let i = 0; i < 1000; i++) s.submit(mkSpan(i), RES_A);
+  for (let i = 0; i < 1000; i++) s.submit(rec(mkSpan(i)), RES_A);
   const got = await rcv.waitForSpans(1000, 10000); // full batches do not wait for the timer
   assert.equal(rcv.requestsCount, 10);
   assert.deepEqual(got.map((x) => x.name), Array.from({ length: 1000 }, (_, i) => `span-${i}`));
@@ -331,7 +332,7 @@ test('a backlog goes out in bigger batches (backlogBatchSize)', async () => {
   // The first batch leaves as soon as 100 are queued and is retried while the
   // collector refuses; meanwhile 900 pile up. A backlog of >= 800 (two big
   // batches) goes out 400 at a time, then what is left (500) in batches of 100.
-  for (let i = 0; i < 1000; i++) s.submit(mkSpan(i), RES_A);
+  for (let i = 0; i < 1000; i++) s.submit(rec(mkSpan(i)), RES_A);
   await new Promise((r) => setTimeout(r, 120));
   rcv.setFailing(false);
   const got = await rcv.waitForSpans(1000, 10000);
@@ -349,7 +350,7 @@ test('headers Node or gRPC would refuse are dropped with a warning instead of fa
         protocol, endpoint: protocol === 'grpc' ? rcv.grpcEndpoint : rcv.httpEndpoint,
         headers: { 'x-bad': 'a\nb', 'x-good': '1' },
       });
-      s.submit(mkSpan(0), RES_A);
+      s.submit(rec(mkSpan(0)), RES_A);
       await s.flush();
       await rcv.waitForSpans(1, 5000);
       assert.equal(s.stats().exported, 1);
@@ -390,7 +391,7 @@ test('console exporter prints a 3-span trace as a tree (flush)', async () => {
     exporter: 'console', protocol: 'grpc', headers: {}, consoleOut: out, consoleQuietMs: 10_000,
   });
   const [root, c1, c2] = threeSpanTrace();
-  for (const sp of [c2, c1, root]) s.submit(sp, RES_A); // children end first
+  for (const sp of [c2, c1, root]) s.submit(rec(sp), RES_A); // children end first
   assert.equal(out.text, '');
   await s.flush();
   assert.equal(out.text, EXPECTED_TREE);
@@ -404,10 +405,10 @@ test('console tree prints by itself after the quiet period', async () => {
     exporter: 'none', stdoutTree: true, protocol: 'grpc', headers: {}, consoleOut: out, consoleQuietMs: 30,
   });
   const [root, c1, c2] = threeSpanTrace();
-  s.submit(c1, RES_A);
-  s.submit(root, RES_A);
+  s.submit(rec(c1), RES_A);
+  s.submit(rec(root), RES_A);
   await new Promise((r) => setTimeout(r, 10));
-  s.submit(c2, RES_A);
+  s.submit(rec(c2), RES_A);
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(out.text, ''); // the quiet period restarted with c2
   await waitFor(() => out.text !== '', 1000, 'the tree');

@@ -1,10 +1,12 @@
-// hyper HTTP/1 server events -> SERVER spans (src/spans/hyper-h1-server.ts),
+// hyper HTTP/1 server events -> SERVER spans (src/libs/hyper-h1-server/spans.ts),
 // driven by synthetic decoded events.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { H1RequestEvent, H1ResponseEvent } from '../../src/events/decode';
-import { CONSTANTS, EVENT_KIND } from '../../src/events/layouts';
-import { H1ServerStats, HyperH1ServerSpans, PENDING_MAX_AGE_NS, PENDING_MAX } from '../../src/spans/hyper-h1-server';
+import type { H1RequestEvent, H1ResponseEvent } from '../../src/libs/hyper-h1-server/decode';
+import { H1_SERVER_LAYOUTS } from '../../src/libs/hyper-h1-server/layouts';
+import { H1ServerStats, HyperH1ServerSpans, PENDING_MAX_AGE_NS, PENDING_MAX } from '../../src/libs/hyper-h1-server/spans';
+
+const { constants: CONSTANTS, kinds: EVENT_KIND } = H1_SERVER_LAYOUTS;
 import type { AgentSpan } from '../../src/spans/types';
 
 const PID = 4242;
@@ -38,8 +40,8 @@ function req(tsNs: bigint, ctxWords: bigint[], head: string | Buffer, opts: { pi
   return {
     type: 'h1.request',
     hdr: { kind: EVENT_KIND.H1_SERVER_REQUEST, probeId: 1, pid: opts.pid ?? PID, tid: 7, cpu: 0, instance: opts.instance ?? 0, tsNs },
-    bufAddr: 0x6000_0000_0000n,
-    ctxWords,
+    bufAddr: 0x6000_0000_0000,
+    ctxWords: ctxWords.map(Number),
     bufLen: opts.bufLen ?? buf.length,
     head: buf,
   };
@@ -49,8 +51,8 @@ function res(tsNs: bigint, msgWords: bigint[], statusLine: string, opts: { pid?:
   return {
     type: 'h1.response',
     hdr: { kind: EVENT_KIND.H1_SERVER_RESPONSE, probeId: 2, pid: opts.pid ?? PID, tid: 7, cpu: 0, instance: opts.instance ?? 0, tsNs },
-    dstAddr: 0x6000_0000_1000n,
-    msgWords,
+    dstAddr: 0x6000_0000_1000,
+    msgWords: msgWords.map(Number),
     entryTsNs: tsNs - 10n,
     written: statusLine.length,
     status: opts.status ?? 0,
@@ -60,7 +62,7 @@ function res(tsNs: bigint, msgWords: bigint[], statusLine: string, opts: { pid?:
 
 function setup(): { spans: AgentSpan[]; s: HyperH1ServerSpans } {
   const spans: AgentSpan[] = [];
-  const s = new HyperH1ServerSpans({ toUnixNano: (mono) => mono + WALL, emit: (span) => spans.push(span) }, SCOPE);
+  const s = new HyperH1ServerSpans({ toUnixNano: (mono) => mono + WALL, emit: (span) => spans.push(span.toAgentSpan()) }, SCOPE);
   return { spans, s };
 }
 
@@ -85,7 +87,7 @@ describe('request/response pairing', () => {
       s.onResponse(res(BigInt(1060 + round * 100), msgFor(CONN_A), OK, { instance: 0 }));
     }
     assert.deepEqual(spans.map((x) => x.attributes['url.path']), ['/v014/0', '/v1/0', '/v014/1', '/v1/1', '/v014/2', '/v1/2']);
-    assert.deepEqual(s.stats, stats({ requests: 6, spans: 6 }));
+    assert.deepEqual(s.counts, stats({ requests: 6, spans: 6 }));
   });
 
   test('requests that never get a response expire after PENDING_MAX_AGE_NS', () => {
@@ -94,7 +96,7 @@ describe('request/response pairing', () => {
     s.onRequest(req(PENDING_MAX_AGE_NS, ctxFor(CONN_B), get('/fresh')));
     s.expire(PENDING_MAX_AGE_NS + 2_000n);
     assert.equal(s.pendingCount(), 1);
-    assert.equal(s.stats.expired, 1);
+    assert.equal(s.counts.expired, 1);
     s.onResponse(res(PENDING_MAX_AGE_NS + 3_000n, msgFor(CONN_B), OK));
     assert.deepEqual(spans.map((x) => x.attributes['url.path']), ['/fresh']);
   });
@@ -103,7 +105,7 @@ describe('request/response pairing', () => {
     const { s } = setup();
     for (let i = 0; i <= PENDING_MAX; i++) s.onRequest(req(BigInt(i), ctxFor(0x5555_1000_0000n + BigInt(i) * 0x1000n), get(`/${i}`)));
     assert.equal(s.pendingCount(), PENDING_MAX);
-    assert.equal(s.stats.expired, 1);
+    assert.equal(s.counts.expired, 1);
   });
 
   test('a status read at encode entry wins over (absent) status-line bytes', () => {
@@ -152,7 +154,7 @@ describe('request/response pairing', () => {
       pid: PID,
       scope: SCOPE,
     });
-    assert.deepEqual(s.stats, stats({ requests: 1, spans: 1 }));
+    assert.deepEqual(s.counts, stats({ requests: 1, spans: 1 }));
     assert.equal(s.pendingCount(), 0);
   });
 
@@ -241,7 +243,7 @@ describe('trace context', () => {
     s.onRequest(req(10n, ctxFor(CONN_A), get('/', `traceparent: 00-${T}-${S}-00\r\n`)));
     s.onResponse(res(20n, msgFor(CONN_A), OK));
     assert.equal(spans.length, 0);
-    assert.deepEqual(s.stats, stats({ requests: 1, notSampled: 1 }));
+    assert.deepEqual(s.counts, stats({ requests: 1, notSampled: 1 }));
     assert.equal(s.pendingCount(), 0);
   });
 });
@@ -265,24 +267,24 @@ describe('connections', () => {
       ['/b2', 600n, 700n, 200],
       ['/a2', 500n, 800n, 500],
     ]);
-    assert.deepEqual(s.stats, stats({ requests: 4, spans: 4 }));
+    assert.deepEqual(s.counts, stats({ requests: 4, spans: 4 }));
     assert.equal(s.pendingCount(), 0);
   });
 
   test('a partial head (no end of head, not truncated) counts in partialHeads and creates nothing', () => {
     const { spans, s } = setup();
     s.onRequest(req(10n, ctxFor(CONN_A), 'GET /slow HTTP/1.1\r\nHost: local'));
-    assert.deepEqual(s.stats, stats({ partialHeads: 1 }));
+    assert.deepEqual(s.counts, stats({ partialHeads: 1 }));
     assert.equal(s.pendingCount(), 0);
     s.onResponse(res(20n, msgFor(CONN_A), OK));
     assert.equal(spans.length, 0);
-    assert.deepEqual(s.stats, stats({ partialHeads: 1, unmatchedResponses: 1 }));
+    assert.deepEqual(s.counts, stats({ partialHeads: 1, unmatchedResponses: 1 }));
   });
 
   test('a complete head that is not a request counts in unparsable', () => {
     const { s } = setup();
     s.onRequest(req(10n, ctxFor(CONN_A), 'NOT AN HTTP REQUEST\r\n\r\n'));
-    assert.deepEqual(s.stats, stats({ unparsable: 1 }));
+    assert.deepEqual(s.counts, stats({ unparsable: 1 }));
     assert.equal(s.pendingCount(), 0);
   });
 
@@ -299,14 +301,14 @@ describe('connections', () => {
     assert.equal(spans[0].attributes['url.path'], '/big');
     // The same bytes with nothing beyond them are a partial read instead.
     s.onRequest(req(30n, ctxFor(CONN_A), head, { bufLen: CONSTANTS.H1_HEAD_CAPTURE }));
-    assert.deepEqual(s.stats, stats({ requests: 1, spans: 1, partialHeads: 1 }));
+    assert.deepEqual(s.counts, stats({ requests: 1, spans: 1, partialHeads: 1 }));
   });
 
   test('a second request on a connection before its response abandons the first', () => {
     const { spans, s } = setup();
     s.onRequest(req(10n, ctxFor(CONN_A), get('/first')));
     s.onRequest(req(20n, ctxFor(CONN_A), get('/second')));
-    assert.equal(s.stats.abandoned, 1);
+    assert.equal(s.counts.abandoned, 1);
     assert.equal(s.pendingCount(), 1);
     s.onResponse(res(30n, msgFor(CONN_A), OK));
     assert.deepEqual(spans.map((x) => [x.attributes['url.path'], x.startTimeUnixNano - WALL]), [['/second', 20n]]);
@@ -315,14 +317,14 @@ describe('connections', () => {
     s.onRequest(req(50n, ctxFor(CONN_A), get('/fourth')));
     s.onResponse(res(60n, msgFor(CONN_A), OK));
     assert.deepEqual(spans.map((x) => x.attributes['url.path']), ['/second', '/fourth']);
-    assert.deepEqual(s.stats, stats({ requests: 4, spans: 2, abandoned: 2 }));
+    assert.deepEqual(s.counts, stats({ requests: 4, spans: 2, abandoned: 2 }));
     assert.equal(s.pendingCount(), 0);
   });
 
   test('a response with no pending request is counted and ignored', () => {
     const { spans, s } = setup();
     s.onResponse(res(10n, msgFor(CONN_A), OK));
-    assert.deepEqual(s.stats, stats({ unmatchedResponses: 1 }));
+    assert.deepEqual(s.counts, stats({ unmatchedResponses: 1 }));
     // Also once the key is learned, and for a response of another process.
     s.onRequest(req(20n, ctxFor(CONN_A), get('/')));
     s.onResponse(res(30n, msgFor(CONN_A), OK));
@@ -330,7 +332,7 @@ describe('connections', () => {
     s.onRequest(req(50n, ctxFor(CONN_B), get('/')));
     s.onResponse(res(60n, msgFor(CONN_B), OK, { pid: PID + 1 }));
     assert.equal(spans.length, 1);
-    assert.deepEqual(s.stats, stats({ requests: 2, spans: 1, unmatchedResponses: 3 }));
+    assert.deepEqual(s.counts, stats({ requests: 2, spans: 1, unmatchedResponses: 3 }));
     assert.equal(s.pendingCount(PID), 1);
   });
 
@@ -346,7 +348,7 @@ describe('connections', () => {
     // And E holds C's key value in a non-key word.
     const CONN_E = 0x5555_0000_5000n;
     s.onRequest(req(50n, ctxFor(CONN_E, CONN_C), get('/e')));
-    assert.equal(s.stats.abandoned, 0);
+    assert.equal(s.counts.abandoned, 0);
     assert.equal(s.pendingCount(), 3);
     s.onResponse(res(60n, msgFor(CONN_C), OK));
     s.onResponse(res(70n, msgFor(CONN_E), OK));
@@ -354,14 +356,14 @@ describe('connections', () => {
     assert.deepEqual(spans.map((x) => [x.attributes['url.path'], x.startTimeUnixNano - WALL, x.endTimeUnixNano - WALL]), [
       ['/a', 10n, 30n], ['/c', 20n, 60n], ['/e', 50n, 70n], ['/d', 40n, 80n],
     ]);
-    assert.deepEqual(s.stats, stats({ requests: 4, spans: 4 }));
+    assert.deepEqual(s.counts, stats({ requests: 4, spans: 4 }));
   });
 
   test('processes are separate: the same address in two pids is two connections', () => {
     const { spans, s } = setup();
     s.onRequest(req(10n, ctxFor(CONN_A), get('/p1'), { pid: 1 }));
     s.onRequest(req(20n, ctxFor(CONN_A), get('/p2'), { pid: 2 }));
-    assert.equal(s.stats.abandoned, 0);
+    assert.equal(s.counts.abandoned, 0);
     s.onResponse(res(30n, msgFor(CONN_A), OK, { pid: 2 }));
     s.onResponse(res(40n, msgFor(CONN_A), OK, { pid: 1 }));
     assert.deepEqual(spans.map((x) => [x.pid, x.attributes['url.path']]), [[2, '/p2'], [1, '/p1']]);
@@ -380,7 +382,7 @@ describe('connections', () => {
     assert.equal(s.forgetProcess(999), 0);
     s.onResponse(res(40n, msgFor(CONN_A), OK));
     assert.equal(spans.length, 0);
-    assert.equal(s.stats.unmatchedResponses, 1);
+    assert.equal(s.counts.unmatchedResponses, 1);
     s.onResponse(res(50n, msgFor(CONN_A), OK, { pid: PID + 1 }));
     assert.deepEqual(spans.map((x) => x.attributes['url.path']), ['/other']);
   });

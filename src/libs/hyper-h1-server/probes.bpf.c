@@ -2,7 +2,7 @@
 /*
  * hyper HTTP/1 server probes (hyper 0.14 and 1.x).
  *
- * Probe points (see src/probes/hyper-h1-server.ts for the declaration):
+ * Probe points (declared in probes.ts):
  *   <Server as Http1Transaction>::parse   entry        request head bytes
  *   <Server as Http1Transaction>::encode  entry        msg.head.subject: the status (preferred)
  * and, when the offsets of msg.head and MessageHead.subject are not known for
@@ -25,6 +25,7 @@
  * process.
  */
 #include "common.h"
+#include "events.h"
 
 /* encode entry state, keyed by thread: entry and its ret run on one thread. */
 struct h1_encode_call {

@@ -1,7 +1,7 @@
 // hyper HTTP/1 server: one SERVER span per request, for hyper 0.14 and 1.x
 // (and everything built on them: axum, tonic's HTTP/1 paths, warp, ...).
 //
-// Why these functions (see ../../shared notes rust-probe-points.md §1.1):
+// Why these functions (see README.md here, and the notes' rust-probe-points.md §1.1):
 //   <Server as Http1Transaction>::parse and ::encode are non-generic, with the
 //   same signatures from hyper 0.13 to 1.x, and called from generic code that
 //   is instantiated in the application crate, so release builds keep them as
@@ -17,14 +17,14 @@
 // encode entry (1), which reads the status through msg.head when the offsets
 // of Encode.head and MessageHead.subject are known for this binary. Otherwise
 // encode entry + its return sites (2 hits, the ret one single-stepped).
-import type { ProbeModule } from './types';
+import type { ProbeModule } from '../../plan/module';
 
 const SERVER = '<hyper::proto::h1::role::Server as hyper::proto::h1::Http1Transaction>';
 
 export const hyperH1Server: ProbeModule = {
   name: 'hyper-h1-server',
   scope: 'otel-rust-agent/hyper',
-  bpfObject: 'hyper_h1.bpf.o',
+  bpfObject: 'hyper-h1-server.bpf.o',
   crate: { crate: 'hyper', min: '0.14.0', below: '2.0.0' },
   probes: [
     {

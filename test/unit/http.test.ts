@@ -4,8 +4,8 @@ import { describe, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 // The module object itself (not an import-star copy), so the mock reaches tracecontext.ts.
 import crypto = require('node:crypto');
-import { normalizeMethod, parseRequestHead, parseStatusLine, splitHost, splitTarget } from '../../src/spans/http1';
-import { newSpanId, newTraceId, parseTraceParent } from '../../src/spans/tracecontext';
+import { normalizeMethod, parseRequestHead, parseStatusLine, splitHost, splitTarget, HeadScan, scanRequestHead } from '../../src/spans/http';
+import { newSpanId, newTraceId, parseTraceParent, parseTraceParentBytes } from '../../src/spans/tracecontext';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -226,4 +226,65 @@ describe('parseTraceParent', () => {
       `00-${T}-${S}-zz`,
     ]) assert.equal(parseTraceParent(v), undefined, String(v));
   });
+});
+
+describe('scanRequestHead agrees with parseRequestHead', () => {
+  const heads: [string, boolean][] = [
+    ['GET /a/b?x=1 HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent:  curl/8.5.0 \r\nX-Dup: one\r\nx-dup: two\r\n\r\nbody bytes', false],
+    ['POST / HTTP/1.0\r\nHOST: a.example\r\nuSeR-aGeNt: UA/1\r\nTraceParent: v\r\nTRACESTATE: k=v\r\n\r\n', false],
+    ['GET / HTTP/1.1\r\n: novalue\r\nnocolon\r\nHost: [::1]:8080\r\n\r\n', false],
+    ['GET / HTTP/1.1\r\nHost: a\r\n', false],
+    ['GET / HTTP/1.1\r\nHost: a\r\n\r', false],
+    ['', false],
+    ['GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: cut', true],
+    ['GET / HTTP/1.1\r\nhost: first\r\nHost: second\r\n\r\n', false],
+    ['G@T / HTTP/1.1\r\n\r\n', false],
+    ['GET  / HTTP/1.1\r\n\r\n', false],
+    ['GET / HTTP/1.1 \r\n\r\n', false],
+    ['GET / HTTP/11\r\n\r\n', false],
+    ['PROPFIND /dav HTTP/1.1\r\nHost: h\r\n\r\n', false],
+    ['GET /x HTTP/2.0\r\nUser-Agent:\r\n\r\n', false],
+    ['GET /x HTTP/1.1\r\nHost: \t spaced \t\r\n\r\n', false],
+  ];
+  const pick = (b: Buffer, s: number, e: number) => (s < 0 ? undefined : b.toString('latin1', s, e));
+  for (const [text, truncated] of heads) {
+    test(JSON.stringify(text).slice(0, 60), () => {
+      const buf = Buffer.from(text, 'latin1');
+      const ref = parseRequestHead(buf, truncated);
+      const sc = new HeadScan();
+      const ok = scanRequestHead(buf, buf.length, truncated, sc);
+      assert.equal(ok, ref !== undefined);
+      if (!ref) return;
+      assert.deepEqual({
+        method: buf.toString('latin1', 0, sc.methodEnd),
+        target: buf.toString('latin1', sc.targetStart, sc.targetEnd),
+        version: `${Math.floor(sc.version / 10)}.${sc.version % 10}`,
+        complete: sc.complete,
+        host: pick(buf, sc.hostStart, sc.hostEnd), ua: pick(buf, sc.uaStart, sc.uaEnd),
+        tp: pick(buf, sc.tpStart, sc.tpEnd), ts: pick(buf, sc.tsStart, sc.tsEnd),
+      }, {
+        method: ref.method, target: ref.target, version: ref.version, complete: ref.complete,
+        host: ref.headers.get('host'), ua: ref.headers.get('user-agent'),
+        tp: ref.headers.get('traceparent'), ts: ref.headers.get('tracestate'),
+      });
+    });
+  }
+});
+
+describe('parseTraceParentBytes agrees with parseTraceParent', () => {
+  const T = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const S = '00f067aa0ba902b7';
+  for (const v of [`00-${T}-${S}-01`, `00-${T}-${S}-00`, `01-${T}-${S}-01`, `cc-${T}-${S}-01-future`, `01-${T}-${S}-01x`,
+    `ff-${T}-${S}-01`, `00-${T}-${S}-01-x`, `00-${'0'.repeat(32)}-${S}-01`, `00-${T}-${'0'.repeat(16)}-01`, `00-${T.toUpperCase()}-${S}-01`,
+    `00-${T}-${S}-0`, `0-${T}-${S}-01`, `00_${T}-${S}-01`]) {
+    test(v, () => {
+      const ref = parseTraceParent(v);
+      const out = { t0: 0, t1: 0, t2: 0, t3: 0, p0: 0, p1: 0 };
+      const b = Buffer.from(v, 'latin1');
+      const flags = parseTraceParentBytes(b, 0, b.length, out);
+      if (!ref) { assert.equal(flags, -1); return; }
+      const hex = (w: number) => w.toString(16).padStart(8, '0');
+      assert.deepEqual({ traceId: hex(out.t0) + hex(out.t1) + hex(out.t2) + hex(out.t3), spanId: hex(out.p0) + hex(out.p1), flags }, ref);
+    });
+  }
 });

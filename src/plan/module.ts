@@ -1,10 +1,9 @@
 // A probe module declares, as data, everything the agent needs to instrument
 // one library: which symbols, where (entry or each return site), which BPF
-// program, which Rust value layouts the program reads, which crate versions it
-// is known to work with, and how to decode its events. The planner, attacher
-// and event decoder are generic; adding a library means adding one module here
-// (plus its BPF program and event structs in bpf/).
-import type { RustLayoutName } from '../plan/layouts';
+// program, which Rust value layouts the program reads and which crate versions
+// it is known to work with. Each library declares its module in
+// src/libs/<library>/probes.ts; the planner and attacher are generic.
+import type { RustLayoutName } from './layouts';
 
 export type ProbeSite = 'entry' | 'return-sites';
 
@@ -56,7 +55,7 @@ export interface ProbeModule {
   name: string;
   /** Instrumentation scope name of the spans it produces. */
   scope: string;
-  /** BPF object file name under build/bpf/. */
+  /** BPF object file name under build/bpf/ (built from src/libs/<name>/probes.bpf.c). */
   bpfObject: string;
   crate: CrateRequirement;
   probes: ProbeSpec[];

@@ -1,0 +1,64 @@
+// The part of every event that is the same for all libraries: the header
+// (bpf/include/events.h, struct event_header), the per-probe counters, and
+// the dispatch of ring records to the library that declared their kind.
+// test/unit/event-layout.test.ts checks these offsets against the C header.
+
+export const COMMON_LAYOUTS = {
+  structs: {
+    event_header: { kind: 0, probe_id: 2, pid: 4, tid: 8, cpu: 12, instance: 14, ts_ns: 16, $size: 24 },
+    probe_stats: { hits: 0, events: 8, drops: 16, bad_layout: 24, no_entry: 32, $size: 64 },
+  },
+  constants: { MAX_PROBES: 256 },
+  kinds: {},
+} as const;
+
+const H = COMMON_LAYOUTS.structs.event_header;
+export const EVENT_HEADER_SIZE = H.$size;
+
+export interface EventHeader {
+  kind: number;
+  probeId: number;
+  pid: number;
+  tid: number;
+  cpu: number;
+  /** Index of the function symbol (instance) whose probe fired. */
+  instance: number;
+  /** bpf_ktime_get_ns(): CLOCK_MONOTONIC. */
+  tsNs: bigint;
+}
+
+export function decodeHeader(dv: DataView, off: number): EventHeader {
+  return {
+    kind: dv.getUint16(off + H.kind, true),
+    probeId: dv.getUint16(off + H.probe_id, true),
+    pid: dv.getUint32(off + H.pid, true),
+    tid: dv.getUint32(off + H.tid, true),
+    cpu: dv.getUint16(off + H.cpu, true),
+    instance: dv.getUint16(off + H.instance, true),
+    tsNs: dv.getBigUint64(off + H.ts_ns, true),
+  };
+}
+
+/** The kind of a record, read without decoding the rest of the header. */
+export function recordKind(dv: DataView, off: number): number {
+  return dv.getUint16(off + H.kind, true);
+}
+
+/** Thrown for a record that does not fit its kind. */
+export class DecodeError extends Error {}
+
+/**
+ * A u64 read as a JS number. Exact for user-space addresses (below 2^47) and
+ * any value below 2^53; larger values lose low bits, which is fine for the
+ * words the agent only compares with addresses.
+ */
+export function readU64Number(dv: DataView, off: number): number {
+  return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * 4294967296;
+}
+
+/** Copies `n` bytes at `off` out of the ring (the view is reused once the record is consumed). */
+export function copyBytes(dv: DataView, off: number, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  b.set(new Uint8Array(dv.buffer, dv.byteOffset + off, n));
+  return b;
+}

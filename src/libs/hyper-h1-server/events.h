@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Events of the hyper HTTP/1 server probes (probes.bpf.c). Mirrored by
+ * layouts.ts, which test/unit/event-layout.test.ts checks against this file.
+ */
+#ifndef OTEL_RUST_AGENT_HYPER_H1_SERVER_EVENTS_H
+#define OTEL_RUST_AGENT_HYPER_H1_SERVER_EVENTS_H
+
+#include "../../../bpf/include/events.h"
+
+enum hyper_h1_server_event_kind {
+	EV_H1_SERVER_REQUEST  = 0x01,	/* request head parsed */
+	EV_H1_SERVER_RESPONSE = 0x02,	/* response head encoded */
+};
+
+/* Bytes of the request head copied per request. Request line, Host,
+ * User-Agent and traceparent are nearly always within the first 2 KiB.
+ * Heads that fit in H1_HEAD_CAPTURE_SMALL go out in a record that long
+ * (most do), so the ring holds four times more of them. */
+#define H1_HEAD_CAPTURE 2048
+#define H1_HEAD_CAPTURE_SMALL 512
+/* Words of hyper's ParseContext / Encode structs copied: both hold
+ * `&mut conn.state.method`, a per-connection address that pairs a response
+ * with its request without knowing either struct's layout. */
+#define H1_CTX_WORDS 8
+#define H1_MSG_WORDS 6
+/* Bytes of the encoded response head copied: the status line. */
+#define H1_STATUS_CAPTURE 64
+
+struct h1_request_event {
+	struct event_header hdr;
+	__u64 buf_addr;			/* address of the &mut BytesMut argument */
+	__u64 ctx_words[H1_CTX_WORDS];	/* ParseContext, raw */
+	__u32 buf_len;			/* BytesMut.len: bytes buffered */
+	__u32 captured;			/* bytes copied into head[] */
+	__u8  head[H1_HEAD_CAPTURE];
+};
+
+struct h1_response_event {
+	struct event_header hdr;
+	__u64 dst_addr;			/* address of the &mut Vec<u8> argument */
+	__u64 msg_words[H1_MSG_WORDS];	/* Encode, raw */
+	__u64 entry_ts_ns;		/* when encode was entered */
+	__u32 written;			/* bytes encode appended to dst */
+	__u32 captured;			/* bytes copied into status_line[] */
+	__u16 status;			/* status read at entry (0: take it from status_line) */
+	__u16 _pad[3];
+	__u8  status_line[H1_STATUS_CAPTURE];
+};
+
+#endif

@@ -1,0 +1,21 @@
+// Offsets of the events in ./events.h, as the decoders use them.
+// test/unit/event-layout.test.ts compiles events.h and fails if any size,
+// offset, constant or kind here differs.
+import type { EventLayouts } from '../library';
+
+export const H1_SERVER_LAYOUTS = {
+  kinds: { H1_SERVER_REQUEST: 0x01, H1_SERVER_RESPONSE: 0x02 },
+  constants: {
+    H1_HEAD_CAPTURE: 2048,
+    H1_HEAD_CAPTURE_SMALL: 512,
+    H1_CTX_WORDS: 8,
+    H1_MSG_WORDS: 6,
+    H1_STATUS_CAPTURE: 64,
+  },
+  structs: {
+    h1_request_event: { hdr: 0, buf_addr: 24, ctx_words: 32, buf_len: 96, captured: 100, head: 104, $size: 104 + 2048 },
+    h1_response_event: {
+      hdr: 0, dst_addr: 24, msg_words: 32, entry_ts_ns: 80, written: 88, captured: 92, status: 96, status_line: 104, $size: 104 + 64,
+    },
+  },
+} as const satisfies EventLayouts;

@@ -1,0 +1,12 @@
+// Every library the agent instruments. Adding one is a folder under src/libs/
+// and one line here; order does not matter, except that probe ids follow it.
+import type { Library } from './library';
+import type { ProbeModule } from '../plan/module';
+import { hyperH1ServerLibrary } from './hyper-h1-server';
+
+export const LIBRARIES: Library[] = [hyperH1ServerLibrary];
+
+/** The probe modules of LIBRARIES, one array for the whole run (probe ids are assigned over it). */
+export const PROBE_MODULES: ProbeModule[] = LIBRARIES.map((l) => l.module);
+
+export type { Library, SpanBuilder, SpanOutput, EventLayouts } from './library';

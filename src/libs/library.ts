@@ -1,0 +1,53 @@
+// What one instrumented library provides. Each library is one folder,
+// src/libs/<name>/, holding:
+//   probes.ts       its probe module: symbols, sites, layouts, versions (data)
+//   probes.bpf.c    its BPF programs (built into build/bpf/<name>.bpf.o)
+//   events.h        its event structs, defined once, in C
+//   layouts.ts      the offsets its decoders use, checked against events.h
+//   decode.ts       ring records -> typed events
+//   spans.ts        events -> span records
+//   README.md       why these functions, what each probe reads, its cost
+// and src/libs/index.ts lists the libraries. The generic stages (binary, plan,
+// bpf, events, spans, export) never import a library folder.
+import type { ProbeModule } from '../plan/module';
+import type { SpanRecord } from '../spans/record';
+
+/** Offsets and constants a library's decoders use, mirroring its events.h. */
+export interface EventLayouts {
+  /** struct name -> field -> offset, plus sizeof under `$size`. */
+  structs: Record<string, Record<string, number>>;
+  /** #define name -> value. */
+  constants: Record<string, number>;
+  /** Event kind enumerator (without the EV_ prefix) -> value. */
+  kinds: Record<string, number>;
+}
+
+/** Where span builders send what they made. */
+export interface SpanOutput {
+  /** CLOCK_MONOTONIC nanoseconds (BPF timestamps) -> Unix-epoch nanoseconds. */
+  toUnixNano(monoNs: bigint): bigint;
+  /** A finished span. The record is released after the call: do not keep it. */
+  emit(span: SpanRecord): void;
+}
+
+/** A library's span assembly state for one agent run. */
+export interface SpanBuilder {
+  /** One ring record of a kind this library declared. The view is only valid during the call. */
+  handle(kind: number, dv: DataView, off: number, len: number): void;
+  /** A process exited: drop its unfinished state; returns how many spans were lost. */
+  forgetProcess(pid: number): number;
+  /** Drops state that waited too long (a response that never came). */
+  expire(nowMono: bigint): void;
+  /** Pids that have state here. */
+  pids(): number[];
+  /** Counters for the stats file (requests, spans, abandoned, ...). */
+  stats(): Record<string, number>;
+}
+
+export interface Library {
+  /** Same as module.name; also the folder name under src/libs/. */
+  name: string;
+  module: ProbeModule;
+  layouts: EventLayouts;
+  createSpans(out: SpanOutput): SpanBuilder;
+}

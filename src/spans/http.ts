@@ -1,0 +1,234 @@
+// Parsing of raw HTTP/1 heads captured by the probes. Defensive: the bytes come
+// from another process and may be partial or truncated by the capture limit.
+
+export interface RequestHead {
+  method: string;
+  target: string;
+  version: string; // "1.1", "1.0"
+  headers: Map<string, string>; // lowercase name -> first value
+  /** The head ends inside the captured bytes (\r\n\r\n seen). */
+  complete: boolean;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Returns the parsed head, or undefined when the bytes do not start with a
+ * request line. `truncated` says the capture limit cut the buffer, so a missing
+ * end of head is not evidence of a partial read.
+ */
+export function parseRequestHead(buf: Buffer, truncated: boolean): RequestHead | undefined {
+  const end = buf.indexOf('\r\n\r\n');
+  const complete = end >= 0;
+  if (!complete && !truncated) return undefined; // partial read: hyper will parse again
+  const text = buf.subarray(0, complete ? end : buf.length).toString('latin1');
+  const lines = text.split('\r\n');
+  const m = /^(\S+) (\S+) HTTP\/(\d\.\d)$/.exec(lines[0]);
+  if (!m || !TOKEN.test(m[1])) return undefined;
+  const headers = new Map<string, string>();
+  // With a truncated capture the last line may be cut: drop it.
+  const last = complete ? lines.length : lines.length - 1;
+  for (let i = 1; i < last; i++) {
+    const c = lines[i].indexOf(':');
+    if (c <= 0) continue;
+    const name = lines[i].slice(0, c).trim().toLowerCase();
+    if (!headers.has(name)) headers.set(name, lines[i].slice(c + 1).trim());
+  }
+  return { method: m[1], target: m[2], version: m[3], headers, complete };
+}
+
+export interface StatusLine {
+  version: string;
+  status: number;
+}
+
+export function parseStatusLine(buf: Buffer): StatusLine | undefined {
+  const m = /^HTTP\/(\d\.\d) (\d{3})/.exec(buf.subarray(0, 32).toString('latin1'));
+  if (!m) return undefined;
+  return { version: m[1], status: parseInt(m[2], 10) };
+}
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+export function normalizeMethod(m: string): { method: string; original?: string } {
+  return KNOWN_METHODS.has(m) ? { method: m } : { method: '_OTHER', original: m };
+}
+
+/** Splits an origin-form or absolute-form request target into path and query. */
+export function splitTarget(target: string): { path: string; query?: string } {
+  let t = target;
+  const abs = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(t);
+  // An empty path after the authority is "/", also when a query follows.
+  if (abs) { t = t.slice(abs[0].length); if (!t.startsWith('/')) t = '/' + t; }
+  const hash = t.indexOf('#');
+  if (hash >= 0) t = t.slice(0, hash);
+  const q = t.indexOf('?');
+  if (q < 0) return { path: t };
+  return { path: t.slice(0, q), query: t.slice(q + 1) };
+}
+
+/** Host header -> server.address / server.port (IPv6 literals in brackets). */
+export function splitHost(host: string, defaultPort: number): { address: string; port: number } | undefined {
+  const h = host.trim();
+  if (!h) return undefined;
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(h);
+  if (v6) return { address: v6[1], port: v6[2] ? parseInt(v6[2], 10) : defaultPort };
+  const c = h.lastIndexOf(':');
+  if (c > 0 && /^\d+$/.test(h.slice(c + 1))) return { address: h.slice(0, c), port: parseInt(h.slice(c + 1), 10) };
+  return { address: h, port: defaultPort };
+}
+
+// ---------------------------------------------------------------------------
+// Byte-level request-head scan: the hot path. It finds the request line and
+// the headers spans care about without making strings, so their bytes can go
+// straight into the OTLP request (SpanRecord.addBytes). Same rules as
+// parseRequestHead above, which stays as the readable reference (the unit
+// tests check that both agree).
+
+/** Range [start, end) of a header value in the scanned buffer; start < 0 = absent. */
+export class HeadScan {
+  complete = false;
+  methodEnd = 0;
+  targetStart = 0;
+  targetEnd = 0;
+  /** '1.1' / '1.0' as 11 / 10 (major*10 + minor). */
+  version = 0;
+  hostStart = -1; hostEnd = -1;
+  uaStart = -1; uaEnd = -1;
+  tpStart = -1; tpEnd = -1;
+  tsStart = -1; tsEnd = -1;
+
+  reset(): void {
+    this.complete = false;
+    this.methodEnd = this.targetStart = this.targetEnd = this.version = 0;
+    this.hostStart = this.hostEnd = this.uaStart = this.uaEnd = -1;
+    this.tpStart = this.tpEnd = this.tsStart = this.tsEnd = -1;
+  }
+}
+
+// RFC 9110 tchar.
+const TCHAR = new Uint8Array(256);
+for (const ch of "!#$%&'*+-.^_`|~") TCHAR[ch.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) { TCHAR[c] = 1; TCHAR[c + 32] = 1; }
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+/** Case-insensitive match of b[s..e) against a lowercase ASCII name. */
+function nameIs(b: Uint8Array, s: number, e: number, name: string): boolean {
+  if (e - s !== name.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    let c = b[s + i];
+    if (c >= 0x41 && c <= 0x5a) c += 32;
+    if (c !== name.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
+ * Scans the request head in b[0..len). Returns false when the bytes do not
+ * start with a request line, or the head is incomplete and not `truncated`
+ * (a partial read: hyper will parse again). With a truncated capture the
+ * last, possibly cut, line is ignored.
+ */
+export function scanRequestHead(b: Uint8Array, len: number, truncated: boolean, s: HeadScan): boolean {
+  s.reset();
+  // End of the request line.
+  let i = 0;
+  while (i < len && b[i] !== 0x0d && b[i] !== 0x0a) i++;
+  const lineEnd = i;
+  // Find the end of head (\r\n\r\n) first: without it, only a truncated capture is usable.
+  let headEnd = -1;
+  for (let j = lineEnd; j + 3 < len; j++) {
+    if (b[j] === 0x0d && b[j + 1] === 0x0a && b[j + 2] === 0x0d && b[j + 3] === 0x0a) { headEnd = j; break; }
+  }
+  s.complete = headEnd >= 0;
+  if (!s.complete && !truncated) return false;
+  const limit = s.complete ? headEnd : len;
+  if (lineEnd > limit) return false;
+  // METHOD SP TARGET SP HTTP/d.d
+  let p = 0;
+  while (p < lineEnd && TCHAR[b[p]]) p++;
+  if (p === 0 || p >= lineEnd || b[p] !== 0x20) return false;
+  s.methodEnd = p;
+  const ts = p + 1;
+  let q = ts;
+  while (q < lineEnd && b[q] > 0x20 && b[q] !== 0x7f) q++;
+  if (q === ts || q + 9 !== lineEnd || b[q] !== 0x20) return false;
+  if (b[q + 1] !== 0x48 || b[q + 2] !== 0x54 || b[q + 3] !== 0x54 || b[q + 4] !== 0x50 || b[q + 5] !== 0x2f) return false; // HTTP/
+  const maj = b[q + 6] - 0x30, dot = b[q + 7], min = b[q + 8] - 0x30;
+  if (maj < 0 || maj > 9 || dot !== 0x2e || min < 0 || min > 9) return false;
+  s.targetStart = ts;
+  s.targetEnd = q;
+  s.version = maj * 10 + min;
+  // Header lines.
+  let ls = lineEnd + 2;
+  while (ls < limit) {
+    let le = ls;
+    while (le < limit && b[le] !== 0x0d) le++;
+    if (le >= limit && !s.complete) break; // cut by the capture limit
+    let c = ls;
+    while (c < le && b[c] !== 0x3a) c++;
+    if (c > ls && c < le) {
+      let ne = c;
+      while (ne > ls && isSpace(b[ne - 1])) ne--;
+      let vs = c + 1;
+      let ve = le;
+      while (vs < ve && isSpace(b[vs])) vs++;
+      while (ve > vs && isSpace(b[ve - 1])) ve--;
+      const n = ne - ls;
+      const first = b[ls] | 0x20;
+      if (n === 4 && first === 0x68 && s.hostStart < 0 && nameIs(b, ls, ne, 'host')) { s.hostStart = vs; s.hostEnd = ve; }
+      else if (n === 10 && first === 0x75 && s.uaStart < 0 && nameIs(b, ls, ne, 'user-agent')) { s.uaStart = vs; s.uaEnd = ve; }
+      else if (n === 11 && first === 0x74 && s.tpStart < 0 && nameIs(b, ls, ne, 'traceparent')) { s.tpStart = vs; s.tpEnd = ve; }
+      else if (n === 10 && first === 0x74 && s.tsStart < 0 && nameIs(b, ls, ne, 'tracestate')) { s.tsStart = vs; s.tsEnd = ve; }
+    }
+    ls = le + 2;
+  }
+  return true;
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
+
+/** The standard method b[0..n) names, as an interned string, or undefined. */
+export function knownMethod(b: Uint8Array, n: number): string | undefined {
+  for (const m of METHODS) {
+    if (m.length !== n || m.charCodeAt(0) !== b[0]) continue;
+    let ok = true;
+    for (let i = 1; i < n; i++) if (m.charCodeAt(i) !== b[i]) { ok = false; break; }
+    if (ok) return m;
+  }
+  return undefined;
+}
+
+/** Host value b[s..e) -> [address end, port or -1]: splits "host:port" and "[v6]:port". */
+export function splitHostBytes(b: Uint8Array, s: number, e: number): { addrStart: number; addrEnd: number; port: number } | undefined {
+  if (s >= e) return undefined;
+  if (b[s] === 0x5b) { // [v6]
+    let r = s + 1;
+    while (r < e && b[r] !== 0x5d) r++;
+    if (r >= e) return undefined;
+    const port = r + 1 < e && b[r + 1] === 0x3a ? digits(b, r + 2, e) : -1;
+    if (r + 1 < e && port < 0) return undefined;
+    return { addrStart: s + 1, addrEnd: r, port };
+  }
+  let c = e - 1;
+  while (c > s && b[c] !== 0x3a) c--;
+  if (c > s) {
+    const port = digits(b, c + 1, e);
+    if (port >= 0) return { addrStart: s, addrEnd: c, port };
+  }
+  return { addrStart: s, addrEnd: e, port: -1 };
+}
+
+function digits(b: Uint8Array, s: number, e: number): number {
+  if (s >= e || e - s > 5) return -1;
+  let v = 0;
+  for (let i = s; i < e; i++) {
+    const d = b[i] - 0x30;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
