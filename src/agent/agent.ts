@@ -23,6 +23,7 @@ import { readProcessInfo, processExists, processesOfExecutable, buildResource, P
 import { PinnedFile, identityOf, inodeKey, sameContent, FileIdentity } from './pinned-file';
 import { analyzeTarget, requirePlan, requireExecutable, requireProcess } from './target';
 import { checkTracingPrivileges } from './privileges';
+import { prefetchSymbols } from '../binary/symbol-sources';
 import { bpfObjectPath } from '../util/paths';
 import { log, warnEvery } from '../util/log';
 import { WallClock } from '../util/clock';
@@ -101,7 +102,8 @@ export class Agent {
     }
     let plan: Plan;
     try {
-      plan = requirePlan(analyzeTarget(file.path, shownAs), shownAs);
+      for (const w of await prefetchSymbols(file.path, realPathOf(file, shownAs), cfg.symbols)) log.warn(`debuginfod: ${w}`);
+      plan = requirePlan(analyzeTarget(file.path, shownAs, cfg.symbols, realPathOf(file, shownAs)), shownAs);
       checkTracingPrivileges();
     } catch (e) {
       file.close();
@@ -333,7 +335,7 @@ export class Agent {
     let file: PinnedFile | undefined;
     try {
       file = PinnedFile.open(exe);
-      const plan = requirePlan(analyzeTarget(file.path, exe), exe);
+      const plan = requirePlan(analyzeTarget(file.path, exe, this.cfg.symbols, exe), exe);
       this.attachBinary(file.key, file, plan, 0);
       log.info(`${exe}: a new build; probes attached to it`);
     } catch (e) {
@@ -399,6 +401,11 @@ export class Agent {
     for (const ab of this.binaries.values()) ab.file.close();
     this.resolveDone(0);
   }
+}
+
+/** Where the binary lives, for debug files next to it (file.path is a /proc/self/fd path). */
+function realPathOf(file: PinnedFile, shownAs: string): string {
+  try { return fs.realpathSync(file.openedAs); } catch { return shownAs; }
 }
 
 function pinFile(p: string, shownAs: string): PinnedFile {

@@ -30,6 +30,44 @@ export interface ProbeSpec {
   /** Probes made unnecessary when this one is ready. They are planned but
    * kept on standby, and attached if this one is disabled at run time. */
   replaces?: string[];
+  /** A fallback: planned only when every probe named here is missing (its
+   * function not in the binary, e.g. inlined by fat LTO). */
+  onlyIfMissing?: string[];
+  /** How the function is recognised in a binary without symbols, and the
+   * check every candidate (and, with `filterNamed`, every named instance)
+   * must pass before a probe goes there. */
+  identify?: IdentifySpec;
+  /** A u16 field of the struct an argument register points to (the cookie's
+   * COOKIE_CHAIN_OFF), from the offsets database, cross-checked with the code. */
+  argField?: ArgFieldSpec;
+}
+
+export type ArgRegister = 'RSI' | 'RDI' | 'RDX';
+
+/** What the code of the function must show about its arguments. */
+export type FunctionCheck =
+  /** The function loads these words of the struct `register` points to (e.g. BytesMut ptr and len). */
+  | { kind: 'arg-words'; register: ArgRegister; layout: RustLayoutName; fields: ('ptr' | 'len' | 'cap')[] }
+  /** `[[register + A] + B]` (a u16 two loads away) is compared with `compareWith`. */
+  | { kind: 'u16-chain'; register: ArgRegister; compareWith: number }
+  /** `[register + B]` (a u16 of the struct the argument points to) is compared with `compareWith`. */
+  | { kind: 'arg-u16'; register: ArgRegister; compareWith: number };
+
+export interface IdentifySpec {
+  /** Whose panic locations (offsets/signatures.json) mark the function; default: the probe's symbol.
+   * A function inlined into its caller takes its panic sites along, so the
+   * caller is found by the callee's locations. */
+  anchorsOf?: string;
+  check: FunctionCheck;
+  /** Also check the instances found by name, keeping those that pass (a
+   * generic function has instances for other types too). */
+  filterNamed?: boolean;
+}
+
+export interface ArgFieldSpec {
+  type: string;
+  field: string;
+  code: { argRegister: ArgRegister; compareWith: number };
 }
 
 /**

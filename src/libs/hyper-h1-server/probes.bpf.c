@@ -9,6 +9,10 @@
  * the binary, the layout-free fallback:
  *   <Server as Http1Transaction>::encode  entry        remember dst and its length
  *   <Server as Http1Transaction>::encode  ret sites    the status line just written
+ * and, when encode has no out-of-line copy (fat LTO inlines it into its
+ * generic caller), the fallback that survives LTO:
+ *   Conn<I,B,T>::write_head               entry        head.subject: the status,
+ *                                                      and the Conn's address
  * The preferred form costs one hit per response instead of two, and the hit is
  * on encode's first instruction (push, emulated by the kernel: ~0.7 us here)
  * instead of a ret (single-stepped: ~10 us here).
@@ -197,5 +201,36 @@ int h1_server_encode_ret(struct pt_regs *ctx)
 		n = 0;
 	e.captured = n;
 	submit(st, &e, sizeof(e));
+	return 0;
+}
+
+/*
+ * Conn<I,B,T>::write_head(&mut self, head: MessageHead<StatusCode>, body)
+ * (rdi = &mut Conn, rsi = &MessageHead): the place fat LTO inlines encode
+ * into. The status is read at the MessageHead.subject offset the agent
+ * checked in this function's code (COOKIE_CHAIN_OFF). There is no Encode
+ * here: the Conn's address goes in msg_words[0], and the agent learns which
+ * ParseContext word (&mut conn.state.method) lies at a fixed distance from it.
+ */
+SEC("uprobe")
+int h1_server_write_head(struct pt_regs *ctx)
+{
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
+
+	const char *head = (const char *)PT_REGS_PARM2(ctx);
+	struct h1_response_event e = {};
+	fill_header(&e.hdr, EV_H1_SERVER_RESPONSE_CONN, cookie);
+	e.msg_words[0] = PT_REGS_PARM1(ctx);
+	e.entry_ts_ns = e.hdr.ts_ns;
+	__u16 status = 0;
+	if (!user_ptr_ok((__u64)head) || !user_ptr_ok(e.msg_words[0]) ||
+	    bpf_probe_read_user(&status, sizeof(status), head + COOKIE_CHAIN_OFF(cookie)) ||
+	    status < 100 || status > 999) {
+		count_bad_layout(st);
+		return 0;
+	}
+	e.status = status;
+	submit(st, &e, offsetof(struct h1_response_event, status_line));
 	return 0;
 }

@@ -72,6 +72,9 @@ export const PENDING_MAX_AGE_NS = 600n * 1_000_000_000n;
 /** At most this many requests wait for a response per process. */
 export const PENDING_MAX = 65_536;
 
+/** hyper's Conn (its state, io buffers and the IO value) fits well within this. */
+const CONN_WINDOW = 64 * 1024;
+
 function pointerLike(w: number): boolean {
   return w >= 0x10000 && w < 0x800000000000 && w % 8 === 0;
 }
@@ -81,6 +84,9 @@ class ProcessState {
   // (in ParseContext) and per encode instance (in Encode).
   ctxKey = new Map<number, number>();
   msgKey = new Map<number, number>();
+  /** Per write_head instance: the distance from the Conn's address to the
+   * ParseContext word that points into it (&mut conn.state.method). */
+  connDelta = new Map<number, number>();
   pending = new Map<number, Pending>();
   /** Distinct pending requests, oldest first (Map keeps insertion order). */
   order = new Set<Pending>();
@@ -96,6 +102,7 @@ export class HyperH1ServerSpans implements SpanBuilder {
   handle(kind: number, dv: DataView, off: number, len: number): void {
     if (kind === KIND.H1_SERVER_REQUEST) this.onRequest(decodeRequest(dv, off, len));
     else if (kind === KIND.H1_SERVER_RESPONSE) this.onResponse(decodeResponse(dv, off, len));
+    else if (kind === KIND.H1_SERVER_RESPONSE_CONN) this.onResponse(decodeResponse(dv, off, len), true);
     else throw new DecodeError(`hyper-h1-server: unknown event kind ${kind}`);
   }
 
@@ -227,11 +234,13 @@ export class HyperH1ServerSpans implements SpanBuilder {
     if (!req.emitted) releaseRecord(req.rec);
   }
 
-  onResponse(ev: H1ResponseEvent): void {
+  onResponse(ev: H1ResponseEvent, conn = false): void {
     const p = this.proc(ev.hdr.pid);
     let req: Pending | undefined;
     const msgIdx = p.msgKey.get(ev.hdr.instance);
-    if (msgIdx !== undefined) {
+    if (conn) {
+      req = this.matchConn(p, ev.hdr.instance, ev.msgWords[0]);
+    } else if (msgIdx !== undefined) {
       req = p.pending.get(ev.msgWords[msgIdx]);
     } else {
       // Learn which words carry the connection address: exactly one match.
@@ -282,6 +291,33 @@ export class HyperH1ServerSpans implements SpanBuilder {
     } finally {
       releaseRecord(rec);
     }
+  }
+
+  /**
+   * write_head gives the Conn's address; the request's ParseContext holds
+   * &mut conn.state.method, a fixed distance into that Conn. The distance is
+   * learned from the first response for which exactly one waiting request
+   * has such a word less than CONN_WINDOW bytes past the Conn's address, then
+   * used alone.
+   */
+  private matchConn(p: ProcessState, instance: number, connAddr: number): Pending | undefined {
+    const delta = p.connDelta.get(instance);
+    if (delta !== undefined) return p.pending.get(connAddr + delta);
+    const cands: { req: Pending; idx: number }[] = [];
+    for (const r of p.order) {
+      const known = p.ctxKey.get(r.instance);
+      r.ctxWords.forEach((w, i) => {
+        if ((known === undefined || known === i) && pointerLike(w) && w >= connAddr && w - connAddr < CONN_WINDOW) cands.push({ req: r, idx: i });
+      });
+    }
+    if (cands.length === 0 || cands.some((c) => c.req !== cands[0].req)) return undefined;
+    const { req, idx } = cands[0];
+    p.connDelta.set(instance, req.ctxWords[idx] - connAddr);
+    if (!p.ctxKey.has(req.instance)) {
+      p.ctxKey.set(req.instance, idx);
+      this.refile(p, req.instance, req);
+    }
+    return req;
   }
 
   /** Once a parse instance's key word is known, its pending requests are filed under that word only. */
