@@ -2,6 +2,7 @@
 #   make demo    install what is missing, build, run the agent on the demo service
 #   make test    install what is missing, build, run every test (as root)
 #   make bench   side-by-side benchmark, with and without the agent
+#   make test-matrix  the compatibility table: fixtures x compilers x profiles, into docs/compatibility.md
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
@@ -14,7 +15,7 @@ BPF_OBJ := $(LIB_BPF_OBJ) build/bpf/calibrate.bpf.o
 BPF_HDR := $(wildcard bpf/include/*.h)
 TS_SRC  := $(shell find src test tools bench -name '*.ts' 2>/dev/null)
 
-.PHONY: all setup build bpf ts apps libotelctx demo test test-unit test-e2e bench clean
+.PHONY: all setup build bpf ts apps libotelctx demo test test-unit test-e2e test-matrix toolchains bench clean
 
 all: build
 
@@ -64,6 +65,16 @@ test-unit: build
 
 test-e2e: build
 	node --test --test-concurrency=1 --test-timeout=600000 dist/test/e2e/
+
+# Debian's rustc 1.85 and 1.96 (rustc-web), unpacked into build/toolchains/
+# (cached); the tests and the matrix fetch them themselves when they need them.
+toolchains:
+	@scripts/toolchains.sh
+
+# About an hour on 2 vCPUs: every fixture of src/libs/*/matrix.ts x three
+# compilers x the release profiles. MATRIX_ARGS narrows it (see tools/test-matrix.ts).
+test-matrix: build toolchains
+	node dist/tools/test-matrix.js $(MATRIX_ARGS)
 
 bench: build
 	node dist/bench/run.js
