@@ -10,11 +10,13 @@
 //   the field order of BytesMut and Vec<u8> is needed, never a hyper struct.
 //
 // Under fat LTO with one codegen unit, encode is inlined into the generic
-// Conn::write_head. That function keeps an out-of-line copy (it is large and
-// called from the dispatcher's poll loop) and receives the MessageHead by
-// pointer, so its entry gives the same span end: write_head_status, used only
-// when encode is missing, and only on instances whose code tests
-// head.subject == 101 (encode's first test, now inlined there).
+// Conn::write_head (hyper 1.x), or with write_head into Conn::encode_head
+// (hyper 0.14, checked with rustc 1.85, 1.95 and 1.96). Those keep an
+// out-of-line copy (large, called from the dispatcher's poll loop) and
+// receive the MessageHead by pointer, so their entry gives the same span
+// end: write_head_status / encode_head_status, used only when encode is
+// missing, and only on instances whose code tests head.subject == 101
+// (encode's first test, now inlined there).
 //
 // Without any symbols, each function is identified by the panic locations of
 // hyper's role.rs its code references (offsets/signatures.json) and checked
@@ -99,6 +101,21 @@ export const hyperH1Server: ProbeModule = {
       },
       identify: { anchorsOf: ENCODE, check: { kind: 'arg-u16', register: 'RSI', compareWith: 101 }, filterNamed: true },
       purpose: 'fat-LTO fallback: status from head.subject where encode was inlined; span end (one emulated hit)',
+    },
+    {
+      id: 'encode_head_status',
+      symbol: 'hyper::proto::h1::conn::Conn<I,B,T>::encode_head',
+      site: 'entry',
+      program: 'h1_server_encode_head',
+      onlyIfMissing: ['encode_status', 'encode', 'write_head_status'],
+      replaces: ['encode_status', 'encode', 'encode_ret'],
+      argField: {
+        type: 'hyper::proto::MessageHead<StatusCode>',
+        field: 'subject',
+        code: { argRegister: 'RDX', compareWith: 101 },
+      },
+      identify: { anchorsOf: ENCODE, check: { kind: 'arg-u16', register: 'RDX', compareWith: 101 }, filterNamed: true },
+      purpose: 'fat-LTO fallback (hyper 0.14, where write_head is inlined too): the same, one call further out',
     },
   ],
 };
