@@ -103,6 +103,9 @@ export function loadedSegmentsDiffer(elf: ElfFile, other: ElfFile): string | und
     const db = Buffer.from(other.buf.subarray(b.offset, b.offset + b.filesz));
     for (const [r, d] of [[ra, da], [rb, db]] as const) {
       if (r && r[0] >= a.offset && r[1] <= a.offset + a.filesz) d.fill(0, r[0] - a.offset, r[1] - a.offset);
+      // The ELF header, mapped with the first segment, says where the section
+      // headers are and how many: that changes with the symbol table.
+      if (a.offset === 0) { d.fill(0, 0x28, Math.min(0x30, d.length)); d.fill(0, 0x3a, Math.min(0x40, d.length)); }
     }
     if (ra && rb && ra[0] !== rb[0]) return 'the build-id notes sit at different places';
     if (!da.equals(db)) {
@@ -252,6 +255,5 @@ export async function prefetchSymbols(binPath: string, realPath: string, opts: S
   const local = findSymbolSource(elf, realPath, { ...opts, debuginfodUrls: [] });
   if (local.kind !== 'none') return [];
   const errors: string[] = [];
-  await fetchFromDebuginfod(id, opts, errors);
-  return errors;
+  return (await fetchFromDebuginfod(id, opts, errors)) ? [] : errors;
 }
