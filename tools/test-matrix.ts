@@ -5,7 +5,7 @@
 // edited by hand: rerun this.
 //
 //   make test-matrix                       # everything (as root: it loads eBPF)
-//   node dist/tools/test-matrix.js [--compilers 1.95,1.85] [--profiles default,fat] [--fixtures "hyper 0.14"] [--out FILE]
+//   node dist/tools/test-matrix.js [--compilers 1.95,1.85] [--profiles default,fat] [--fixtures hyper014] [--out FILE] [--build-only]
 //
 // A cell is "works" when every expected span of its column arrived with
 // exactly the expected attributes (and parent, where the request carried
@@ -192,10 +192,10 @@ export function renderMarkdown(rows: RowResult[], meta: { date: string; command:
 
 // ---------------------------------------------------------------------------
 
-interface Args { compilers: Compiler[]; profiles: Profile[]; fixtures: string[] | undefined; out: string }
+interface Args { compilers: Compiler[]; profiles: Profile[]; fixtures: string[] | undefined; out: string; buildOnly: boolean }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { compilers: COMPILERS, profiles: PROFILES, fixtures: undefined, out: path.join(repoRoot(), 'docs', 'compatibility.md') };
+  const a: Args = { compilers: COMPILERS, profiles: PROFILES, fixtures: undefined, out: path.join(repoRoot(), 'docs', 'compatibility.md'), buildOnly: false };
   for (let i = 0; i < argv.length; i++) {
     const v = () => { const x = argv[++i]; if (!x) throw new Error(`${argv[i - 1]} needs a value`); return x; };
     switch (argv[i]) {
@@ -203,7 +203,8 @@ function parseArgs(argv: string[]): Args {
       case '--profiles': { const ids = v().split(','); a.profiles = PROFILES.filter((p) => ids.includes(p.id)); if (a.profiles.length !== ids.length) throw new Error(`--profiles: known ${PROFILES.map((p) => p.id).join(', ')}`); break; }
       case '--fixtures': a.fixtures = v().split(','); break;
       case '--out': a.out = path.resolve(v()); break;
-      default: throw new Error(`unknown argument ${argv[i]} (--compilers, --profiles, --fixtures, --out)`);
+      case '--build-only': a.buildOnly = true; break;
+      default: throw new Error(`unknown argument ${argv[i]} (--compilers, --profiles, --fixtures, --out, --build-only)`);
     }
   }
   return a;
@@ -230,6 +231,7 @@ export async function main(argv: string[]): Promise<number> {
         try {
           const bin = profileBuild(fixture.app as 'demo-service', `matrix-${p.id}`, p.settings, c.toolchain);
           const buildSeconds = Math.round((Date.now() - s) / 1000);
+          if (args.buildOnly) { process.stderr.write(`test-matrix: built ${bin} in ${buildSeconds}s\n`); continue; }
           const r = await runCell(bin, fixture);
           row = { library, fixture: fixture.label, crateVersion: r.version, compiler: c.id, rustc, profile: p.label, buildSeconds, cells: r.cells, probes: r.probes };
         } catch (e) {
@@ -243,6 +245,7 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
   }
+  if (args.buildOnly) return 0;
   const partial = args.compilers.length !== COMPILERS.length || args.profiles.length !== PROFILES.length || args.fixtures !== undefined;
   const md = renderMarkdown(rows, {
     date: new Date().toISOString().slice(0, 10), command: `make test-matrix${argv.length ? ` MATRIX_ARGS='${argv.join(' ')}'` : ''}`,
