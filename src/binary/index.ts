@@ -8,6 +8,7 @@ import { crateVersions, isRustBinary, rustcVersion, RustcVersion } from './rust'
 import { findReturnSites } from './returns';
 import { findSymbolSource, defaultSymbolOptions, type SymbolOptions, type SymbolSource } from './symbol-sources';
 import { fdeRanges, type FdeRange } from './eh-frame';
+import { dwarfStructs, type DwarfStruct } from './dwarf';
 
 export { BinaryError, ElfFile } from './elf';
 export { demangle, isRustMangled, legacyHash } from './demangle';
@@ -64,6 +65,29 @@ export class BinaryInfo {
   /** Function names are known (from the binary or from another file). */
   get hasSymbols(): boolean {
     return this.symbolSource.kind !== 'none';
+  }
+
+  private dwarfCache = new Map<string, DwarfStruct[]>();
+
+  /** Where DWARF debuginfo is: the binary (debug = true) or its debug file; undefined if none. */
+  dwarfSource(): ElfFile | undefined {
+    for (const e of [this.symbolSource.elf, this.elf]) {
+      const s = e?.sectionByName('.debug_info');
+      if (e && s && s.type !== 8 /* NOBITS */ && s.size > 0) return e;
+    }
+    return undefined;
+  }
+
+  /** Layouts of the named structures from DWARF, one per distinct layout (empty without
+   * debuginfo). Names not yet looked up are read in one walk of .debug_info. */
+  dwarfStructs(qualified: string[]): Map<string, DwarfStruct[]> {
+    const todo = qualified.filter((q) => !this.dwarfCache.has(q));
+    if (todo.length) {
+      const e = this.dwarfSource();
+      const found = e ? dwarfStructs(e, new Set(todo)) : [];
+      for (const q of todo) this.dwarfCache.set(q, found.filter((f) => f.name === q));
+    }
+    return new Map(qualified.map((q) => [q, this.dwarfCache.get(q)!]));
   }
 
   /** Function ranges from .eh_frame (the function entries a stripped binary keeps). */

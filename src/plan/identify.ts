@@ -200,7 +200,17 @@ function describeCheck(spec: ProbeSpec, check: FunctionCheck): string {
   }
 }
 
-export interface ResolvedArgField { offset: number; source: 'db+code' | 'db' | 'code'; detail: string }
+export interface ResolvedArgField { offset: number; source: 'dwarf+code' | 'dwarf' | 'db+code' | 'db' | 'code'; detail: string }
+
+/** A field's offset from the binary's own DWARF: a number, undefined (no
+ * debuginfo, or the type is not described), or a conflict between copies. */
+export function dwarfOffset(binary: BinaryInfo, dwarfName: string | undefined, field: string): number | undefined | { conflict: number[] } {
+  if (!dwarfName || !binary.dwarfSource()) return undefined;
+  const copies = binary.dwarfStructs([dwarfName]).get(dwarfName) ?? [];
+  const offs = [...new Set(copies.map((c) => c.members[field]).filter((x): x is number => x !== undefined))];
+  if (offs.length === 0) return undefined;
+  return offs.length === 1 ? offs[0] : { conflict: offs };
+}
 
 /**
  * The offset of an argument's u16 field (ArgFieldSpec) in `fn`: the offsets
@@ -214,6 +224,14 @@ export function resolveArgField(binary: BinaryInfo, fn: FunctionSymbol, spec: Ar
   try {
     code = [...new Set(findU16ArgCompare(binary.elf.readAtVaddr(fn.vaddr, fn.size), fn.vaddr, spec.code.argRegister, spec.code.compareWith).map((x) => x.offset))];
   } catch { /* no cross-check */ }
+  const dw = dwarfOffset(binary, spec.dwarf, spec.field);
+  const dwarfFrom = binary.dwarfSource() === binary.elf ? 'the binary\'s own DWARF' : 'DWARF of its debug file';
+  if (typeof dw === 'object') return { ok: false, reason: `${dwarfFrom} has ${dw.conflict.length} layouts of ${spec.dwarf}` };
+  if (dw !== undefined) {
+    if (code.includes(dw)) return { ok: true, field: { offset: dw, source: 'dwarf+code', detail: `${dwarfFrom}, confirmed by the code` } };
+    if (code.length) return { ok: false, reason: `${dwarfFrom} (${dw}) and code (${code.join(', ')}) disagree` };
+    return { ok: true, field: { offset: dw, source: 'dwarf', detail: dwarfFrom } };
+  }
   const db = crateVersions.length === 1
     ? layoutDb().filter((e) => e.type === spec.type && e.crate === crate && e.crateVersion === crateVersions[0] && e.fields[spec.field] !== undefined)
       .sort((a, b) => (a.rustc === rustc ? -1 : b.rustc === rustc ? 1 : 0))[0]

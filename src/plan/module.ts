@@ -67,6 +67,7 @@ export interface IdentifySpec {
 export interface ArgFieldSpec {
   type: string;
   field: string;
+  dwarf?: string;
   code: { argRegister: ArgRegister; compareWith: number };
 }
 
@@ -77,8 +78,9 @@ export interface ArgFieldSpec {
  * code, which loads the same chain and compares it with a known constant.
  */
 export interface FieldChainSpec {
-  outer: { type: string; field: string };
-  inner: { type: string; field: string };
+  /** `dwarf`: the type's qualified name in DWARF, where a binary with debuginfo (or its debug file) gives the offsets itself. */
+  outer: { type: string; field: string; dwarf?: string };
+  inner: { type: string; field: string; dwarf?: string };
   code: { argRegister: 'RSI' | 'RDI' | 'RDX'; compareWith: number };
 }
 

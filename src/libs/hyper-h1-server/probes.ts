@@ -31,6 +31,7 @@ import type { IdentifySpec, ProbeModule } from '../../plan/module';
 
 const SERVER = '<hyper::proto::h1::role::Server as hyper::proto::h1::Http1Transaction>';
 const ENCODE = `${SERVER}::encode`;
+const HEAD_DWARF = 'hyper::proto::MessageHead<http::status::StatusCode>';
 /** Without symbols, encode is the function with encode's panic locations
  * whose code tests msg.head.subject == 101 through its Encode argument. */
 const ENCODE_IDENTIFY: IdentifySpec = { check: { kind: 'u16-chain', register: 'RSI', compareWith: 101 } };
@@ -57,8 +58,8 @@ export const hyperH1Server: ProbeModule = {
       site: 'entry',
       program: 'h1_server_encode_status',
       fieldChain: {
-        outer: { type: 'hyper::proto::h1::Encode<StatusCode>', field: 'head' },
-        inner: { type: 'hyper::proto::MessageHead<StatusCode>', field: 'subject' },
+        outer: { type: 'hyper::proto::h1::Encode<StatusCode>', field: 'head', dwarf: 'hyper::proto::h1::Encode<http::status::StatusCode>' },
+        inner: { type: 'hyper::proto::MessageHead<StatusCode>', field: 'subject', dwarf: HEAD_DWARF },
         // encode starts with `if msg.head.subject == StatusCode::SWITCHING_PROTOCOLS`.
         code: { argRegister: 'RSI', compareWith: 101 },
       },
@@ -97,6 +98,7 @@ export const hyperH1Server: ProbeModule = {
       argField: {
         type: 'hyper::proto::MessageHead<StatusCode>',
         field: 'subject',
+        dwarf: HEAD_DWARF,
         code: { argRegister: 'RSI', compareWith: 101 },
       },
       identify: { anchorsOf: ENCODE, check: { kind: 'arg-u16', register: 'RSI', compareWith: 101 }, filterNamed: true },
@@ -112,6 +114,7 @@ export const hyperH1Server: ProbeModule = {
       argField: {
         type: 'hyper::proto::MessageHead<StatusCode>',
         field: 'subject',
+        dwarf: HEAD_DWARF,
         code: { argRegister: 'RDX', compareWith: 101 },
       },
       identify: { anchorsOf: ENCODE, check: { kind: 'arg-u16', register: 'RDX', compareWith: 101 }, filterNamed: true },
