@@ -181,6 +181,14 @@ function identifyWithoutSymbols(binary: BinaryInfo, module: ProbeModule, spec: P
       if (bad) failed.push(`0x${start.toString(16)} (${anchors.join(' ')}): ${bad}`);
       else passed.push({ fn, anchors });
     }
+    // A generic function (filterNamed) has one instance per type it is used
+    // with: every candidate that passes is one. Any other function must be unique.
+    if (passed.length > 1 && ident.filterNamed) {
+      fns.push(...passed.map((p) => p.fn));
+      notes.push(`identified without symbols: ${passed.length} instances at ${passed.map((p) => `0x${p.fn.vaddr.toString(16)}`).join(', ')} (.eh_frame), ` +
+        `each referencing ${crate} ${v} ${sig.file} ${[...new Set(passed.flatMap((p) => p.anchors))].join(', ')}; ${describeCheck(spec, ident.check)}`);
+      continue;
+    }
     if (passed.length !== 1) {
       const what = passed.length === 0 ? 'no candidate passes the check' : `${passed.length} candidates pass the check (${passed.map((p) => `0x${p.fn.vaddr.toString(16)}`).join(', ')}): ambiguous`;
       return { ok: false, fns: [], reason: `${stripped}; identifying ${spec.symbol} by ${anchorsOf}'s panic locations: ${what}${failed.length ? ` [${failed.join('; ')}]` : ''}` };

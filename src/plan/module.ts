@@ -59,8 +59,9 @@ export interface IdentifySpec {
    * caller is found by the callee's locations. */
   anchorsOf?: string;
   check: FunctionCheck;
-  /** Also check the instances found by name, keeping those that pass (a
-   * generic function has instances for other types too). */
+  /** A generic function: also check the instances found by name, keeping
+   * those that pass (it has instances for other types too); without symbols,
+   * every candidate that passes is an instance, instead of one being required. */
   filterNamed?: boolean;
 }
 

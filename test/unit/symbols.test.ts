@@ -8,7 +8,10 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { appBinary } from '../helpers/rustbuild';
+import { appBinary, buildRustc, tool } from '../helpers/rustbuild';
+import { dwarfStructs, lastComponent } from '../../src/binary/dwarf';
+import { layoutDb } from '../../src/plan/layouts';
+import { signatureDb } from '../../src/plan/identify';
 import { analyzeBinary, ElfFile } from '../../src/binary';
 import { fdeRanges } from '../../src/binary/eh-frame';
 import { findSymbolSource, fetchFromDebuginfod, prefetchSymbols, buildIdPath, debugLink, type SymbolOptions } from '../../src/binary/symbol-sources';
@@ -167,5 +170,52 @@ describe('symbol sources', () => {
     assert.throws(() => symbolOptions({ symbols: path.join(tmp, 'nope') }, {}, []), { message: `--symbols: ${path.join(tmp, 'nope')}: no such file` });
     assert.throws(() => symbolOptions({}, { OTEL_RUST_AGENT_SYMBOLS: tmp }, []), { message: `OTEL_RUST_AGENT_SYMBOLS: ${tmp}: not a regular file` });
     assert.throws(() => symbolOptions({ 'debug-dir': '/nonexistent' }, {}, []), { message: '--debug-dir: /nonexistent: not a directory' });
+  });
+});
+
+describe('DWARF', () => {
+  const SRC = `pub mod proto {
+    pub struct MessageHead<T> { pub version: u8, pub subject: T, pub headers: Vec<u8>, pub extra: Option<Box<u64>> }
+    pub mod h1 { pub struct Encode<'a, T> { pub head: &'a mut super::MessageHead<T>, pub keep_alive: bool, pub req_method: &'a mut Option<u32> } }
+  }
+  fn main() {
+    let mut h = proto::MessageHead { version: 1, subject: 200u16, headers: vec![1, 2], extra: None };
+    let mut m = Some(3u32);
+    let e = proto::h1::Encode { head: &mut h, keep_alive: std::hint::black_box(true), req_method: &mut m };
+    std::hint::black_box(&e);
+  }`;
+
+  test('member offsets of named structures agree with llvm-dwarfdump', () => {
+    const bin = buildRustc(SRC, { name: 'dwarfprobe', extraArgs: ['-g'] });
+    const got = dwarfStructs(ElfFile.open(bin), new Set(['dwarfprobe::proto::MessageHead<u16>', 'dwarfprobe::proto::h1::Encode<u16>']));
+    assert.deepEqual(got.map((g) => g.name).sort(), ['dwarfprobe::proto::MessageHead<u16>', 'dwarfprobe::proto::h1::Encode<u16>']);
+    for (const g of got) {
+      const dump = tool('llvm-dwarfdump-14', `--name=${lastComponent(g.name)}`, '--show-children', bin);
+      const want: Record<string, number> = {};
+      for (const m of dump.matchAll(/DW_TAG_member\n\s+DW_AT_name\s+\("(\w+)"\)\n(?:\s+DW_AT_\w+\s+\([^\n]*\)\n)*?\s+DW_AT_data_member_location\s+\((0x[0-9a-f]+)\)/g)) want[m[1]] = Number(m[2]);
+      assert.deepEqual(g.members, want, g.name);
+      assert.equal(g.size, Number(/DW_AT_byte_size\s+\((0x[0-9a-f]+)\)/.exec(dump)![1]));
+    }
+    assert.equal(lastComponent('a::b::Foo<c::D, e::F<g::H>>'), 'Foo<c::D, e::F<g::H>>');
+    assert.deepEqual(dwarfStructs(ElfFile.open(appBinary('hyper014-server')), new Set(['hyper::proto::MessageHead<http::status::StatusCode>'])), [], 'a release build has no hyper DWARF');
+  });
+});
+
+describe('offsets database', () => {
+  test('covers rustc 1.85, 1.95 and 1.96, and every hyper version has code signatures of parse and encode', () => {
+    const hyper = [...new Set(layoutDb().filter((e) => e.crate === 'hyper').map((e) => e.crateVersion!))];
+    for (const rustc of ['1.85.0', '1.95.0', '1.96.0']) {
+      const es = layoutDb().filter((e) => e.rustc === rustc);
+      assert.deepEqual([...new Set(es.map((e) => e.type))].sort(),
+        ['BytesMut', 'Vec<u8>', 'hyper::proto::MessageHead<StatusCode>', 'hyper::proto::h1::Encode<StatusCode>'], rustc);
+      for (const v of hyper) assert.ok(es.some((e) => e.crateVersion === v && e.type === 'hyper::proto::MessageHead<StatusCode>'), `${rustc} hyper ${v}`);
+    }
+    for (const v of hyper) {
+      for (const f of [PARSE, ENCODE]) {
+        const sig = signatureDb().find((e) => e.crate === 'hyper' && e.crateVersion === v && e.symbol === f);
+        assert.ok(sig && sig.anchors.length > 0, `signature of ${f} for hyper ${v}`);
+        assert.deepEqual(sig.from, ['rustc 1.85.0', 'rustc 1.95.0', 'rustc 1.96.0']);
+      }
+    }
   });
 });
