@@ -87,6 +87,8 @@ class ProcessState {
   /** Per write_head instance: the distance from the Conn's address to the
    * ParseContext word that points into it (&mut conn.state.method). */
   connDelta = new Map<number, number>();
+  /** The distance the last ambiguous response pointed to, per instance, while connDelta is being learned. */
+  connVote = new Map<number, number>();
   pending = new Map<number, Pending>();
   /** Distinct pending requests, oldest first (Map keeps insertion order). */
   order = new Set<Pending>();
@@ -294,30 +296,42 @@ export class HyperH1ServerSpans implements SpanBuilder {
   }
 
   /**
-   * write_head gives the Conn's address; the request's ParseContext holds
-   * &mut conn.state.method, a fixed distance into that Conn. The distance is
-   * learned from the first response for which exactly one waiting request
-   * has such a word less than CONN_WINDOW bytes past the Conn's address, then
-   * used alone.
+   * write_head / encode_head give the Conn's address S; the request's
+   * ParseContext holds &mut conn.state.method (and other &mut into the same
+   * Conn), a fixed distance D into it. Conns of other connections are other
+   * objects that do not overlap this one, so no word of another request lies
+   * in [S, S + D): among the waiting requests' words at or past S (and less
+   * than CONN_WINDOW past it), the smallest distance is this connection's,
+   * provided its request was seen. That distance is trusted at once when it
+   * is unambiguous (one waiting request within reach), else when two
+   * responses in a row agree on it; then it is used alone.
    */
   private matchConn(p: ProcessState, instance: number, connAddr: number): Pending | undefined {
     const delta = p.connDelta.get(instance);
     if (delta !== undefined) return p.pending.get(connAddr + delta);
-    const cands: { req: Pending; idx: number }[] = [];
+    let best: { d: number; req: Pending; idx: number } | undefined;
+    const reqs = new Set<Pending>();
     for (const r of p.order) {
       const known = p.ctxKey.get(r.instance);
       r.ctxWords.forEach((w, i) => {
-        if ((known === undefined || known === i) && pointerLike(w) && w >= connAddr && w - connAddr < CONN_WINDOW) cands.push({ req: r, idx: i });
+        if ((known !== undefined && known !== i) || !pointerLike(w) || w < connAddr || w - connAddr >= CONN_WINDOW) return;
+        reqs.add(r);
+        if (!best || w - connAddr < best.d) best = { d: w - connAddr, req: r, idx: i };
       });
     }
-    if (cands.length === 0 || cands.some((c) => c.req !== cands[0].req)) return undefined;
-    const { req, idx } = cands[0];
-    p.connDelta.set(instance, req.ctxWords[idx] - connAddr);
-    if (!p.ctxKey.has(req.instance)) {
-      p.ctxKey.set(req.instance, idx);
-      this.refile(p, req.instance, req);
+    if (!best) return undefined;
+    const found: { d: number; req: Pending; idx: number } = best;
+    if (reqs.size > 1 && p.connVote.get(instance) !== found.d) {
+      p.connVote.set(instance, found.d);
+      return undefined;
     }
-    return req;
+    p.connDelta.set(instance, found.d);
+    p.connVote.delete(instance);
+    if (!p.ctxKey.has(found.req.instance)) {
+      p.ctxKey.set(found.req.instance, found.idx);
+      this.refile(p, found.req.instance, found.req);
+    }
+    return found.req;
   }
 
   /** Once a parse instance's key word is known, its pending requests are filed under that word only. */
