@@ -74,6 +74,7 @@ export function tool(cmd: string, ...args: string[]): string {
 }
 
 /** Profile settings, as cargo's CARGO_PROFILE_RELEASE_* variables take them. */
+/** strip is given to the final rustc only (see profileBuild). */
 export interface ProfileSettings {
   lto?: 'false' | 'thin' | 'fat';
   codegenUnits?: number;
@@ -89,7 +90,6 @@ export function profileEnv(p: ProfileSettings): Record<string, string> {
   if (p.codegenUnits) env.CARGO_PROFILE_RELEASE_CODEGEN_UNITS = String(p.codegenUnits);
   if (p.optLevel) env.CARGO_PROFILE_RELEASE_OPT_LEVEL = p.optLevel;
   if (p.panic) env.CARGO_PROFILE_RELEASE_PANIC = p.panic;
-  if (p.strip) env.CARGO_PROFILE_RELEASE_STRIP = p.strip;
   if (p.debug !== undefined) env.CARGO_PROFILE_RELEASE_DEBUG = p.debug ? 'true' : 'false';
   return env;
 }
@@ -121,8 +121,14 @@ export function profileBuild(app: 'demo-service' | 'hyper014-server', name: stri
   const targetDir = tc === 'rustup' ? path.join(apps, 'target') : path.join(root, 'build', `cargo-${tc}`);
   const out = path.join(root, 'build', 'fixtures', `${app}-${name}-${tc}`);
   const env = { ...process.env, ...toolchainEnv(tc), ...profileEnv(profile) };
+  // strip only changes the link of the final binary, but as a profile setting
+  // it would rebuild every dependency: pass it to that one rustc instead
+  // (what cargo does with the profile setting: -C strip=...).
+  const args = profile.strip
+    ? ['rustc', '--release', '--locked', '-q', '-p', app, '--bin', app, '--target-dir', targetDir, '--', '-C', `strip=${profile.strip}`]
+    : ['build', '--release', '--locked', '-q', '-p', app, '--target-dir', targetDir];
   try {
-    execFileSync(env.CARGO ?? 'cargo', ['build', '--release', '--locked', '-q', '-p', app, '--target-dir', targetDir], { cwd: apps, env, stdio: ['ignore', 'inherit', 'pipe'] });
+    execFileSync(env.CARGO ?? 'cargo', args, { cwd: apps, env, stdio: ['ignore', 'inherit', 'pipe'] });
   } catch (e) {
     throw new Error(`cargo build of ${app} (${name}, ${tc}) failed: ${(e as { stderr?: Buffer }).stderr?.toString() ?? (e as Error).message}`);
   }
