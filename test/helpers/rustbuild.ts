@@ -56,16 +56,29 @@ export function buildRustc(srcText: string, opts: RustcOptions): string {
 export { repoRoot };
 
 let appsBuilt = false;
+const APPS = ['demo-service', 'hyper014-server', 'threads-demo'] as const;
 
-/** Builds the apps/ cargo workspace (release, locked) once per run and returns the binary's path. */
-export function appBinary(name: 'demo-service' | 'hyper014-server' | 'threads-demo'): string {
-  const apps = path.join(repoRoot(), 'apps');
+/**
+ * Builds the apps/ cargo workspace (release, locked) once per run and returns
+ * the binary's path: a copy in build/fixtures/, because builds of other
+ * profiles (profileBuild) share the target directory and overwrite
+ * target/release/<app>.
+ */
+export function appBinary(name: (typeof APPS)[number]): string {
+  const root = repoRoot();
+  const apps = path.join(root, 'apps');
+  const fixtures = path.join(root, 'build', 'fixtures');
   if (!appsBuilt) {
     // Cargo waits on its own lock if another build of the workspace is running.
     run('cargo', ['build', '--release', '--locked'], apps);
+    fs.mkdirSync(fixtures, { recursive: true });
+    for (const a of APPS) {
+      fs.copyFileSync(path.join(apps, 'target', 'release', a), path.join(fixtures, `${a}.tmp`));
+      fs.renameSync(path.join(fixtures, `${a}.tmp`), path.join(fixtures, `${a}-default-rustup`));
+    }
     appsBuilt = true;
   }
-  return path.join(apps, 'target', 'release', name);
+  return path.join(fixtures, `${name}-default-rustup`);
 }
 
 /** Runs a tool (objdump, readelf, …) and returns its stdout. */
