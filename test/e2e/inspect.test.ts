@@ -35,11 +35,15 @@ test('inspect --json gives the same facts, machine-readable', () => {
   assert.deepEqual(j.crates.hyper, [lockVersion('hyper', '0.14')]);
   const m = j.modules.find((x: { name: string }) => x.name === 'hyper-h1-server');
   assert.equal(m.active, true);
-  assert.deepEqual(m.probes.map((p: { probe: string; status: string }) => `${p.probe}:${p.status}`), ['parse:ready', 'encode_status:ready', 'encode:standby', 'encode_ret:standby']);
-  for (const p of m.probes) {
+  assert.equal(j.symbols.source, 'own');
+  assert.deepEqual(m.probes.map((p: { probe: string; status: string }) => `${p.probe}:${p.status}`),
+    ['parse:ready', 'encode_status:ready', 'encode:standby', 'encode_ret:standby', 'write_head_status:disabled', 'encode_head_status:disabled']);
+  for (const p of m.probes.slice(0, 4)) {
     assert.equal(p.functions.length, 1);
     assert.equal(p.sites.length, 1);
   }
+  // The fat-LTO fallbacks are not even looked for when encode is there.
+  assert.deepEqual(m.probes.slice(4).map((p: { reason: string }) => p.reason), ['not needed: encode_status, encode found', 'not needed: encode_status, encode found']);
 });
 
 test('inspect on a non-Rust binary says so and exits 3', () => {

@@ -67,18 +67,20 @@ const APPS = ['demo-service', 'hyper014-server', 'threads-demo'] as const;
 export function appBinary(name: (typeof APPS)[number]): string {
   const root = repoRoot();
   const apps = path.join(root, 'apps');
-  const fixtures = path.join(root, 'build', 'fixtures');
+  // One folder per build variant: the file keeps the app's name (the agent
+  // names the service after the executable).
+  const fixtures = path.join(root, 'build', 'fixtures', 'default-rustup');
   if (!appsBuilt) {
     // Cargo waits on its own lock if another build of the workspace is running.
     run('cargo', ['build', '--release', '--locked'], apps);
     fs.mkdirSync(fixtures, { recursive: true });
     for (const a of APPS) {
       fs.copyFileSync(path.join(apps, 'target', 'release', a), path.join(fixtures, `${a}.tmp`));
-      fs.renameSync(path.join(fixtures, `${a}.tmp`), path.join(fixtures, `${a}-default-rustup`));
+      fs.renameSync(path.join(fixtures, `${a}.tmp`), path.join(fixtures, a));
     }
     appsBuilt = true;
   }
-  return path.join(fixtures, `${name}-default-rustup`);
+  return path.join(fixtures, name);
 }
 
 /** Runs a tool (objdump, readelf, …) and returns its stdout. */
@@ -132,7 +134,7 @@ export function profileBuild(app: 'demo-service' | 'hyper014-server', name: stri
   const root = repoRoot();
   const apps = path.join(root, 'apps');
   const targetDir = tc === 'rustup' ? path.join(apps, 'target') : path.join(root, 'build', `cargo-${tc}`);
-  const out = path.join(root, 'build', 'fixtures', `${app}-${name}-${tc}`);
+  const out = path.join(root, 'build', 'fixtures', `${name}-${tc}`, app);
   const env = { ...process.env, ...toolchainEnv(tc), ...profileEnv(profile) };
   // strip only changes the link of the final binary, but as a profile setting
   // it would rebuild every dependency: pass it to that one rustc instead
