@@ -92,7 +92,8 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[]): Plan {
     const probes: PlannedProbe[] = new Array(module.probes.length);
     const order = module.probes.map((spec, i) => ({ spec, i })).sort((a, b) => Number(!!a.spec.onlyIfMissing) - Number(!!b.spec.onlyIfMissing));
     for (const { spec, i } of order) {
-      const present = spec.onlyIfMissing?.filter((id) => probes.find((p) => p?.spec.id === id && p.status !== 'missing'));
+      // Found: planned and not missing (a fallback that was not needed itself does not count).
+      const present = spec.onlyIfMissing?.filter((id) => probes.find((p) => p?.spec.id === id && p.status !== 'missing' && !(p.spec.onlyIfMissing && p.functions.length === 0)));
       if (present && present.length > 0) {
         probes[i] = { module, spec, probeId: table.find((t) => t.module === module && t.spec === spec)?.probeId ?? 0, status: 'disabled',
           reason: `not needed: ${present.join(', ')} found`, notes: [], functions: [], sites: [] };

@@ -65,6 +65,14 @@ describe('fat LTO with one codegen unit', () => {
   });
 });
 
+describe('thin LTO with one codegen unit (a common production profile)', () => {
+  test('the probe points survive: traced as usual', async () => {
+    const bin = profileBuild('demo-service', 'thin-lto-cgu1', { lto: 'thin', codegenUnits: 1 });
+    assert.match(inspect(bin), /\[found\] encode_status /);
+    await assertTraced(bin, 500);
+  });
+});
+
 describe('opt-level = "s" with panic = "abort"', () => {
   test('traced as usual', async () => {
     const bin = profileBuild('demo-service', 'opt-s-abort', { optLevel: 's', panic: 'abort' });
