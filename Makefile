@@ -14,7 +14,7 @@ BPF_OBJ := $(LIB_BPF_OBJ) build/bpf/calibrate.bpf.o
 BPF_HDR := $(wildcard bpf/include/*.h)
 TS_SRC  := $(shell find src test tools bench -name '*.ts' 2>/dev/null)
 
-.PHONY: all setup build bpf ts apps libotelctx demo test test-unit test-e2e bench clean
+.PHONY: all setup build bpf ts apps libotelctx demo test test-unit test-e2e bench bench-pipeline clean
 
 all: build
 
@@ -67,6 +67,11 @@ test-e2e: build
 
 bench: build
 	node dist/bench/run.js
+
+# The agent's user-space pipeline alone (decode, assembly, OTLP encoding and
+# sending), replaying recorded ring records on one core.
+bench-pipeline: build
+	node dist/bench/pipeline.js
 
 clean:
 	rm -rf build dist

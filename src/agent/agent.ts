@@ -27,6 +27,7 @@ import { bpfObjectPath } from '../util/paths';
 import { log, warnEvery } from '../util/log';
 import { WallClock } from '../util/clock';
 import { UserError, EXIT } from '../util/errors';
+import { EventRecorder } from '../events/recording';
 import type { AgentConfig } from '../cli/config';
 
 
@@ -34,6 +35,10 @@ import type { AgentConfig } from '../cli/config';
 // of traffic at 50k requests/s, if the agent's event loop stalls.
 const RING_SIZE = 16 << 20;
 const DRAIN_MS = 10;
+// One drain hands at most this many records over before yielding to the event
+// loop (export, timers); it continues at once if more are waiting.
+const DRAIN_MAX_RECORDS = 8192;
+const DRAIN_AGAIN_FILL = 1 / 16;
 const HEALTH_MS = 1000;
 const WATCH_MS = 250;
 // A probe whose layout check fails this often without a single good event is
@@ -66,6 +71,9 @@ export class Agent {
   private disabled = new Map<number, string>(); // probeId -> why
   private lastDrops = new Map<number, bigint>();
   private decodeErrors = 0;
+  private drainAgain: NodeJS.Immediate | undefined;
+  /** Developer aid: raw ring records written to a file (OTEL_RUST_AGENT_RECORD_EVENTS), for make bench-pipeline. */
+  private recorder: EventRecorder | undefined;
   private stopping = false;
   private watcher: fs.FSWatcher | undefined;
   /** A new build seen at the target path, waiting to be stable. */
@@ -79,9 +87,11 @@ export class Agent {
   constructor(private readonly cfg: AgentConfig, private readonly sink: SpanSink) {
     this.assembler = new SpanAssembler(LIBRARIES, {
       toUnixNano: (ns) => this.clock.toUnixNano(ns),
+      clock: this.clock.offset,
       emit: (span) => this.emit(span),
     });
     this.statsFile = cfg.statsFile ?? path.join('/run/otel-rust-agent', `${process.pid}.json`);
+    if (cfg.recordEventsFile) this.recorder = new EventRecorder(cfg.recordEventsFile);
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
@@ -202,15 +212,26 @@ export class Agent {
     this.sink.submit(span, resource);
   }
 
+  /**
+   * Hands every record in the ring to the span assembler. Runs every
+   * DRAIN_MS; when a drain finds the ring more than DRAIN_AGAIN_FILL full it
+   * runs again right away (after other due callbacks), so a burst never
+   * waits a whole period while the ring fills up.
+   */
   private drain(): void {
-    this.rt.ring.drain((dv, off, len) => {
+    const rec = this.recorder;
+    const n = this.rt.ring.drain((dv, off, len) => {
+      if (rec) rec.add(dv, off, len);
       try {
         this.assembler.handle(dv, off, len);
       } catch (e) {
         this.decodeErrors++;
         warnEvery('decode', 10_000, `dropped an event that could not be decoded: ${(e as Error).message}`);
       }
-    });
+    }, DRAIN_MAX_RECORDS);
+    if (n >= DRAIN_MAX_RECORDS || this.rt.ring.pending() > RING_SIZE * DRAIN_AGAIN_FILL) {
+      if (!this.drainAgain) this.drainAgain = setImmediate(() => { this.drainAgain = undefined; if (!this.stopping) this.drain(); });
+    }
   }
 
   /** Counters: ring-buffer drops and layout-check failures; stale requests. */
@@ -385,6 +406,7 @@ export class Agent {
     this.stopping = true;
     if (this.rt) log.info(`stopping: ${why}`);
     for (const t of this.timers) clearInterval(t);
+    if (this.drainAgain) clearImmediate(this.drainAgain);
     this.watcher?.close();
     this.clock.stop();
     if (this.rt) {
@@ -393,6 +415,7 @@ export class Agent {
       this.drain();
       this.writeStats();
     }
+    this.recorder?.close();
     await this.sink.shutdown();
     try { fs.unlinkSync(this.statsFile); } catch { /* never written */ }
     if (this.rt) this.rt.close();

@@ -1,7 +1,7 @@
 // Configuration: OpenTelemetry environment variables, with command-line flags
-// that mirror them. This is the single place where export settings are
-// resolved; the export stage gets final values and the official OTLP exporter
-// is kept from reading the environment itself (dropResolvedOtlpEnv).
+// that mirror them. This is the single place where settings are resolved: the
+// export stage gets final values (TLS files already read) and never looks at
+// the environment.
 //
 // Precedence, per setting: flag > OTEL_EXPORTER_OTLP_TRACES_* (signal-specific)
 // > OTEL_EXPORTER_OTLP_* (general) > default. Headers from the two variables
@@ -19,7 +19,8 @@
 import { UserError, EXIT } from '../util/errors';
 import { parseLogLevel, LogLevel } from '../util/log';
 import type { Attributes } from '../spans/types';
-import { resolveOtlpUrl, type ExportConfig } from '../export/exporter';
+import * as fs from 'node:fs';
+import { resolveOtlpUrl, type ExportConfig, type Compression, type TlsFiles } from '../export/exporter';
 
 export type Protocol = 'grpc' | 'http/protobuf';
 export type ExporterName = 'otlp' | 'console';
@@ -35,6 +36,10 @@ export interface AgentConfig {
   headers: Record<string, string>;
   /** Timeout of one export request, in ms. */
   timeoutMs: number;
+  /** OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION. */
+  compression: Compression;
+  /** TLS material for the exporter, read from the files the variables name. */
+  tls: TlsFiles;
   resourceAttributes: Attributes;
   /** Exporters to run (OTEL_TRACES_EXPORTER); empty = none. */
   exporters: ExporterName[];
@@ -44,6 +49,8 @@ export interface AgentConfig {
   durationSec: number;
   /** Where live counters are written for `inspect --pid` and the bench. */
   statsFile?: string;
+  /** OTEL_RUST_AGENT_RECORD_EVENTS: a developer aid, raw ring records are appended to this file (make bench-pipeline). */
+  recordEventsFile?: string;
   /** Environment values that were ignored, one line each, for the caller to log as warnings. */
   warnings: string[];
 }
@@ -60,6 +67,7 @@ export const FLAG_ENV: Record<string, string> = {
   exporter: 'OTEL_TRACES_EXPORTER',
   stdout: 'OTEL_STDOUT',
   'log-level': 'OTEL_LOG_LEVEL',
+  compression: 'OTEL_EXPORTER_OTLP_COMPRESSION',
 };
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -72,28 +80,6 @@ export const MAX_TIMEOUT_MS = 2_000_000_000;
 /** --duration at most 24 days (Node timers cannot wait more than 2^31 ms, ~24.8 days). */
 export const MAX_DURATION_SEC = 24 * 24 * 3600;
 
-/**
- * Variables the official OTLP exporters (0.223.x) read by themselves, in their
- * constructors, and merge with what they are given (headers) or fall back to.
- * buildConfig resolves them all, so they must not be read a second time.
- */
-export const RESOLVED_OTLP_ENV = [
-  'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
-  'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS',
-  'OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT',
-  'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
-] as const;
-
-/**
- * Removes the variables buildConfig has resolved from `env` (process.env in
- * the CLI) so that the official exporter, created afterwards, cannot merge
- * them in again: it adds OTEL_EXPORTER_OTLP_[TRACES_]HEADERS to the headers
- * it is given. TLS and compression variables are left to it.
- */
-export function dropResolvedOtlpEnv(env: NodeJS.ProcessEnv): void {
-  for (const name of RESOLVED_OTLP_ENV) delete env[name];
-}
-
 /** The export stage's settings for `cfg`: every value final, nothing left to the environment. */
 export function exportSettings(cfg: AgentConfig): ExportConfig {
   const otlp = cfg.exporters.includes('otlp');
@@ -105,6 +91,8 @@ export function exportSettings(cfg: AgentConfig): ExportConfig {
     tracesEndpoint: cfg.endpoint,
     headers: { ...cfg.headers },
     timeoutMillis: cfg.timeoutMs,
+    compression: cfg.compression,
+    tls: cfg.tls,
   };
 }
 
@@ -160,6 +148,25 @@ function resolve<T>(srcs: Source[], parse: (v: string) => T | undefined, expecte
   }
   for (const s of ignored) warnings.push(`${s.name}: "${s.value}" ${expected}; ignored, using ${show(result)}`);
   return result;
+}
+
+function parseCompression(v: string): Compression | undefined {
+  const s = v.trim().toLowerCase();
+  return s === 'gzip' || s === 'none' ? s : undefined;
+}
+
+/** A PEM file named by a variable: read now, so a bad path is one clear error at start. */
+function readPemFile(src: Source | undefined): Buffer | undefined {
+  if (!src) return undefined;
+  const p = src.value.trim();
+  let b: Buffer;
+  try {
+    b = fs.readFileSync(p);
+  } catch (e) {
+    throw new UserError(`${src.name}: cannot read "${p}" (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, EXIT.USAGE);
+  }
+  if (!b.includes('-----BEGIN ')) throw new UserError(`${src.name}: "${p}" is not a PEM file`, EXIT.USAGE);
+  return b;
 }
 
 function parseProtocol(v: string): Protocol | undefined {
@@ -275,6 +282,23 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
     parseTimeout, 'is not a timeout (a whole number of milliseconds, 0 for none)', DEFAULT_TIMEOUT_MS,
     (n) => `${n} ms`, warnings);
 
+  const compression = resolve(
+    sources(flags, env, 'compression', ['OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', 'OTEL_EXPORTER_OTLP_COMPRESSION']),
+    parseCompression, 'is not supported (use gzip or none)', 'none' as Compression, (c) => c, warnings);
+
+  // TLS: the signal-specific variable wins over the general one, per setting.
+  const tlsVar = (name: string) => sources(flags, env, undefined, [`OTEL_EXPORTER_OTLP_TRACES_${name}`, `OTEL_EXPORTER_OTLP_${name}`])[0];
+  const tls: TlsFiles = {
+    ca: readPemFile(tlsVar('CERTIFICATE')),
+    clientKey: readPemFile(tlsVar('CLIENT_KEY')),
+    clientCert: readPemFile(tlsVar('CLIENT_CERTIFICATE')),
+    insecure: resolve(sources(flags, env, undefined, ['OTEL_EXPORTER_OTLP_TRACES_INSECURE', 'OTEL_EXPORTER_OTLP_INSECURE']),
+      parseBool, 'is not a boolean (true or false)', false, String, warnings),
+  };
+  if ((tls.clientKey === undefined) !== (tls.clientCert === undefined)) {
+    throw new UserError('OTEL_EXPORTER_OTLP_CLIENT_KEY and OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE go together: give both or neither', EXIT.USAGE);
+  }
+
   const exporters = resolveExporters(sources(flags, env, 'exporter', [FLAG_ENV.exporter])[0], warnings);
 
   const stdout = resolve(sources(flags, env, 'stdout', [FLAG_ENV.stdout]), parseBool,
@@ -303,12 +327,15 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
     protocol,
     headers,
     timeoutMs,
+    compression,
+    tls,
     resourceAttributes,
     exporters,
     stdout,
     logLevel,
     durationSec,
     statsFile: typeof flags['stats-file'] === 'string' ? (flags['stats-file'] as string) : undefined,
+    ...(env.OTEL_RUST_AGENT_RECORD_EVENTS ? { recordEventsFile: env.OTEL_RUST_AGENT_RECORD_EVENTS } : {}),
     warnings,
   };
 }

@@ -2,7 +2,7 @@
 // line on stderr and a meaningful exit code (src/util/errors.ts); stack traces
 // appear only for internal errors, and only with OTEL_LOG_LEVEL=debug.
 import { parseArgs } from 'node:util';
-import { buildConfig, dropResolvedOtlpEnv, exportSettings, FLAG_ENV, MAX_DURATION_SEC } from './config';
+import { buildConfig, exportSettings, FLAG_ENV, MAX_DURATION_SEC } from './config';
 import { UserError, EXIT } from '../util/errors';
 import { log, setLogLevel, parseLogLevel } from '../util/log';
 import { agentVersion } from '../util/paths';
@@ -39,6 +39,7 @@ Options (each mirrors an environment variable; the flag wins over it):
   --exporter E[,E]             OTEL_TRACES_EXPORTER         otlp (default), console, otlp,console
                                                             or none
   --stdout                     OTEL_STDOUT=true             print each trace as a tree on stdout
+  --compression C              OTEL_EXPORTER_OTLP_COMPRESSION  gzip or none (default)
   --log-level L                OTEL_LOG_LEVEL               none, error, warn, info (default), debug
   --duration SECONDS           stop after this long, at most ${MAX_DURATION_SEC} (24 days)
                                (default: until Ctrl-C or the target exits)
@@ -47,8 +48,10 @@ Options (each mirrors an environment variable; the flag wins over it):
 
 Also read: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (full URL, used as is),
 OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_HEADERS (merged
-over OTEL_EXPORTER_OTLP_HEADERS) and OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT (ms,
-default 10000, 0 = no limit). Order: flag, then OTEL_EXPORTER_OTLP_TRACES_*,
+over OTEL_EXPORTER_OTLP_HEADERS), OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT (ms,
+default 10000, 0 = no limit), OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, and for
+TLS OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE
+(PEM files) and _INSECURE (gRPC without a scheme: plaintext). Order: flag, then OTEL_EXPORTER_OTLP_TRACES_*,
 then OTEL_EXPORTER_OTLP_*, then the default. A bad flag value is an error; an
 unknown protocol, exporter, log level, timeout or boolean in a variable is one
 warning and is ignored.
@@ -72,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
         pid: { type: 'string' }, exe: { type: 'string' }, 'service-name': { type: 'string' },
         endpoint: { type: 'string' }, protocol: { type: 'string' }, headers: { type: 'string' },
         'resource-attributes': { type: 'string' }, exporter: { type: 'string' }, stdout: { type: 'boolean' },
-        'log-level': { type: 'string' }, duration: { type: 'string' }, 'stats-file': { type: 'string' },
+        'log-level': { type: 'string' }, compression: { type: 'string' }, duration: { type: 'string' }, 'stats-file': { type: 'string' },
         json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' },
       },
     });
@@ -104,9 +107,6 @@ export async function main(argv: string[]): Promise<number> {
 
   const { Agent } = await import('../agent/agent');
   const { createSpanExporter } = await import('../export/exporter');
-  // buildConfig resolved every export setting; the official exporter must not
-  // read (and merge in) the OTEL_EXPORTER_OTLP_* variables a second time.
-  dropResolvedOtlpEnv(process.env);
   if (cfg.exporters.includes('otlp')) log.debug(`exporting spans to ${cfg.endpoint} (${cfg.protocol}, timeout ${cfg.timeoutMs} ms)`);
   const sink = createSpanExporter(exportSettings(cfg));
   const agent = new Agent(cfg, sink);
