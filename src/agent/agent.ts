@@ -243,6 +243,7 @@ export class Agent {
         if (ab) this.dropBinary(ab, why);
       },
       forgetProcess: (pid: number, why: string) => this.forgetProcess(pid, why),
+      afterAnalysis: () => this.drain(),
     };
   }
 
@@ -358,9 +359,10 @@ export class Agent {
   /** One /proc scan for every target: processes of the --exe files, and discovery. */
   private scan(): void {
     if (this.stopping) return;
+    const t0 = process.hrtime.bigint();
     const entries = scanProcesses();
     if (this.exeTargets.length) this.followExeProcesses(entries);
-    this.discovery?.tick(entries);
+    this.discovery?.tick(entries, t0);
   }
 
   /**
@@ -536,6 +538,7 @@ export class Agent {
     try { fs.unlinkSync(this.statsFile); } catch { /* never written */ }
     if (this.rt) this.rt.close();
     for (const ab of this.binaries.values()) ab.file.close();
+    this.discovery?.close();
     this.resolveDone(0);
   }
 }

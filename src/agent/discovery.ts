@@ -21,7 +21,14 @@ import type { ProcEntry, ProcessInfo } from '../targets/process';
 import { readProcessInfo } from '../targets/process';
 import { sniffRustElf } from '../targets/elf-sniff';
 import { ProcessTable, TracedProcess } from './processes';
+import { PROBE_MODULES } from '../libs';
 import { log, warnEvery } from '../util/log';
+
+/** The crates the probe modules instrument: a candidate's symbols name one of them. */
+const CRATES = [...new Set(PROBE_MODULES.map((m) => m.crate.crate))];
+// Reading and planning a file blocks the event loop (the ring is drained in
+// between); past this much work in one scan, the rest waits for the next.
+const SCAN_BUDGET_MS = 250;
 
 /**
  * ignored: passed over (selectors, not instrumentable, unreadable) until it
@@ -41,6 +48,8 @@ export interface DiscoveryHost {
   dropDiscovered(exeId: string, why: string): void;
   /** The process `pid` was tracked but now runs another file: forget it. */
   forgetProcess(pid: number, why: string): void;
+  /** Called after each full analysis: lets the agent drain the ring. */
+  afterAnalysis(): void;
 }
 
 export interface DiscoveryStats {
@@ -52,6 +61,8 @@ export interface DiscoveryStats {
   /** Processes whose executable could not be read (permissions). */
   unreadable: number;
   pending: number;
+  /** Processes left for the next scan (this one's time budget was spent). */
+  deferred: number;
   scans: number;
   lastScanMs: number;
 }
@@ -60,7 +71,9 @@ export class Discovery {
   private seen = new Map<number, { exeId: string; state: SeenState }>();
   /** Files that cannot be traced, by inode and contents: not looked at again. */
   private nonCandidates = new Map<string, string>();
-  readonly stats: DiscoveryStats = { considered: 0, sniffed: 0, analysed: 0, unreadable: 0, pending: 0, scans: 0, lastScanMs: 0 };
+  /** Analysed files whose processes wait for facts (the pod list): kept until decided, not re-read every scan. */
+  private waiting = new Map<string, { file: PinnedFile; plan: Plan; used: boolean }>();
+  readonly stats: DiscoveryStats = { considered: 0, sniffed: 0, analysed: 0, unreadable: 0, pending: 0, deferred: 0, scans: 0, lastScanMs: 0 };
 
   constructor(private readonly host: DiscoveryHost, private readonly table: ProcessTable, private readonly selfPid = process.pid) {}
 
@@ -69,20 +82,27 @@ export class Discovery {
     for (const s of this.seen.values()) if (s.state === 'pending') s.state = 'ignored', s.exeId = '';
   }
 
-  tick(entries: ProcEntry[]): void {
-    const t0 = process.hrtime.bigint();
+  /** `t0`: when the /proc scan that gave `entries` started (its cost is counted). */
+  tick(entries: ProcEntry[], t0 = process.hrtime.bigint()): void {
     const alive = new Set<number>();
     let pending = 0;
+    let deferred = 0;
     for (const e of entries) {
       alive.add(e.pid);
       const s = this.seen.get(e.pid);
       if (s && s.exeId === e.exeId && s.state !== 'pending' && (s.state !== 'tracked' || this.table.get(e.pid))) continue;
+      if (Number(process.hrtime.bigint() - t0) / 1e6 > SCAN_BUDGET_MS) { deferred++; continue; }
       const state = this.consider(e);
       this.seen.set(e.pid, { exeId: e.exeId, state });
       if (state === 'pending') pending++;
     }
     for (const pid of this.seen.keys()) if (!alive.has(pid)) this.seen.delete(pid);
+    for (const [k, w] of this.waiting) {
+      if (w.used) w.used = false;
+      else { w.file.close(); this.waiting.delete(k); }
+    }
     this.stats.pending = pending;
+    this.stats.deferred = deferred;
     // Files no selected process runs any more are let go.
     const running = new Set<string>();
     for (const tp of this.table.procs.values()) if (tp.selected) running.add(tp.info.exeId);
@@ -123,6 +143,18 @@ export class Discovery {
     const contentKey = `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}`;
     if (this.nonCandidates.has(contentKey)) return 'ignored';
 
+    const w = this.waiting.get(contentKey);
+    if (w) {
+      w.used = true;
+      const tp = this.table.resolve(e.pid, 'discovered', w.plan.binary.rustc?.version, info);
+      if (!tp) return 'pending';
+      if (tp.selected) {
+        this.waiting.delete(contentKey);
+        if (!this.host.attachDiscovered(w.file, w.plan, info.exePath)) { w.file.close(); return 'ignored'; }
+      }
+      return this.admit(tp);
+    }
+
     let file: PinnedFile;
     try {
       file = PinnedFile.open(`/proc/${e.pid}/exe`);
@@ -140,9 +172,10 @@ export class Discovery {
       // The file opened may be a newer one than the scan saw; its key decides.
       if (file.key !== e.exeId) return 'ignored';
       this.stats.sniffed++;
-      const sniff = sniffRustElf(file.fd);
+      const sniff = sniffRustElf(file.fd, CRATES);
       if (!sniff.rust) {
         this.nonCandidates.set(contentKey, sniff.why);
+        log.debug(`discovery: ${info.exePath} (process ${e.pid}) not traced: ${sniff.why}`);
         return 'ignored';
       }
       const shownAs = info.exePath;
@@ -155,9 +188,15 @@ export class Discovery {
         this.nonCandidates.set(contentKey, why);
         log.info(`discovery: process ${e.pid} not traced: ${why}`);
         return 'ignored';
+      } finally {
+        this.host.afterAnalysis();
       }
       const tp = this.table.resolve(e.pid, 'discovered', plan.binary.rustc?.version, info);
-      if (!tp) return 'pending';
+      if (!tp) {
+        this.waiting.set(contentKey, { file, plan, used: true });
+        keep = true;
+        return 'pending';
+      }
       if (tp.selected) {
         if (!this.host.attachDiscovered(file, plan, shownAs)) return 'ignored';
         keep = true;
@@ -172,6 +211,11 @@ export class Discovery {
     if (!tp) return 'pending';
     this.table.add(tp);
     return 'tracked';
+  }
+
+  close(): void {
+    for (const w of this.waiting.values()) w.file.close();
+    this.waiting.clear();
   }
 
   /** For tests and `inspect`: why a file was passed over. */
