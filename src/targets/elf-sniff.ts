@@ -6,7 +6,7 @@
 //
 // rustc's LLVM writes "rustc version 1.x.y (...)" into `.comment`; strip and
 // cargo's strip = "symbols" keep it, Debian's packaging removes it (then
-// Rust's runtime symbols, rust_panic and the like, tell).
+// Rust's runtime symbols tell).
 //
 // Then the symbol names: a library's functions are named after its crate,
 // which both Rust manglings spell as <length><name> ("5hyper"), so a file
@@ -29,7 +29,10 @@ export type Sniff = { rust: true; crates: string[] } | { rust: false; why: strin
 
 const SHT_SYMTAB = 2, SHT_STRTAB = 3, SHT_DYNSYM = 11;
 const MAX_STRTAB = 512 << 20;
-const RUST_RUNTIME = ['\0rust_panic\0', '\0rust_begin_unwind\0', '\0__rust_alloc\0', '\0__rust_probestack\0'].map((s) => Buffer.from(s));
+// Names only Rust's runtime defines: the unwinding personality, and the
+// allocator and panic shims (plain C names before rustc 1.9x, v0-mangled in
+// the "___rustc" crate since).
+const RUST_RUNTIME = ['rust_eh_personality', '7___rustc', '\0rust_panic\0', '\0rust_begin_unwind\0', '\0__rust_alloc\0'].map((s) => Buffer.from(s));
 
 /** `crates`: the crates whose names a candidate's symbols must mention (one is enough). */
 export function sniffRustElf(fd: number, crates: string[]): Sniff {
