@@ -28,6 +28,7 @@ import { analyzeTarget, requirePlan, requireExecutable, requireProcess } from '.
 import { checkTracingPrivileges } from './privileges';
 import { ProcessTable, TracedProcess, Origin } from './processes';
 import { Discovery, DiscoveryStats } from './discovery';
+import { MetricsServer } from './metrics';
 import { bpfObjectPath } from '../util/paths';
 import { log, warnEvery } from '../util/log';
 import { WallClock } from '../util/clock';
@@ -88,6 +89,7 @@ export class Agent {
   private filteredSpans = 0;
   private stopping = false;
   private ready = false;
+  private metrics: MetricsServer | undefined;
   private done!: Promise<number>;
   private resolveDone!: (code: number) => void;
   readonly statsFile: string;
@@ -105,6 +107,11 @@ export class Agent {
   /** Attaches and starts tracing; resolves with the exit code when the agent stops. */
   async run(): Promise<number> {
     const { cfg } = this;
+    // First, so /healthz answers (and a busy address is reported) before the slow part.
+    if (cfg.metricsAddress) {
+      this.metrics = new MetricsServer(cfg.metricsAddress, () => this.snapshot());
+      await this.metrics.start();
+    }
     // Every named target is opened and analysed before anything is loaded: a
     // bad one is a clear error, at once.
     const initial: { file: PinnedFile; plan: Plan; shownAs: string }[] = [];
@@ -535,6 +542,7 @@ export class Agent {
       this.writeStats();
     }
     await this.sink.shutdown();
+    await this.metrics?.close();
     try { fs.unlinkSync(this.statsFile); } catch { /* never written */ }
     if (this.rt) this.rt.close();
     for (const ab of this.binaries.values()) ab.file.close();
