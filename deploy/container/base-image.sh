@@ -39,6 +39,6 @@ if [[ ! -s $tarball ]]; then
 fi
 
 if ! podman image exists "$IMAGE" || [[ $(podman image inspect --format '{{index .Labels "base.key"}}' "$IMAGE" 2>/dev/null) != "$key" ]]; then
-  podman import --change "LABEL base.key=$key" --change 'CMD ["/bin/bash"]' "$tarball" "$IMAGE" >/dev/null
+  podman import --quiet --change "LABEL base.key=$key" --change 'CMD ["/bin/bash"]' "$tarball" "$IMAGE" >/dev/null
 fi
 echo "$IMAGE"

@@ -16,7 +16,7 @@
 // One /proc scan per tick serves every target.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BpfRuntime, Link, ProbeCounters } from '../bpf/loader';
+import { BpfRuntime, Link, ProbeCounters, chooseAttachMode } from '../bpf/loader';
 import { SpanAssembler } from '../spans/assembler';
 import type { SpanRecord } from '../spans/record';
 import { LIBRARIES } from '../libs';
@@ -25,7 +25,7 @@ import { Plan, PlannedProbe } from '../plan/plan';
 import { processExists, scanProcesses, ProcEntry } from '../targets/process';
 import { PinnedFile, identityOf, inodeKey, sameContent, FileIdentity } from './pinned-file';
 import { analyzeTarget, requirePlan, requireExecutable, requireProcess } from './target';
-import { checkTracingPrivileges } from './privileges';
+import { checkBpfPrivileges, checkTracingPrivileges } from './privileges';
 import { ProcessTable, TracedProcess, Origin } from './processes';
 import { Discovery, DiscoveryStats } from './discovery';
 import { MetricsServer } from './metrics';
@@ -134,7 +134,10 @@ export class Agent {
         if (initial.some((t) => t.file.key === file.key)) file.close(); // the same file by two names
         else analyse(file, exe);
       }
-      checkTracingPrivileges();
+      checkBpfPrivileges();
+      let mode;
+      try { mode = chooseAttachMode(); } catch (e) { throw explainRefusal(e); }
+      checkTracingPrivileges(mode);
     } catch (e) {
       for (const t of initial) t.file.close();
       throw e;
@@ -144,7 +147,11 @@ export class Agent {
     // Every library's programs are loaded once: files found later (discovery,
     // new builds) may use any of them.
     this.rt = new BpfRuntime([...new Set(LIBRARIES.map((l) => l.module.bpfObject))].map(bpfObjectPath), RING_SIZE);
-    this.rt.load();
+    try {
+      this.rt.load();
+    } catch (e) {
+      throw explainRefusal(e);
+    }
     for (const t of initial) {
       const pid = cfg.targetPid ?? 0;
       const origin: Origin = cfg.targetPid !== undefined ? 'pid' : 'exe';
@@ -367,7 +374,12 @@ export class Agent {
   private scan(): void {
     if (this.stopping) return;
     const t0 = process.hrtime.bigint();
-    const entries = scanProcesses();
+    const counts = { denied: 0 };
+    const entries = scanProcesses(counts);
+    if (counts.denied > 0) {
+      warnEvery('scan.denied', 60_000, `cannot see the executables of ${counts.denied} process(es) (EACCES on /proc/<pid>/exe): ` +
+        'reading other processes needs CAP_SYS_PTRACE');
+    }
     if (this.exeTargets.length) this.followExeProcesses(entries);
     this.discovery?.tick(entries, t0);
   }
@@ -564,6 +576,20 @@ export interface AgentSnapshot {
   files: { exeId: string; path: string; origin: Origin; processes: number }[];
   discovery: DiscoveryStats | undefined;
   k8s: { loaded: boolean; requests: number; failures: number; lastError: string | undefined } | undefined;
+}
+
+/**
+ * bpf() refused although the capabilities are there: in a container, the
+ * runtime's seccomp profile is the usual cause (podman 4's default allows
+ * bpf() only with CAP_SYS_ADMIN).
+ */
+function explainRefusal(e: unknown): unknown {
+  if (!(e instanceof UserError) || e.exitCode !== EXIT.PRIVILEGE) return e;
+  let seccomp = false;
+  try { seccomp = /^Seccomp:\s*2$/m.test(fs.readFileSync('/proc/self/status', 'utf8')); } catch { /* no /proc */ }
+  if (!seccomp) return e;
+  return new UserError('the kernel refused bpf() although the agent has the capabilities it needs: a seccomp filter is active ' +
+    '(a container runtime\'s default profile may allow bpf() only with CAP_SYS_ADMIN); run the container with seccomp unconfined or add CAP_SYS_ADMIN', EXIT.PRIVILEGE);
 }
 
 function describePlan(plan: Plan): string {

@@ -123,7 +123,18 @@ export class Discovery {
       this.host.forgetProcess(e.pid, `exec'd another executable`);
     }
     const info = readProcessInfo(e.pid);
-    if (!info) return 'ignored'; // gone, or not ours to read
+    if (!info) {
+      // Gone, or not ours to read: say which once in a while.
+      try { fs.readlinkSync(`/proc/${e.pid}/exe`); } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EACCES' || code === 'EPERM') {
+          this.stats.unreadable++;
+          warnEvery('discover.ptrace', 60_000, `discovery: cannot read /proc/${e.pid}/exe (${code}): ` +
+            'reading other processes (their executable, environment, cgroup) needs CAP_SYS_PTRACE');
+        }
+      }
+      return 'ignored';
+    }
     if (info.exeId !== e.exeId) return 'ignored'; // exec'd between the scan and now: the next scan sees it
     if (this.table.decideCheap(info).selected === false) return 'ignored';
 

@@ -67,7 +67,7 @@ export interface ProcEntry {
  * process. The discovery stage and every executable target share one scan
  * per tick.
  */
-export function scanProcesses(): ProcEntry[] {
+export function scanProcesses(counts?: { denied: number }): ProcEntry[] {
   const out: ProcEntry[] = [];
   let names: string[];
   try { names = fs.readdirSync('/proc'); } catch { return out; }
@@ -79,7 +79,10 @@ export function scanProcesses(): ProcEntry[] {
       // exception per kernel thread would cost more than the stat itself.
       const st = fs.statSync(`/proc/${d}/exe`, { throwIfNoEntry: false });
       if (st) out.push({ pid: Number(d), exeId: `${st.dev}:${st.ino}` });
-    } catch { /* EACCES: not ours to see; ESRCH: gone */ }
+    } catch (e) {
+      // EACCES: not ours to see (no CAP_SYS_PTRACE over it); ESRCH: gone.
+      if (counts && (e as NodeJS.ErrnoException).code === 'EACCES') counts.denied++;
+    }
   }
   return out;
 }
