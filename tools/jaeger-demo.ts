@@ -171,7 +171,7 @@ function screenshot(url: string, out: string): void {
     const r = spawnSync(chromium, [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--hide-scrollbars', `--user-data-dir=${profile}`,
-      '--window-size=1400,860', '--virtual-time-budget=15000', `--screenshot=${path.resolve(out)}`, url,
+      '--window-size=1400,470', '--virtual-time-budget=15000', `--screenshot=${path.resolve(out)}`, url,
     ], { encoding: 'utf8', timeout: 120_000 });
     if (r.status !== 0 || !fs.existsSync(out)) throw new Error(`chromium failed (${r.status}): ${r.stderr}`);
   } finally {
