@@ -77,6 +77,7 @@ deploy-tools:
 	@scripts/deploy-tools.sh helm >/dev/null
 	@scripts/deploy-tools.sh jaeger >/dev/null
 	@scripts/deploy-tools.sh container
+	@scripts/deploy-tools.sh systemd
 
 test-deploy: build deploy-tools
 	node --test --test-concurrency=1 --test-timeout=1200000 dist/test/deploy/

@@ -5,6 +5,7 @@
 #   deploy-tools.sh helm        builds helm v3.22.0 from the Go module proxy; prints its path
 #   deploy-tools.sh jaeger      builds jaeger v1.76.0 (cmd/jaeger) from the Go module proxy; prints its path
 #   deploy-tools.sh container   installs podman, runc and debootstrap from Debian (apt)
+#   deploy-tools.sh systemd     installs strace (the systemd unit's system-call test)
 #   deploy-tools.sh chromium    installs Debian's chromium (for the Jaeger UI screenshot)
 # Go builds take minutes the first time (jaeger: ~18 CPU-minutes, helm: ~6);
 # concurrent callers wait for one build (flock).
@@ -71,6 +72,7 @@ case ${1:-} in
   helm) build_locked helm "$CACHE/tools/helm-$HELM_VERSION/helm" build_helm ;;
   jaeger) build_locked jaeger "$CACHE/tools/jaeger-$JAEGER_VERSION/jaeger" build_jaeger ;;
   container) apt_install podman runc debootstrap ;;
+  systemd) apt_install strace ;;
   chromium) apt_install chromium fonts-dejavu-core ;;
-  *) echo "usage: $0 helm|jaeger|container|chromium" >&2; exit 2 ;;
+  *) echo "usage: $0 helm|jaeger|container|systemd|chromium" >&2; exit 2 ;;
 esac
