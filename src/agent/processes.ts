@@ -91,6 +91,9 @@ export class ProcessTable {
     const details = readProcessDetails(pid);
     const k8s = this.k8sOf(details);
     const explicit = origin !== 'discovered';
+    // A pod's process waits (briefly) for the API server's word on its pod,
+    // so its resource is built once, from the best source.
+    if (!explicit && details.podUid && this.pods?.pending(details.podUid)) return undefined;
     const rc = {
       serviceName: explicit ? this.cfg.serviceName : undefined,
       extra: explicit ? this.cfg.resourceAttributes : this.discoveredExtra,

@@ -16,6 +16,9 @@ import { log, warnEvery } from '../util/log';
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 const REFRESH_MS = 30_000;
 const MIN_GAP_MS = 2_000;
+// A pod the list does not have yet (just started) is waited for this long;
+// then its processes go on with what they say about themselves.
+const NEW_POD_WAIT_MS = 5_000;
 const TIMEOUT_MS = 10_000;
 
 export interface K8sApiSettings {
@@ -71,6 +74,8 @@ export class PodCache {
   private pods = new Map<string, PodMeta>();
   private inflight: Promise<void> | undefined;
   private lastStart = 0;
+  /** Pods asked for but not listed yet: uid -> when first asked. */
+  private missing = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   /** True once one list succeeded: until then, pod facts are "not known yet". */
   loaded = false;
@@ -97,7 +102,19 @@ export class PodCache {
   /** A pod we have not seen: list again soon (at most every 2 s). */
   want(uid: string): void {
     if (this.pods.has(uid)) return;
+    if (!this.missing.has(uid)) this.missing.set(uid, Date.now());
     if (Date.now() - this.lastStart >= MIN_GAP_MS) void this.refresh();
+  }
+
+  /**
+   * Whether facts about pod `uid` are still to come: before the first list
+   * (unless it failed), or for a pod first asked about less than 5 s ago.
+   */
+  pending(uid: string): boolean {
+    if (this.pods.has(uid)) return false;
+    if (!this.loaded) return this.failures === 0;
+    const since = this.missing.get(uid);
+    return since !== undefined && Date.now() - since < NEW_POD_WAIT_MS;
   }
 
   refresh(): Promise<void> {
@@ -108,6 +125,7 @@ export class PodCache {
         const first = !this.loaded;
         this.pods = pods;
         this.loaded = true;
+        for (const uid of this.missing.keys()) if (pods.has(uid)) this.missing.delete(uid);
         this.lastError = undefined;
         if (first) log.info(`kubernetes: ${pods.size} pod(s) on node ${this.cfg.nodeName} from ${this.cfg.url}`);
         this.onUpdate();
