@@ -27,7 +27,7 @@ import { PinnedFile, identityOf, inodeKey, sameContent, FileIdentity } from './p
 import { analyzeTarget, requirePlan, requireExecutable, requireProcess } from './target';
 import { checkBpfPrivileges, checkTracingPrivileges } from './privileges';
 import { ProcessTable, TracedProcess, Origin } from './processes';
-import { Discovery, DiscoveryStats } from './discovery';
+import { Discovery, DiscoveryStats, DiscoveryHost } from './discovery';
 import { MetricsServer } from './metrics';
 import { bpfObjectPath } from '../util/paths';
 import { log, warnEvery } from '../util/log';
@@ -61,6 +61,31 @@ export interface AttachedBinary {
   origin: Origin;
   /** The path it was found at: the --exe path, or the process's view of it. */
   shownAs: string;
+  /** The file the kernel puts the probes on (realFileKey). */
+  realKey: string;
+  /** Other inode keys that are this same file (containers of one image: overlayfs mounts of one layer). */
+  aliases: Set<string>;
+}
+
+const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
+
+/**
+ * The identity of the file uprobes really go on. The kernel attaches to the
+ * underlying inode of an overlayfs file, so the containers of one image on a
+ * node, each with its own overlay mount (its own st_dev), share one file and
+ * one set of probes: attaching once per container would run every program
+ * once per container on every hit. overlayfs hides the underlying device but
+ * passes the underlying inode number, size and times through; together they
+ * name the file.
+ */
+function realFileKey(file: PinnedFile): string {
+  try {
+    if (fs.statfsSync(file.path).type === OVERLAYFS_SUPER_MAGIC) {
+      const st = fs.fstatSync(file.fd, { bigint: true });
+      return `ovl:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    }
+  } catch { /* not answerable: the inode key */ }
+  return file.key;
 }
 
 /** One --exe path, followed as deploys replace the file behind it. */
@@ -78,6 +103,8 @@ export class Agent {
   private clock = new WallClock();
   private assembler: SpanAssembler;
   private binaries = new Map<string, AttachedBinary>();
+  /** Inode keys of files that are an attached file under another mount (AttachedBinary.aliases). */
+  private aliases = new Map<string, AttachedBinary>();
   private table: ProcessTable;
   private discovery: Discovery | undefined;
   private exeTargets: ExeTarget[] = [];
@@ -87,6 +114,7 @@ export class Agent {
   private decodeErrors = 0;
   /** Spans of processes left out by a selector (they share a traced file), or of unknown processes in discovery. */
   private filteredSpans = 0;
+  private deniedSeen = 0;
   private stopping = false;
   private ready = false;
   private metrics: MetricsServer | undefined;
@@ -195,7 +223,10 @@ export class Agent {
   }
 
   private attachBinary(key: string, file: PinnedFile, plan: Plan, pid: number, origin: Origin, shownAs: string): AttachedBinary | undefined {
-    const ab: AttachedBinary = { exeId: key, file, pid, probes: plan.ready, rustc: plan.binary.rustc?.version, links: new Map(), origin, shownAs };
+    const ab: AttachedBinary = {
+      exeId: key, file, pid, probes: plan.ready, rustc: plan.binary.rustc?.version, links: new Map(), origin, shownAs,
+      realKey: pid ? key : realFileKey(file), aliases: new Set(),
+    };
     this.binaries.set(key, ab);
     for (const p of plan.ready) {
       if (this.disabled.has(p.probeId)) continue;
@@ -221,6 +252,7 @@ export class Agent {
     ab.links.clear();
     ab.file.close();
     this.binaries.delete(ab.exeId);
+    for (const a of ab.aliases) this.aliases.delete(a);
     log.info(`probes removed from ${ab.file.openedAs === ab.shownAs ? ab.shownAs : `${ab.shownAs} (${ab.exeId})`}: ${why}`);
   }
 
@@ -235,26 +267,42 @@ export class Agent {
     ab.links.set(p.probeId, [link]);
   }
 
-  private discoveryHost() {
+  /** The attached file a process's inode key names, directly or as an alias. */
+  private lookup(exeId: string): AttachedBinary | undefined {
+    return this.binaries.get(exeId) ?? this.aliases.get(exeId);
+  }
+
+  private discoveryHost(): DiscoveryHost {
     return {
       attachedOrigin: (exeId: string) => {
-        const ab = this.binaries.get(exeId);
+        const ab = this.lookup(exeId);
         return ab ? { discovered: ab.origin === 'discovered', rustc: ab.rustc } : undefined;
       },
-      attachDiscovered: (file: PinnedFile, plan: Plan, shownAs: string): boolean => {
+      attachDiscovered: (file: PinnedFile, plan: Plan, shownAs: string) => {
+        const real = realFileKey(file);
+        const same = [...this.binaries.values()].find((b) => b.pid === 0 && b.realKey === real);
+        if (same) {
+          // Another container's view of a file already attached: its probes already fire there.
+          same.aliases.add(file.key);
+          this.aliases.set(file.key, same);
+          log.info(`${shownAs} (file ${file.key}) is the file already attached as ${same.shownAs} (${same.exeId}): no second attachment`);
+          return 'alias';
+        }
         try {
-          if (!this.attachBinary(file.key, file, plan, 0, 'discovered', shownAs)) return false;
+          if (!this.attachBinary(file.key, file, plan, 0, 'discovered', shownAs)) return 'failed';
         } catch (e) {
           log.warn(`discovery: cannot attach to ${shownAs}: ${(e as Error).message}`);
-          return false;
+          return 'failed';
         }
         log.info(`tracing the selected processes of ${shownAs} (file ${file.key}): ${describePlan(plan)}`);
-        return true;
+        return 'attached';
       },
-      discoveredFiles: () => [...this.binaries.values()].filter((b) => b.origin === 'discovered').map((b) => b.exeId),
-      dropDiscovered: (exeId: string, why: string) => {
-        const ab = this.binaries.get(exeId);
-        if (ab) this.dropBinary(ab, why);
+      dropUnusedDiscovered: (running: Set<string>) => {
+        for (const ab of [...this.binaries.values()]) {
+          if (ab.origin !== 'discovered') continue;
+          for (const a of [...ab.aliases]) if (!running.has(a)) { ab.aliases.delete(a); this.aliases.delete(a); }
+          if (!running.has(ab.exeId) && ab.aliases.size === 0) this.dropBinary(ab, 'no traced process runs it any more');
+        }
       },
       forgetProcess: (pid: number, why: string) => this.forgetProcess(pid, why),
       afterAnalysis: () => this.drain(),
@@ -273,7 +321,7 @@ export class Agent {
     } else {
       let exeId: string | undefined;
       try { const st = fs.statSync(`/proc/${pid}/exe`); exeId = `${st.dev}:${st.ino}`; } catch { return undefined; }
-      ab = this.binaries.get(exeId);
+      ab = this.lookup(exeId);
       if (!ab) {
         // Not a file we attached (a process that exec'd, a pid-mode target's
         // child): in discovery mode the scan decides about it.
@@ -376,8 +424,10 @@ export class Agent {
     const t0 = process.hrtime.bigint();
     const counts = { denied: 0 };
     const entries = scanProcesses(counts);
-    if (counts.denied > 0) {
-      warnEvery('scan.denied', 60_000, `cannot see the executables of ${counts.denied} process(es) (EACCES on /proc/<pid>/exe): ` +
+    // Said again only when more processes are out of reach than before.
+    if (counts.denied > this.deniedSeen) {
+      this.deniedSeen = counts.denied;
+      log.warn(`cannot see the executables of ${counts.denied} process(es) (EACCES on /proc/<pid>/exe): ` +
         'reading other processes needs CAP_SYS_PTRACE');
     }
     if (this.exeTargets.length) this.followExeProcesses(entries);
@@ -440,7 +490,7 @@ export class Agent {
     }
     const byExe = new Map<string, number[]>();
     for (const e of entries) {
-      const ab = this.binaries.get(e.exeId);
+      const ab = this.lookup(e.exeId);
       if (!ab || ab.origin !== 'exe') continue;
       let l = byExe.get(e.exeId);
       if (!l) byExe.set(e.exeId, (l = []));
@@ -500,7 +550,7 @@ export class Agent {
       processes: procs,
       files: [...this.binaries.values()].map((b) => ({
         exeId: b.exeId, path: b.shownAs, origin: b.origin,
-        processes: procs.filter((p) => p.selected && (b.pid ? p.info.pid === b.pid : p.info.exeId === b.exeId)).length,
+        processes: procs.filter((p) => p.selected && (b.pid ? p.info.pid === b.pid : p.info.exeId === b.exeId || b.aliases.has(p.info.exeId))).length,
       })),
       discovery: this.discovery?.stats,
       k8s: this.table.pods ? { loaded: this.table.pods.loaded, requests: this.table.pods.requests, failures: this.table.pods.failures, lastError: this.table.pods.lastError } : undefined,

@@ -41,11 +41,14 @@ type SeenState = 'ignored' | 'pending' | 'tracked' | 'other';
 export interface DiscoveryHost {
   /** Attached files by inode key, with how they were attached and their rustc. */
   attachedOrigin(exeId: string): { discovered: boolean; rustc?: string } | undefined;
-  /** Attaches `plan` to `file` for every process (pid 0); false if it could not. */
-  attachDiscovered(file: PinnedFile, plan: Plan, shownAs: string): boolean;
-  /** Discovered files attached now, by inode key. */
-  discoveredFiles(): string[];
-  dropDiscovered(exeId: string, why: string): void;
+  /**
+   * Attaches `plan` to `file` for every process (pid 0): 'attached' (the file
+   * is kept open), 'alias' (the same file is attached already, under another
+   * mount: close this one), or 'failed'.
+   */
+  attachDiscovered(file: PinnedFile, plan: Plan, shownAs: string): 'attached' | 'alias' | 'failed';
+  /** Lets go of the discovered files (and aliases) whose inode keys no traced process runs. */
+  dropUnusedDiscovered(running: Set<string>): void;
   /** The process `pid` was tracked but now runs another file: forget it. */
   forgetProcess(pid: number, why: string): void;
   /** Called after each full analysis: lets the agent drain the ring. */
@@ -106,9 +109,7 @@ export class Discovery {
     // Files no selected process runs any more are let go.
     const running = new Set<string>();
     for (const tp of this.table.procs.values()) if (tp.selected) running.add(tp.info.exeId);
-    for (const key of this.host.discoveredFiles()) {
-      if (!running.has(key)) this.host.dropDiscovered(key, 'no traced process runs it any more');
-    }
+    this.host.dropUnusedDiscovered(running);
     this.stats.scans++;
     this.stats.lastScanMs = Number(process.hrtime.bigint() - t0) / 1e6;
   }
@@ -161,7 +162,9 @@ export class Discovery {
       if (!tp) return 'pending';
       if (tp.selected) {
         this.waiting.delete(contentKey);
-        if (!this.host.attachDiscovered(w.file, w.plan, info.exePath)) { w.file.close(); return 'ignored'; }
+        const r = this.host.attachDiscovered(w.file, w.plan, info.exePath);
+        if (r !== 'attached') w.file.close();
+        if (r === 'failed') return 'ignored';
       }
       return this.admit(tp);
     }
@@ -209,8 +212,9 @@ export class Discovery {
         return 'pending';
       }
       if (tp.selected) {
-        if (!this.host.attachDiscovered(file, plan, shownAs)) return 'ignored';
-        keep = true;
+        const r = this.host.attachDiscovered(file, plan, shownAs);
+        if (r === 'failed') return 'ignored';
+        keep = r === 'attached';
       }
       return this.admit(tp);
     } finally {

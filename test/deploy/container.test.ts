@@ -188,3 +188,59 @@ test('perf-event uprobes (the fallback) need CAP_SYS_ADMIN', async () => {
   assert.equal(r.code, 0, r.err.text);
   assert.match(r.err.text, /attach mode perf/);
 });
+
+test('containers of one image share one file: one attachment, each hit counted once', async () => {
+  // An image holding a Rust service, on the agent's own base: every container
+  // of it has its own overlayfs mount (its own st_dev) over one file, which is
+  // where the kernel puts the probes.
+  const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'overlay-image-'));
+  const tag = `localhost/otel-rust-agent-test-app:${process.pid}`;
+  const names = [1, 2].map((i) => `otel-rust-agent-test-app-${process.pid}-${i}`);
+  const base = execFileSync(path.join(root, 'deploy/container/base-image.sh'), { encoding: 'utf8' }).trim().split('\n').pop()!;
+  fs.copyFileSync(serviceBinary('demo-service'), path.join(ctx, 'overlay-app'));
+  fs.writeFileSync(path.join(ctx, 'Containerfile'), `FROM ${base}\nCOPY overlay-app /opt/otel-rust-agent-test/overlay-app\nENTRYPOINT ["/opt/otel-rust-agent-test/overlay-app"]\n`);
+  execFileSync('podman', ['build', '-q', '-t', tag, ctx], { stdio: 'ignore' });
+  const { startAgent, waitForStats } = await import('../helpers/procs');
+  let agent: ReturnType<typeof startAgent> | undefined;
+  try {
+    const ports: number[] = [];
+    const ids: string[] = [];
+    for (const [i, name] of names.entries()) {
+      ids.push(execFileSync('podman', ['run', ...runtime, '-d', '--name', name, '--network=host', ...limits, '-e', 'PORT=0', '-e', `OTEL_SERVICE_NAME=replica-${i + 1}`, tag], { encoding: 'utf8' }).trim());
+      const end = Date.now() + 20_000;
+      let m: RegExpExecArray | null = null;
+      while (!(m = /listening on 127\.0\.0\.1:(\d+)/.exec(execFileSync('podman', ['logs', name], { encoding: 'utf8' }))) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      ports.push(Number(m![1]));
+    }
+    agent = startAgent(['--discover', '--include', 'exe=/opt/otel-rust-agent-test/**'], { OTEL_EXPORTER_OTLP_ENDPOINT: recv.grpcEndpoint, OTEL_RUST_AGENT_SCAN_INTERVAL: '250' });
+    await agent.stderr.wait(/is the file already attached as \/opt\/otel-rust-agent-test\/overlay-app .*: no second attachment/, 60_000);
+    await agent.stderr.wait(/process \d+ traced .*service.name=replica-2/, 10_000);
+    await agent.stderr.wait(/process \d+ traced .*service.name=replica-1/, 10_000);
+    for (const [i, port] of ports.entries()) {
+      await rawExchange(port, [1, 2, 3].map((n) => `GET /users/${n}?c=replica-${i + 1} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`), 3);
+    }
+    for (const [i, id] of ids.entries()) {
+      const spans = await spansFor(`replica-${i + 1}`, 3);
+      assert.equal(spans.length, 3);
+      for (const s of spans) {
+        assert.equal(s.resource['service.name'], `replica-${i + 1}`);
+        assert.equal(s.resource['container.id'], id);
+        assert.equal(s.resource['process.executable.path'], '/opt/otel-rust-agent-test/overlay-app');
+      }
+    }
+    // 6 requests on 2 connections: parse 6 + 2 (the HTTP/2 sniff per connection), encode_status 6; once each.
+    await waitForStats(agent, (x) => x.probes.some((p) => p.probe === 'encode_status' && p.hits >= 6));
+    await new Promise((r) => setTimeout(r, 1200));
+    const final = agent.stats();
+    assert.equal(final.probes.find((p) => p.probe === 'parse')!.hits, 8, JSON.stringify(final.probes));
+    assert.equal(final.probes.find((p) => p.probe === 'encode_status')!.hits, 6);
+    assert.equal(final.files.length, 1, JSON.stringify(final.files));
+    assert.equal(final.files[0].processes, 2);
+  } finally {
+    const code: number | undefined = agent ? await agent.stop() : undefined;
+    for (const n of names) spawnSync('podman', ['rm', '-f', '-t', '0', n]);
+    spawnSync('podman', ['rmi', '-f', tag]);
+    fs.rmSync(ctx, { recursive: true, force: true });
+    assert.equal(code ?? 0, 0, agent?.stderr.text);
+  }
+});
