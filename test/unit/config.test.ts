@@ -13,8 +13,14 @@ import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver';
 import { testPki } from '../helpers/tls';
 
 const DEFAULTS: AgentConfig = {
-  targetExe: undefined,
+  targetExes: [],
   targetPid: undefined,
+  discover: false,
+  include: [],
+  exclude: [],
+  scanIntervalMs: 1000,
+  metricsAddress: undefined,
+  k8sApi: undefined,
   serviceName: undefined,
   endpoint: 'http://localhost:4317',
   protocol: 'grpc',
@@ -101,7 +107,7 @@ describe('buildConfig', () => {
       OTEL_RESOURCE_ATTRIBUTES: 'team=env',
     };
     const c = buildConfig({
-      exe: './target/release/app',
+      exe: ['./target/release/app'],
       'service-name': 'flag-name',
       endpoint: 'https://flag:4318/',
       protocol: 'http/protobuf',
@@ -113,7 +119,7 @@ describe('buildConfig', () => {
     }, env);
     assert.deepEqual(c, {
       ...DEFAULTS,
-      targetExe: './target/release/app',
+      targetExes: ['./target/release/app'],
       serviceName: 'flag-name',
       endpoint: 'https://flag:4318/v1/traces',
       protocol: 'http/protobuf',
