@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as os from 'node:os';
 import * as http from 'node:http';
 import { startOtlpReceiver, OtlpReceiver, ReceivedSpan } from '../helpers/otlp-receiver';
-import { startService, serviceBinary, attachAgent, rawExchange, waitForStats, Service, RunningAgent } from '../helpers/procs';
+import { startService, serviceBinary, attachAgent, rawExchange, waitForStats, freshStats, Service, RunningAgent } from '../helpers/procs';
 
 let recv: OtlpReceiver;
 let svc: Service;
@@ -138,7 +138,7 @@ test('a handler that awaits (the task may move threads) is timed from parse to e
 });
 
 test('100 keep-alive requests on one connection give exactly 100 spans and 2 probe hits each (+1 per connection)', async () => {
-  const before = agent.stats();
+  const before = await freshStats(agent);
   const parts: string[] = [];
   for (let i = 0; i < 100; i++) parts.push(`GET /users/${1000 + i}?run=keepalive HTTP/1.1\r\nHost: 127.0.0.1:${svc.port}\r\n\r\n`);
   // Sequential on one socket: each request waits for the previous response.

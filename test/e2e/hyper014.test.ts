@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOtlpReceiver, OtlpReceiver } from '../helpers/otlp-receiver';
-import { startService, serviceBinary, attachAgent, rawExchange, waitForStats, Service, RunningAgent } from '../helpers/procs';
+import { startService, serviceBinary, attachAgent, rawExchange, waitForStats, freshStats, Service, RunningAgent } from '../helpers/procs';
 
 let recv: OtlpReceiver;
 let svc: Service;
@@ -57,7 +57,7 @@ test('hyper 0.14: exact spans for 200, 503 and 404, exported over http/protobuf'
 
 test('hyper 0.14: 50 keep-alive requests give exactly 50 spans, 2 probe hits each', async () => {
   recv.clear();
-  const before = agent.stats();
+  const before = await freshStats(agent);
   const parts: (string | number)[] = [];
   for (let i = 0; i < 50; i++) parts.push(`GET /?run=ka${i} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, 2);
   const res = await rawExchange(svc.port, parts, 50, 20_000);

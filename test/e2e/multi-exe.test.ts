@@ -48,7 +48,8 @@ async function check(agent: RunningAgent, svcs: Record<string, Service>, tag: st
     assert.equal(span.resource['process.executable.path'], exes[n]);
     assert.equal(span.resource['service.name'], n === 'orders' ? 'orders-svc' : n);
   }
-  const st = await waitForStats(agent, (x) => x.files.length === Object.keys(svcs).length);
+  // The stats file is rewritten once a second: wait for the write that has them.
+  const st = await waitForStats(agent, (x) => x.files.length === Object.keys(svcs).length && x.files.every((f) => f.processes === 1));
   assert.deepEqual(st.files.map((f) => f.path).sort(), Object.keys(svcs).map((n) => exes[n]).sort());
   assert.ok(st.files.every((f) => f.origin === 'exe' && f.processes === 1), JSON.stringify(st.files));
 }

@@ -175,6 +175,16 @@ export async function waitForStats(a: RunningAgent, pred: (s: AgentStats) => boo
 }
 
 /**
+ * The agent's counters as of now: the stats file is rewritten once a second,
+ * so a plain read may predate hits that already happened (a "before" taken
+ * from it would count them twice).
+ */
+export async function freshStats(a: RunningAgent, timeoutMs = 10_000): Promise<AgentStats> {
+  const since = Date.now();
+  return waitForStats(a, (s) => Date.parse((s as unknown as { updated: string }).updated) > since, timeoutMs);
+}
+
+/**
  * Raw HTTP/1.1 over one TCP connection: writes `parts` in order (a number is a
  * pause in ms), then reads until `responses` complete responses arrived.
  * Lets tests control keep-alive, pipelining and split heads exactly.
