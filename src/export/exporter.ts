@@ -22,7 +22,7 @@
 // Every span is accounted for: submitted = exported + dropped (queue full)
 // + rejected + lost at shutdown + still queued.
 
-import type { AgentSpan, ProcessResource } from '../spans/types';
+import type { ProcessResource } from '../spans/types';
 import type { SpanRecord } from '../spans/record';
 import { log, warnEvery } from '../util/log';
 import { ConsoleTreePrinter, type TextOutput } from './console';

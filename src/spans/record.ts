@@ -50,7 +50,24 @@ export function attrKeyName(id: number): string {
 }
 
 /** Value types of an attribute entry. */
-export const AttrType = { STRING: 0, BYTES_UTF8: 1, INT: 2, BOOL: 3, DOUBLE: 4 } as const;
+export const AttrType = { STRING: 0, BYTES_UTF8: 1, INT: 2, BOOL: 3, DOUBLE: 4, SET: 5, BYTES_ASCII: 6 } as const;
+
+/**
+ * A fixed group of attributes that many spans share (method + scheme +
+ * protocol version, a status code with its error.type, ...). A library makes
+ * each one once (attrSet) and adds it to spans with SpanRecord.addSet: the
+ * export stage encodes a set once and copies the encoding, instead of
+ * encoding each pair of each span.
+ */
+export class AttrSet {
+  /** Exporters keep their encoding of the set here. */
+  exportCache: unknown = undefined;
+  constructor(readonly pairs: readonly (readonly [number, string | number | boolean])[]) {}
+}
+
+export function attrSet(pairs: readonly (readonly [number, string | number | boolean])[]): AttrSet {
+  return new AttrSet(pairs);
+}
 
 // ---------------------------------------------------------------- ids
 
@@ -81,6 +98,15 @@ export function copyView(dst: DataView, at: number, src: DataView, from: number,
   let i = 0;
   for (; i + 4 <= n; i += 4) dst.setUint32(at + i, src.getUint32(from + i, true), true);
   for (; i < n; i++) dst.setUint8(at + i, src.getUint8(from + i));
+}
+
+/** copyView that also says whether every byte copied was ASCII (below 0x80). */
+export function copyViewAscii(dst: DataView, at: number, src: DataView, from: number, n: number): boolean {
+  let high = 0;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) { const x = src.getUint32(from + i, true); high |= x; dst.setUint32(at + i, x, true); }
+  for (; i < n; i++) { const x = src.getUint8(from + i); high |= x; dst.setUint8(at + i, x); }
+  return (high & 0x80808080) === 0;
 }
 
 // ---------------------------------------------------------------- the record
@@ -126,6 +152,9 @@ export class SpanRecord {
   /** String values of STRING entries (attrs[3i+1] indexes this); nStrs of them are live. */
   readonly strs: string[] = [];
   nStrs = 0;
+  /** Attribute sets of SET entries (attrs[3i+1] indexes this). */
+  readonly sets: AttrSet[] = [];
+  nSets = 0;
 
   /**
    * A buffer of at least `n` bytes that this record owns, set as `src`: a
@@ -229,11 +258,19 @@ export class SpanRecord {
       this.owned = o = grown;
       this.ownedView = ov = new DataView(grown.buffer, grown.byteOffset, grown.length);
     }
-    copyView(ov, at, from, start, n);
+    const ascii = copyViewAscii(ov, at, from, start, n);
     this.ownedLen = at + n;
     this.src = o;
     this.srcView = ov;
-    this.push3(key * 8 + AttrType.BYTES_UTF8, at, at + n);
+    // ASCII bytes need no UTF-8 check when encoded.
+    this.push3(key * 8 + (ascii ? AttrType.BYTES_ASCII : AttrType.BYTES_UTF8), at, at + n);
+  }
+
+  /** Every attribute of a shared set (see AttrSet). */
+  addSet(set: AttrSet): void {
+    const j = this.nSets++;
+    if (j < this.sets.length) this.sets[j] = set; else this.sets.push(set);
+    this.push3(AttrType.SET, j, 0);
   }
 
   addInt(key: number, value: number): void {
@@ -252,9 +289,14 @@ export class SpanRecord {
     return this.nAttrs;
   }
 
-  /** Index of the entry with this key, or -1. */
+  /** Index of the entry with this key, or -1 (sets are expanded into plain entries when they hold it). */
   findAttr(key: number): number {
-    for (let i = 0; i < this.nAttrs; i++) if (this.attrs[i * 3] >>> 3 === key) return i;
+    for (let i = 0; i < this.nAttrs; i++) {
+      const tag = this.attrs[i * 3];
+      if ((tag & 7) === AttrType.SET) {
+        if (this.sets[this.attrs[i * 3 + 1]].pairs.some(([k]) => k === key)) { this.expandSet(i); return this.findAttr(key); }
+      } else if (tag >>> 3 === key) return i;
+    }
     return -1;
   }
 
@@ -265,13 +307,26 @@ export class SpanRecord {
     this.nAttrs--;
   }
 
+  /** Replaces set entry i by plain entries of its pairs (slow path: a set is edited). */
+  private expandSet(i: number): void {
+    const set = this.sets[this.attrs[i * 3 + 1]];
+    this.attrs.copyWithin(i * 3, i * 3 + 3, this.nAttrs * 3);
+    this.nAttrs--;
+    for (const [k, v] of set.pairs) {
+      if (typeof v === 'string') this.addString(k, v);
+      else if (typeof v === 'boolean') this.addBool(k, v);
+      else if (Number.isInteger(v)) this.addInt(k, v);
+      else this.addDouble(k, v);
+    }
+  }
+
   /** The value of entry i as a JS value (slow path: console, tests). */
   attrValue(i: number): string | number | boolean {
     const tag = this.attrs[i * 3];
     const a = this.attrs[i * 3 + 1];
     switch (tag & 7) {
       case AttrType.STRING: return this.strs[a];
-      case AttrType.BYTES_UTF8: return Buffer.from(this.src!.buffer, this.src!.byteOffset + a, this.attrs[i * 3 + 2] - a).toString('utf8');
+      case AttrType.BYTES_UTF8: case AttrType.BYTES_ASCII: return Buffer.from(this.src!.buffer, this.src!.byteOffset + a, this.attrs[i * 3 + 2] - a).toString('utf8');
       case AttrType.BOOL: return a !== 0;
       default: return a;
     }
@@ -279,7 +334,10 @@ export class SpanRecord {
 
   attributes(): Attributes {
     const out: Attributes = {};
-    for (let i = 0; i < this.attrCount; i++) out[keyNames[this.attrs[i * 3] >>> 3]] = this.attrValue(i);
+    for (let i = 0; i < this.attrCount; i++) {
+      if ((this.attrs[i * 3] & 7) === AttrType.SET) for (const [k, v] of this.sets[this.attrs[i * 3 + 1]].pairs) out[keyNames[k]] = v;
+      else out[keyNames[this.attrs[i * 3] >>> 3]] = this.attrValue(i);
+    }
     return out;
   }
 
@@ -324,6 +382,7 @@ export class SpanRecord {
     this.nAttrs = 0;
     for (let i = 0; i < this.nStrs; i++) this.strs[i] = '';
     this.nStrs = 0;
+    this.nSets = 0;
   }
 }
 

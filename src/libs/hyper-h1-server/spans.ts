@@ -20,7 +20,7 @@
 // entry.
 import type { SpanBuilder, SpanOutput } from '../library';
 import { DecodeError, bytesOf, readU64Number } from '../../events/header';
-import { acquireRecord, releaseRecord, attrKey, SpanKind, StatusCode, type SpanRecord } from '../../spans/record';
+import { acquireRecord, releaseRecord, attrKey, attrSet, SpanKind, StatusCode, type AttrSet, type SpanRecord } from '../../spans/record';
 import { HeadScan, scanRequestHead, knownMethod, splitHostBytes, parseStatusLine, splitTarget } from '../../spans/http';
 import { parseTraceParentBytes } from '../../spans/tracecontext';
 import type { H1RequestEvent, H1ResponseEvent } from './decode';
@@ -45,15 +45,34 @@ const K = {
 };
 
 const VERSIONS: Record<number, string> = { 10: '1.0', 11: '1.1' };
+
+// Attribute sets most spans share, made once: the request line's method,
+// scheme and version; the response status (with error.type for 5xx).
+const requestSets = new Map<string, AttrSet>();
+function requestSet(method: string, original: boolean, version: number): AttrSet {
+  const k = `${original ? '_' : ''}${method} ${version}`;
+  let set = requestSets.get(k);
+  if (!set) {
+    const v = VERSIONS[version] ?? `${Math.floor(version / 10)}.${version % 10}`;
+    set = attrSet([[K.method, original ? '_OTHER' : method], [K.scheme, 'http'], [K.version, v]]);
+    if (requestSets.size < 256) requestSets.set(k, set);
+  }
+  return set;
+}
+const requestSetsByMethod = new Map<string, AttrSet[]>();
+function knownRequestSet(method: string, version: number): AttrSet {
+  let byVersion = requestSetsByMethod.get(method);
+  if (!byVersion) requestSetsByMethod.set(method, (byVersion = []));
+  return byVersion[version] ??= requestSet(method, false, version);
+}
+const statusSets: AttrSet[] = [];
+function statusSet(status: number): AttrSet {
+  return statusSets[status] ??= attrSet(status >= 500
+    ? [[K.status, status], [K.errorType, String(status)]]
+    : [[K.status, status]]);
+}
 function latin1(b: Buffer, start: number, end: number): string {
   return b.toString('latin1', start, end);
-}
-
-const STATUS_STRINGS = new Map<number, string>();
-function statusString(n: number): string {
-  let s = STATUS_STRINGS.get(n);
-  if (s === undefined) STATUS_STRINGS.set(n, (s = String(n)));
-  return s;
 }
 
 interface Pending {
@@ -254,7 +273,7 @@ export class HyperH1ServerSpans implements SpanBuilder {
     const n = end - start;
     const truncated = bufLen > n && n >= C.H1_HEAD_CAPTURE;
     const sc = this.scan;
-    if (!scanRequestHead(b, start, end, truncated, sc)) {
+    if (!scanRequestHead(b, bv, start, end, truncated, sc)) {
       if (!sc.complete && !truncated) this.counts.partialHeads++;
       else this.counts.unparsable++;
       return;
@@ -267,10 +286,10 @@ export class HyperH1ServerSpans implements SpanBuilder {
     const method = knownMethod(b, start, sc.methodEnd);
     if (method) {
       rec.name = method;
-      rec.addString(K.method, method);
+      rec.addSet(knownRequestSet(method, sc.version));
     } else {
       rec.name = 'HTTP';
-      rec.addString(K.method, '_OTHER');
+      rec.addSet(requestSet('', true, sc.version));
       rec.addBytesCopy(K.methodOriginal, bv, start, sc.methodEnd);
     }
     if (b[sc.targetStart] === 0x2f) {
@@ -289,8 +308,6 @@ export class HyperH1ServerSpans implements SpanBuilder {
       rec.addString(K.path, t.path);
       if (t.query !== undefined) rec.addString(K.query, t.query);
     }
-    rec.addString(K.scheme, 'http');
-    rec.addString(K.version, VERSIONS[sc.version] ?? `${Math.floor(sc.version / 10)}.${sc.version % 10}`);
     if (sc.hostStart >= 0) {
       const hp = splitHostBytes(b, sc.hostStart, sc.hostEnd);
       if (hp) {
@@ -300,7 +317,7 @@ export class HyperH1ServerSpans implements SpanBuilder {
     }
     if (sc.uaStart >= 0) rec.addBytesCopy(K.ua, bv, sc.uaStart, sc.uaEnd);
 
-    const flags = sc.tpStart >= 0 ? parseTraceParentBytes(b, sc.tpStart, sc.tpEnd, rec) : -1;
+    const flags = sc.tpStart >= 0 ? parseTraceParentBytes(b, bv, sc.tpStart, sc.tpEnd, rec) : -1;
     if (flags >= 0) {
       rec.flags = flags;
       rec.parentRemote = true;
@@ -392,12 +409,9 @@ export class HyperH1ServerSpans implements SpanBuilder {
       this.unfile(p, req);
       return;
     }
-    if (status >= 100) {
-      rec.addInt(K.status, status);
-      if (status >= 500) {
-        rec.statusCode = StatusCode.ERROR;
-        rec.addString(K.errorType, statusString(status));
-      }
+    if (status >= 100 && status <= 999) {
+      rec.addSet(statusSet(status));
+      if (status >= 500) rec.statusCode = StatusCode.ERROR;
     }
     const clock = this.out.clock;
     rec.setStartMono(req.startLo, req.startHi, clock);
