@@ -28,6 +28,7 @@ import { log, warnEvery } from '../util/log';
 import { WallClock } from '../util/clock';
 import { UserError, EXIT } from '../util/errors';
 import type { AgentConfig } from '../cli/config';
+import { COMMON_LAYOUTS } from '../events/header';
 
 
 // 16 MiB: about 30k request records of the common size, over half a second
@@ -49,7 +50,14 @@ interface AttachedBinary {
   pid: number;
   plan: Plan;
   links: Map<number, Link[]>; // probeId -> links
+  /** Index in the BPF binary_contexts table (cookie bits 56..63). */
+  slot: number;
+  /** Probe config indexes this binary holds, by probe id and config text. */
+  configs: Map<string, number>;
 }
+
+const MAX_BINARIES = COMMON_LAYOUTS.constants.MAX_BINARIES;
+const MAX_PROBE_CONFIGS = COMMON_LAYOUTS.constants.MAX_PROBE_CONFIGS;
 
 interface TracedProcess {
   info: ProcessInfo;
@@ -66,6 +74,10 @@ export class Agent {
   private disabled = new Map<number, string>(); // probeId -> why
   private lastDrops = new Map<number, bigint>();
   private decodeErrors = 0;
+  private freeSlots = Array.from({ length: MAX_BINARIES }, (_, i) => i);
+  private freeConfigs = Array.from({ length: MAX_PROBE_CONFIGS - 1 }, (_, i) => i + 1);
+  /** Library names active per traced pid (SpanOutput.libraryActive), filled on first use. */
+  private activeLibs = new Map<number, Set<string>>();
   private stopping = false;
   private watcher: fs.FSWatcher | undefined;
   /** A new build seen at the target path, waiting to be stable. */
@@ -80,7 +92,8 @@ export class Agent {
     this.assembler = new SpanAssembler(LIBRARIES, {
       toUnixNano: (ns) => this.clock.toUnixNano(ns),
       emit: (span) => this.emit(span),
-    });
+      libraryActive: (pid, library) => this.librariesOf(pid).has(library),
+    }, { rpcDup: cfg.semconvRpcDup });
     this.statsFile = cfg.statsFile ?? path.join('/run/otel-rust-agent', `${process.pid}.json`);
     this.done = new Promise((r) => (this.resolveDone = r));
   }
@@ -109,7 +122,7 @@ export class Agent {
     }
 
     this.clock.start();
-    const objects = [...new Set(plan.ready.map((p) => p.module.bpfObject))].map(bpfObjectPath);
+    const objects = [...new Set(plan.ready.map((p) => p.module.bpfObject).filter((o): o is string => !!o))].map(bpfObjectPath);
     this.rt = new BpfRuntime(objects, RING_SIZE);
     this.rt.load();
     this.attachBinary(cfg.targetPid !== undefined ? `pid:${cfg.targetPid}` : file.key, file, plan, cfg.targetPid ?? 0);
@@ -148,8 +161,12 @@ export class Agent {
   }
 
   private attachBinary(key: string, file: PinnedFile, plan: Plan, pid: number): void {
-    const ab: AttachedBinary = { exeId: key, file, pid, plan, links: new Map() };
+    const slot = this.freeSlots.shift();
+    if (slot === undefined) throw new UserError(`more than ${MAX_BINARIES} builds attached at once`, EXIT.FAILURE);
+    const ab: AttachedBinary = { exeId: key, file, pid, plan, links: new Map(), slot, configs: new Map() };
+    this.rt.setBinaryContext(slot, { taskIdTlsOffset: plan.context.taskIdTlsOffset });
     this.binaries.set(key, ab);
+    this.activeLibs.clear();
     for (const p of plan.ready) {
       if (this.disabled.has(p.probeId)) continue;
       // A replacement already disabled at run time: use what it replaced.
@@ -165,6 +182,11 @@ export class Agent {
     ab.links.clear();
     ab.file.close();
     this.binaries.delete(ab.exeId);
+    this.rt.setBinaryContext(ab.slot, {});
+    this.freeSlots.push(ab.slot);
+    for (const idx of ab.configs.values()) this.freeConfigs.push(idx);
+    ab.configs.clear();
+    this.activeLibs.clear();
     log.info(`probes removed from ${ab.file.openedAs}: ${why}`);
   }
 
@@ -173,10 +195,48 @@ export class Agent {
       program: p.spec.program,
       binaryPath: ab.file.path,
       fileOffsets: p.sites.map((s) => s.fileOffset),
-      cookies: p.sites.map((s) => s.cookie),
+      cookies: p.sites.map((s) => this.siteCookie(ab, p, s.cookie, s.config)),
       pid: ab.pid,
     });
     ab.links.set(p.probeId, [link]);
+    this.activeLibs.clear();
+  }
+
+  /** The planned cookie plus the binary slot and, for a probe with a config, its config index (written here). */
+  private siteCookie(ab: AttachedBinary, p: PlannedProbe, cookie: bigint, config: number[] | undefined): bigint {
+    let c = cookie | (BigInt(ab.slot) << 56n);
+    if (config) {
+      const key = `${p.probeId}:${config.join(',')}`;
+      let idx = ab.configs.get(key);
+      if (idx === undefined) {
+        idx = this.freeConfigs.shift();
+        if (idx === undefined) throw new UserError(`more than ${MAX_PROBE_CONFIGS - 1} probe configs in use`, EXIT.FAILURE);
+        this.rt.setProbeConfig(idx, config);
+        ab.configs.set(key, idx);
+      }
+      c |= BigInt(idx) << 16n;
+    }
+    return c;
+  }
+
+  /** Libraries with probes attached in the binary `pid` runs (probe-less ones when their module is active). */
+  private librariesOf(pid: number): Set<string> {
+    let libs = this.activeLibs.get(pid);
+    if (libs) return libs;
+    libs = new Set();
+    const exeId = this.procs.get(pid)?.info.exeId ?? readProcessInfo(pid)?.exeId;
+    const bins = [...this.binaries.values()];
+    const ab = bins.find((b) => b.pid === pid) ?? bins.find((b) => b.file.key === exeId) ?? (bins.length === 1 ? bins[0] : undefined);
+    if (ab) {
+      for (const m of ab.plan.modules) if (m.active && m.probes.length === 0) libs.add(m.module.name);
+      for (const [probeId, ls] of ab.links) {
+        if (ls.length === 0 || this.disabled.has(probeId)) continue;
+        const p = ab.plan.ready.find((q) => q.probeId === probeId);
+        if (p) libs.add(p.module.name);
+      }
+    }
+    this.activeLibs.set(pid, libs);
+    return libs;
   }
 
   private trackProcess(pid: number): TracedProcess | undefined {
@@ -244,6 +304,7 @@ export class Agent {
       }
     }
     log.warn(`disabled probe ${p.module.name}/${p.spec.id}: ${why}`);
+    this.activeLibs.clear();
     // Probes it replaced take over.
     for (const ab of this.binaries.values()) {
       for (const q of ab.plan.ready) {

@@ -13,6 +13,7 @@
 // while a request is in flight), so a new request on a connection with one
 // still pending means the old one was abandoned (client gone, handler panic).
 import type { SpanBuilder, SpanOutput } from '../library';
+import type { ActiveServerSpan, ServerSpanContext } from '../../spans/context';
 import { DecodeError } from '../../events/header';
 import { acquireRecord, releaseRecord, attrKey, SpanKind, StatusCode, type SpanRecord } from '../../spans/record';
 import { HeadScan, scanRequestHead, knownMethod, splitHostBytes, parseStatusLine, splitTarget } from '../../spans/http';
@@ -34,6 +35,7 @@ const K = {
   ua: attrKey('user_agent.original'),
   status: attrKey('http.response.status_code'),
   errorType: attrKey('error.type'),
+  route: attrKey('http.route'),
 };
 
 const VERSIONS: Record<number, string> = { 10: '1.0', 11: '1.1' };
@@ -44,15 +46,30 @@ function statusString(n: number): string {
   return s;
 }
 
-interface Pending {
-  startMono: bigint;
-  /** The span being built; its attributes point into the request head it holds. */
-  rec: SpanRecord;
-  ctxWords: number[];
-  keyIdx: number[]; // ctx word indexes this request is filed under
-  instance: number; // parse symbol instance
+class Pending implements ActiveServerSpan {
+  route: string | undefined = undefined;
   /** Handed to the output (which released it), so unfile() must not release it again. */
-  emitted?: boolean;
+  emitted = false;
+  /** Unfiled without a span (abandoned, expired, unsampled). */
+  dropped = false;
+  constructor(
+    private readonly owner: HyperH1ServerSpans,
+    readonly pid: number,
+    readonly startMono: bigint,
+    /** The span being built; its attributes point into the request head it holds. */
+    readonly rec: SpanRecord,
+    readonly ctxWords: number[],
+    public keyIdx: number[], // ctx word indexes this request is filed under
+    readonly instance: number, // parse symbol instance
+  ) {}
+
+  get open(): boolean {
+    return !this.emitted && !this.dropped;
+  }
+
+  finish(tsNs: bigint, shape?: (rec: SpanRecord) => void): void {
+    this.owner.finishEarly(this, tsNs, shape);
+  }
 }
 
 export interface H1ServerStats {
@@ -65,6 +82,13 @@ export interface H1ServerStats {
   notSampled: number;
   /** Requests dropped unanswered after PENDING_MAX_AGE_NS, or beyond PENDING_MAX per process. */
   expired: number;
+  /** Connections whose first bytes were the HTTP/2 preface (served by h2). */
+  h2Prefaces: number;
+}
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
+function isH2Preface(b: Buffer): boolean {
+  return b.length >= PREFACE.length && b.compare(PREFACE, 0, PREFACE.length, 0, PREFACE.length) === 0;
 }
 
 /** A response head sent later than this is not waited for (the client is gone). */
@@ -87,11 +111,11 @@ class ProcessState {
 }
 
 export class HyperH1ServerSpans implements SpanBuilder {
-  readonly counts: H1ServerStats = { requests: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, expired: 0 };
+  readonly counts: H1ServerStats = { requests: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, expired: 0, h2Prefaces: 0 };
   private procs = new Map<number, ProcessState>();
   private readonly scan = new HeadScan();
 
-  constructor(private readonly out: SpanOutput, private readonly scope: string) {}
+  constructor(private readonly out: SpanOutput, private readonly scope: string, private readonly ctx?: ServerSpanContext) {}
 
   handle(kind: number, dv: DataView, off: number, len: number): void {
     if (kind === KIND.H1_SERVER_REQUEST) this.onRequest(decodeRequest(dv, off, len));
@@ -133,6 +157,12 @@ export class HyperH1ServerSpans implements SpanBuilder {
 
   onRequest(ev: H1RequestEvent): void {
     const head = ev.head;
+    if (isH2Preface(head)) {
+      // hyper 0.14 with HTTP/2 enabled parses a connection's first bytes as
+      // HTTP/1 before it switches to HTTP/2 on seeing the preface: no request.
+      this.counts.h2Prefaces++;
+      return;
+    }
     const truncated = ev.bufLen > head.length && head.length >= C.H1_HEAD_CAPTURE;
     const sc = this.scan;
     if (!scanRequestHead(head, head.length, truncated, sc)) {
@@ -173,13 +203,17 @@ export class HyperH1ServerSpans implements SpanBuilder {
       rec.addString(K.path, t.path);
       if (t.query !== undefined) rec.addString(K.query, t.query);
     }
-    rec.addString(K.scheme, 'http');
+    // TLS is told by the code path that served the connection (a handshake
+    // in this task), never by the port; unknown is left out (context.ts rule 4).
+    const scheme = this.ctx ? this.ctx.schemeFor(ev.hdr.pid, ev.taskId) : 'http';
+    if (scheme) rec.addString(K.scheme, scheme);
     rec.addString(K.version, VERSIONS[sc.version] ?? `${Math.floor(sc.version / 10)}.${sc.version % 10}`);
     if (sc.hostStart >= 0) {
       const hp = splitHostBytes(head, sc.hostStart, sc.hostEnd);
       if (hp) {
         rec.addBytes(K.address, hp.addrStart, hp.addrEnd);
-        rec.addInt(K.port, hp.port >= 0 ? hp.port : 80);
+        if (hp.port >= 0) rec.addInt(K.port, hp.port);
+        else if (scheme) rec.addInt(K.port, scheme === 'https' ? 443 : 80);
       }
     }
     if (sc.uaStart >= 0) rec.addBytes(K.ua, sc.uaStart, sc.uaEnd);
@@ -195,7 +229,10 @@ export class HyperH1ServerSpans implements SpanBuilder {
     }
     rec.newSpanId();
 
-    const pend: Pending = { startMono: ev.hdr.tsNs, rec, ctxWords: ev.ctxWords, keyIdx: [], instance: ev.hdr.instance };
+    const pend = new Pending(this, ev.hdr.pid, ev.hdr.tsNs, rec, ev.ctxWords, [], ev.hdr.instance);
+    // The connection's task handles this request until its response head:
+    // enrichers (axum's route) find it by task.
+    this.ctx?.addKey(pend, 'task', ev.taskId);
     const known = p.ctxKey.get(pend.instance);
     const idx = known !== undefined ? [known] : ev.ctxWords.map((w, i) => (pointerLike(w) ? i : -1)).filter((i) => i >= 0);
     for (const i of idx) {
@@ -224,7 +261,11 @@ export class HyperH1ServerSpans implements SpanBuilder {
       if (p.pending.get(w) === req) p.pending.delete(w);
     }
     p.order.delete(req);
-    if (!req.emitted) releaseRecord(req.rec);
+    this.ctx?.close(req);
+    if (!req.emitted) {
+      req.dropped = true;
+      releaseRecord(req.rec);
+    }
   }
 
   onResponse(ev: H1ResponseEvent): void {
@@ -272,8 +313,17 @@ export class HyperH1ServerSpans implements SpanBuilder {
         rec.addString(K.errorType, statusString(status));
       }
     }
+    this.end(p, req, ev.hdr.tsNs);
+  }
+
+  private end(p: ProcessState, req: Pending, tsNs: bigint): void {
+    const rec = req.rec;
+    if (req.route !== undefined) {
+      rec.name = `${rec.name} ${req.route}`;
+      rec.addString(K.route, req.route);
+    }
     rec.startUnixNano = this.out.toUnixNano(req.startMono);
-    rec.endUnixNano = this.out.toUnixNano(ev.hdr.tsNs);
+    rec.endUnixNano = this.out.toUnixNano(tsNs);
     this.counts.spans++;
     req.emitted = true;
     this.unfile(p, req);
@@ -282,6 +332,20 @@ export class HyperH1ServerSpans implements SpanBuilder {
     } finally {
       releaseRecord(rec);
     }
+  }
+
+  /** A protocol ended the span before its response head (ActiveServerSpan.finish). */
+  finishEarly(req: Pending, tsNs: bigint, shape?: (rec: SpanRecord) => void): void {
+    if (!req.open) return;
+    const p = this.procs.get(req.pid);
+    if (!p) return;
+    if ((req.rec.flags & 1) === 0) {
+      this.counts.notSampled++;
+      this.unfile(p, req);
+      return;
+    }
+    shape?.(req.rec);
+    this.end(p, req, tsNs);
   }
 
   /** Once a parse instance's key word is known, its pending requests are filed under that word only. */
