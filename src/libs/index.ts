@@ -4,8 +4,10 @@ import type { Library } from './library';
 import type { ProbeModule } from '../plan/module';
 import { hyperH1ServerLibrary } from './hyper-h1-server';
 import { tokioLibrary } from './tokio';
+import { h2ServerLibrary } from './h2-server';
+import { axumLibrary } from './axum';
 
-export const LIBRARIES: Library[] = [hyperH1ServerLibrary, tokioLibrary];
+export const LIBRARIES: Library[] = [hyperH1ServerLibrary, tokioLibrary, h2ServerLibrary, axumLibrary];
 
 /** The probe modules of LIBRARIES, one array for the whole run (probe ids are assigned over it). */
 export const PROBE_MODULES: ProbeModule[] = LIBRARIES.map((l) => l.module);
