@@ -6,8 +6,9 @@ import { hyperH1ServerLibrary } from './hyper-h1-server';
 import { tokioLibrary } from './tokio';
 import { h2ServerLibrary } from './h2-server';
 import { axumLibrary } from './axum';
+import { rustlsServerLibrary } from './rustls-server';
 
-export const LIBRARIES: Library[] = [hyperH1ServerLibrary, tokioLibrary, h2ServerLibrary, axumLibrary];
+export const LIBRARIES: Library[] = [hyperH1ServerLibrary, tokioLibrary, h2ServerLibrary, axumLibrary, rustlsServerLibrary];
 
 /** The probe modules of LIBRARIES, one array for the whole run (probe ids are assigned over it). */
 export const PROBE_MODULES: ProbeModule[] = LIBRARIES.map((l) => l.module);
