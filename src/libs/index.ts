@@ -7,8 +7,9 @@ import { tokioLibrary } from './tokio';
 import { h2ServerLibrary } from './h2-server';
 import { axumLibrary } from './axum';
 import { rustlsServerLibrary } from './rustls-server';
+import { tonicServerLibrary } from './tonic-server';
 
-export const LIBRARIES: Library[] = [hyperH1ServerLibrary, tokioLibrary, h2ServerLibrary, axumLibrary, rustlsServerLibrary];
+export const LIBRARIES: Library[] = [hyperH1ServerLibrary, tokioLibrary, h2ServerLibrary, axumLibrary, rustlsServerLibrary, tonicServerLibrary];
 
 /** The probe modules of LIBRARIES, one array for the whole run (probe ids are assigned over it). */
 export const PROBE_MODULES: ProbeModule[] = LIBRARIES.map((l) => l.module);
