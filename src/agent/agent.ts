@@ -16,7 +16,7 @@ import { BpfRuntime, Link, ProbeCounters } from '../bpf/loader';
 import { SpanAssembler } from '../spans/assembler';
 import type { SpanRecord } from '../spans/record';
 import type { ProcessResource } from '../spans/types';
-import { LIBRARIES } from '../libs';
+import { LIBRARIES, PROBE_MODULES } from '../libs';
 import type { SpanSink } from '../export/exporter';
 import { Plan, PlannedProbe } from '../plan/plan';
 import { readProcessInfo, processExists, processesOfExecutable, buildResource, ProcessInfo } from '../targets/process';
@@ -122,7 +122,10 @@ export class Agent {
     }
 
     this.clock.start();
-    const objects = [...new Set(plan.ready.map((p) => p.module.bpfObject).filter((o): o is string => !!o))].map(bpfObjectPath);
+    // By executable, later builds may use libraries this one does not: load
+    // every library's programs then. By PID, the plan's are all there will be.
+    const needed = cfg.targetExe !== undefined ? PROBE_MODULES : plan.ready.map((p) => p.module);
+    const objects = [...new Set(needed.map((m) => m.bpfObject).filter((o): o is string => !!o))].map(bpfObjectPath);
     this.rt = new BpfRuntime(objects, RING_SIZE);
     this.rt.load();
     this.attachBinary(cfg.targetPid !== undefined ? `pid:${cfg.targetPid}` : file.key, file, plan, cfg.targetPid ?? 0);
