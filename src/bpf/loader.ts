@@ -72,7 +72,13 @@ export function kernelHasUprobeMulti(): boolean {
   load.writeBigUInt64LE(koffi.address(license) as bigint, 16);
   load.writeUInt32LE(BPF_TRACE_UPROBE_MULTI, 68); // expected_attach_type
   const progFd = Number(c.syscall_bpf(SYS_bpf, 5 /* BPF_PROG_LOAD */, load, load.length));
-  if (progFd < 0) return (uprobeMultiProbe = false);
+  if (progFd < 0) {
+    // Refused (capabilities, or a seccomp filter) says nothing about the kernel.
+    const e = errno();
+    if (e === 1 /* EPERM */ || e === 13 /* EACCES */)
+      throw new UserError('not permitted to load eBPF programs: run as root (CAP_BPF and CAP_PERFMON are needed; CAP_SYS_ADMIN for perf-event uprobes)', EXIT.PRIVILEGE);
+    return (uprobeMultiProbe = false);
+  }
   try {
     const path = Buffer.from('/\0');
     const offsets = new BigUint64Array([0n]);
@@ -146,7 +152,7 @@ export class BpfRuntime {
         const e = -rc;
         lib.object_close(obj);
         if (e === 1 /* EPERM */ || e === 13 /* EACCES */)
-          throw new UserError('not permitted to load eBPF programs: run as root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN are needed)', EXIT.PRIVILEGE);
+          throw new UserError('not permitted to load eBPF programs: run as root (CAP_BPF and CAP_PERFMON are needed; CAP_SYS_ADMIN for perf-event uprobes)', EXIT.PRIVILEGE);
         const tail = libbpfLog.slice(-8).join(' | ');
         throw new UserError(`loading ${path} failed (errno ${e}): ${tail}`, EXIT.KERNEL);
       }

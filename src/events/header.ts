@@ -58,6 +58,14 @@ export function readU64Number(dv: DataView, off: number): number {
   return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * 4294967296;
 }
 
+let bytesDv: DataView | undefined;
+let bytesBuf: Buffer | undefined;
+/** A Buffer over the same memory as `dv` (cached: the ring's view does not change). */
+export function bytesOf(dv: DataView): Buffer {
+  if (dv !== bytesDv) { bytesDv = dv; bytesBuf = Buffer.from(dv.buffer, dv.byteOffset, dv.byteLength); }
+  return bytesBuf!;
+}
+
 /** Copies `n` bytes at `off` out of the ring (the view is reused once the record is consumed). */
 export function copyBytes(dv: DataView, off: number, n: number): Buffer {
   const b = Buffer.allocUnsafe(n);

@@ -10,7 +10,7 @@
 // and src/libs/index.ts lists the libraries. The generic stages (binary, plan,
 // bpf, events, spans, export) never import a library folder.
 import type { ProbeModule } from '../plan/module';
-import type { SpanRecord } from '../spans/record';
+import type { SpanRecord, ClockOffset } from '../spans/record';
 import type { ServerSpanContext } from '../spans/context';
 
 /** Offsets and constants a library's decoders use, mirroring its events.h. */
@@ -27,6 +27,12 @@ export interface EventLayouts {
 export interface SpanOutput {
   /** CLOCK_MONOTONIC nanoseconds (BPF timestamps) -> Unix-epoch nanoseconds. */
   toUnixNano(monoNs: bigint): bigint;
+  /**
+   * The same conversion for the hot path: REALTIME - MONOTONIC as 32-bit
+   * halves, for SpanRecord.setStartMono/setEndMono with timestamps read as
+   * two u32 (no BigInt). The object is updated in place: read it at use.
+   */
+  readonly clock: ClockOffset;
   /** A finished span. The record is released after the call: do not keep it. */
   emit(span: SpanRecord): void;
   /** Whether a library's probes are attached in process `pid` (its binary's plan, minus probes disabled at run time). */

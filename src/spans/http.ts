@@ -127,76 +127,77 @@ function nameIs(b: Uint8Array, s: number, e: number, name: string): boolean {
 }
 
 /**
- * Scans the request head in b[0..len). Returns false when the bytes do not
- * start with a request line, or the head is incomplete and not `truncated`
- * (a partial read: hyper will parse again). With a truncated capture the
- * last, possibly cut, line is ignored.
+ * Scans the request head in b[start..end), in one pass; every position it
+ * reports is an index into b (so it can scan the ring buffer in place).
+ * Returns false when the bytes do not start with a request line, or the head
+ * is incomplete and not `truncated` (a partial read: hyper will parse again);
+ * `s.complete` then says which. With a truncated capture the last, possibly
+ * cut, line is ignored.
  */
-export function scanRequestHead(b: Uint8Array, len: number, truncated: boolean, s: HeadScan): boolean {
+export function scanRequestHead(b: Uint8Array, start: number, end: number, truncated: boolean, s: HeadScan): boolean {
   s.reset();
-  // End of the request line.
-  let i = 0;
-  while (i < len && b[i] !== 0x0d && b[i] !== 0x0a) i++;
-  const lineEnd = i;
-  // Find the end of head (\r\n\r\n) first: without it, only a truncated capture is usable.
-  let headEnd = -1;
-  for (let j = lineEnd; j + 3 < len; j++) {
-    if (b[j] === 0x0d && b[j + 1] === 0x0a && b[j + 2] === 0x0d && b[j + 3] === 0x0a) { headEnd = j; break; }
-  }
-  s.complete = headEnd >= 0;
-  if (!s.complete && !truncated) return false;
-  const limit = s.complete ? headEnd : len;
-  if (lineEnd > limit) return false;
-  // METHOD SP TARGET SP HTTP/d.d
-  let p = 0;
-  while (p < lineEnd && TCHAR[b[p]]) p++;
-  if (p === 0 || p >= lineEnd || b[p] !== 0x20) return false;
-  s.methodEnd = p;
+  // METHOD SP TARGET SP HTTP/d.d, then CR LF
+  let p = start;
+  while (p < end && TCHAR[b[p]] === 1) p++;
   const ts = p + 1;
   let q = ts;
-  while (q < lineEnd && b[q] > 0x20 && b[q] !== 0x7f) q++;
-  if (q === ts || q + 9 !== lineEnd || b[q] !== 0x20) return false;
-  if (b[q + 1] !== 0x48 || b[q + 2] !== 0x54 || b[q + 3] !== 0x54 || b[q + 4] !== 0x50 || b[q + 5] !== 0x2f) return false; // HTTP/
-  const maj = b[q + 6] - 0x30, dot = b[q + 7], min = b[q + 8] - 0x30;
-  if (maj < 0 || maj > 9 || dot !== 0x2e || min < 0 || min > 9) return false;
+  while (q < end && b[q] > 0x20 && b[q] !== 0x7f) q++;
+  const lineEnd = q + 9;
+  if (p === start || b[p] !== 0x20 || q === ts || lineEnd > end || b[q] !== 0x20 ||
+      b[q + 1] !== 0x48 || b[q + 2] !== 0x54 || b[q + 3] !== 0x54 || b[q + 4] !== 0x50 || b[q + 5] !== 0x2f ||
+      b[q + 7] !== 0x2e || b[q + 6] < 0x30 || b[q + 6] > 0x39 || b[q + 8] < 0x30 || b[q + 8] > 0x39 ||
+      (lineEnd < end && b[lineEnd] !== 0x0d && b[lineEnd] !== 0x0a)) {
+    s.complete = Buffer.from(b.buffer, b.byteOffset + start, end - start).indexOf('\r\n\r\n') >= 0;
+    return false;
+  }
+  s.methodEnd = p;
   s.targetStart = ts;
   s.targetEnd = q;
-  s.version = maj * 10 + min;
-  // Header lines.
+  s.version = (b[q + 6] - 0x30) * 10 + (b[q + 8] - 0x30);
+  // Header lines, up to the empty line.
   let ls = lineEnd + 2;
-  while (ls < limit) {
+  while (ls < end) {
+    if (b[ls] === 0x0d) {
+      if (ls + 1 < end && b[ls + 1] === 0x0a) s.complete = true;
+      break;
+    }
     let le = ls;
-    while (le < limit && b[le] !== 0x0d) le++;
-    if (le >= limit && !s.complete) break; // cut by the capture limit
-    let c = ls;
-    while (c < le && b[c] !== 0x3a) c++;
-    if (c > ls && c < le) {
-      let ne = c;
+    let colon = -1;
+    while (le < end && b[le] !== 0x0d) {
+      if (colon < 0 && b[le] === 0x3a) colon = le;
+      le++;
+    }
+    if (le >= end) break; // cut by the capture limit (or a partial read)
+    if (colon > ls) {
+      let ne = colon;
       while (ne > ls && isSpace(b[ne - 1])) ne--;
-      let vs = c + 1;
-      let ve = le;
-      while (vs < ve && isSpace(b[vs])) vs++;
-      while (ve > vs && isSpace(b[ve - 1])) ve--;
       const n = ne - ls;
-      const first = b[ls] | 0x20;
-      if (n === 4 && first === 0x68 && s.hostStart < 0 && nameIs(b, ls, ne, 'host')) { s.hostStart = vs; s.hostEnd = ve; }
-      else if (n === 10 && first === 0x75 && s.uaStart < 0 && nameIs(b, ls, ne, 'user-agent')) { s.uaStart = vs; s.uaEnd = ve; }
-      else if (n === 11 && first === 0x74 && s.tpStart < 0 && nameIs(b, ls, ne, 'traceparent')) { s.tpStart = vs; s.tpEnd = ve; }
-      else if (n === 10 && first === 0x74 && s.tsStart < 0 && nameIs(b, ls, ne, 'tracestate')) { s.tsStart = vs; s.tsEnd = ve; }
+      if (n === 4 || n === 10 || n === 11) {
+        let vs = colon + 1;
+        let ve = le;
+        while (vs < ve && isSpace(b[vs])) vs++;
+        while (ve > vs && isSpace(b[ve - 1])) ve--;
+        const first = b[ls] | 0x20;
+        if (n === 4 && first === 0x68 && s.hostStart < 0 && nameIs(b, ls, ne, 'host')) { s.hostStart = vs; s.hostEnd = ve; }
+        else if (n === 10 && first === 0x75 && s.uaStart < 0 && nameIs(b, ls, ne, 'user-agent')) { s.uaStart = vs; s.uaEnd = ve; }
+        else if (n === 11 && first === 0x74 && s.tpStart < 0 && nameIs(b, ls, ne, 'traceparent')) { s.tpStart = vs; s.tpEnd = ve; }
+        else if (n === 10 && first === 0x74 && s.tsStart < 0 && nameIs(b, ls, ne, 'tracestate')) { s.tsStart = vs; s.tsEnd = ve; }
+      }
     }
     ls = le + 2;
   }
-  return true;
+  return s.complete || truncated;
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
 
-/** The standard method b[0..n) names, as an interned string, or undefined. */
-export function knownMethod(b: Uint8Array, n: number): string | undefined {
+/** The standard method b[start..end) names, as an interned string, or undefined. */
+export function knownMethod(b: Uint8Array, start: number, end: number): string | undefined {
+  const n = end - start;
   for (const m of METHODS) {
-    if (m.length !== n || m.charCodeAt(0) !== b[0]) continue;
+    if (m.length !== n || m.charCodeAt(0) !== b[start]) continue;
     let ok = true;
-    for (let i = 1; i < n; i++) if (m.charCodeAt(i) !== b[i]) { ok = false; break; }
+    for (let i = 1; i < n; i++) if (m.charCodeAt(i) !== b[start + i]) { ok = false; break; }
     if (ok) return m;
   }
   return undefined;

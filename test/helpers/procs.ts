@@ -52,12 +52,22 @@ export interface Service {
 }
 
 export async function startService(binPath: string, env: Record<string, string> = {}): Promise<Service> {
-  const proc = track(spawn(binPath, [], { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  return startServiceCmd([binPath], env);
+}
+
+/**
+ * Starts a service through a command line that ends by exec'ing it (a shell
+ * that enters a cgroup, unshare for a mount namespace...), so the pid spawned
+ * is the service's own.
+ */
+export async function startServiceCmd(argv: string[], env: Record<string, string> = {}): Promise<Service> {
+  const proc = track(spawn(argv[0], argv.slice(1), { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   const out = new Output(proc.stdout);
+  const err = new Output(proc.stderr);
   const exited = new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
   const m = await Promise.race([
     out.wait(/listening on 127\.0\.0\.1:(\d+)/, 20_000),
-    exited.then((c) => { throw new Error(`${binPath} exited with ${c} before listening`); }),
+    exited.then((c) => { throw new Error(`${argv.join(' ')} exited with ${c} before listening: ${err.text}`); }),
   ]);
   return {
     proc, pid: proc.pid!, port: Number(m[1]), exited, stdout: out,
@@ -87,6 +97,10 @@ export interface RunningAgent {
 
 export interface AgentStats {
   targets: number[];
+  excluded: number[];
+  files: { exeId: string; path: string; origin: string; processes: number }[];
+  processes: { pid: number; exe: string; origin: string; selected: boolean; why: string; resource: Record<string, string | number | boolean> }[];
+  filteredSpans: number;
   probes: { id: number; module: string; probe: string; hits: number; events: number; drops: number; badLayout: number; noEntry: number; disabled: string | null }[];
   /** Counters per library (and `context`). */
   spans: Record<string, Record<string, number>>;

@@ -63,7 +63,8 @@ function res(tsNs: bigint, msgWords: bigint[], statusLine: string, opts: { pid?:
 
 function setup(): { spans: AgentSpan[]; s: HyperH1ServerSpans } {
   const spans: AgentSpan[] = [];
-  const s = new HyperH1ServerSpans({ toUnixNano: (mono) => mono + WALL, emit: (span) => spans.push(span.toAgentSpan()), libraryActive: () => true }, SCOPE);
+  const s = new HyperH1ServerSpans({ toUnixNano: (mono) => mono + WALL, clock: { hi: Number(WALL >> 32n), lo: Number(WALL & 0xffffffffn) },
+    emit: (span) => spans.push(span.toAgentSpan()), libraryActive: () => true }, SCOPE);
   return { spans, s };
 }
 

@@ -96,7 +96,7 @@ function reset(ts: bigint, conn: number, streamId: number, code: number): H2Rese
 function setup(active = true) {
   const spans: AgentSpan[] = [];
   const ctx = new ServerSpanContext({ libraryActive: () => active });
-  const b = new H2ServerSpans({ toUnixNano: (n) => n, emit: (s: SpanRecord) => spans.push(s.toAgentSpan()), libraryActive: () => active }, 'scope/h2', ctx);
+  const b = new H2ServerSpans({ toUnixNano: (n) => n, clock: { hi: 0, lo: 0 }, emit: (s: SpanRecord) => spans.push(s.toAgentSpan()), libraryActive: () => active }, 'scope/h2', ctx);
   return { spans, ctx, b };
 }
 
