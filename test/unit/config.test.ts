@@ -34,6 +34,7 @@ const DEFAULTS: AgentConfig = {
   logLevel: 'info',
   durationSec: 0,
   statsFile: undefined,
+  semconvRpcDup: false,
   warnings: [],
 };
 
@@ -56,6 +57,12 @@ function usageError(flags: Flags, env: NodeJS.ProcessEnv, message: string): void
 describe('buildConfig', () => {
   test('defaults with an empty environment', () => {
     assert.deepEqual(buildConfig({}, {}), DEFAULTS);
+  });
+
+  test('OTEL_SEMCONV_STABILITY_OPT_IN: rpc/dup (with precedence over rpc) turns on the older RPC names', () => {
+    for (const v of ['rpc/dup', 'http,rpc/dup', ' RPC/DUP ', 'rpc,rpc/dup']) assert.equal(buildConfig({}, { OTEL_SEMCONV_STABILITY_OPT_IN: v }).semconvRpcDup, true, v);
+    for (const v of ['rpc', 'http/dup', '', 'rpc/duplicate', 'database']) assert.equal(buildConfig({}, { OTEL_SEMCONV_STABILITY_OPT_IN: v }).semconvRpcDup, false, v);
+    assert.deepEqual(buildConfig({}, { OTEL_SEMCONV_STABILITY_OPT_IN: 'rpc,http' }).warnings, []);
   });
 
   test('empty variables count as unset', () => {
