@@ -2,6 +2,10 @@
 #   make demo    install what is missing, build, run the agent on the demo service
 #   make test    install what is missing, build, run every test (as root)
 #   make bench   side-by-side benchmark, with and without the agent
+#   make demo-jaeger     the demo exported to a Jaeger built from the Go module proxy; prints the UI address
+#   make image           the container image (podman; Debian base made with debootstrap)
+#   make manifests       deploy/kubernetes/ rendered from the Helm chart
+#   make test-container  the container tests alone (also part of make test)
 #   make test-matrix  the compatibility table: fixtures x compilers x profiles, into docs/compatibility.md
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -15,7 +19,7 @@ BPF_OBJ := $(LIB_BPF_OBJ) build/bpf/calibrate.bpf.o
 BPF_HDR := $(wildcard bpf/include/*.h)
 TS_SRC  := $(shell find src test tools bench -name '*.ts' 2>/dev/null)
 
-.PHONY: all setup build bpf ts apps libotelctx demo test test-unit test-e2e test-matrix toolchains bench clean
+.PHONY: all setup build bpf ts apps libotelctx demo test test-unit test-e2e test-matrix toolchains test-deploy test-container deploy-tools demo-jaeger jaeger-screenshot image manifests bench bench-pipeline clean
 
 all: build
 
@@ -57,8 +61,8 @@ apps:
 demo: build
 	node dist/tools/demo.js
 
-test: build
-	node --test --test-concurrency=1 --test-timeout=600000 dist/test/unit/ dist/test/e2e/
+test: build deploy-tools
+	node --test --test-concurrency=1 --test-timeout=600000 dist/test/unit/ dist/test/e2e/ dist/test/deploy/
 
 test-unit: build
 	node --test --test-concurrency=1 dist/test/unit/
@@ -76,8 +80,47 @@ toolchains:
 test-matrix: build toolchains
 	node dist/tools/test-matrix.js $(MATRIX_ARGS)
 
+# Deployment: Helm chart, container image, systemd unit, Jaeger. The tools are
+# built or installed once and cached outside the repository
+# (~/.cache/otel-rust-agent): helm and jaeger from the Go module proxy
+# (minutes, the first time), podman, runc and debootstrap from Debian.
+deploy-tools:
+	@scripts/deploy-tools.sh helm >/dev/null
+	@scripts/deploy-tools.sh jaeger >/dev/null
+	@scripts/deploy-tools.sh container
+	@scripts/deploy-tools.sh systemd
+
+test-deploy: build deploy-tools
+	node --test --test-concurrency=1 --test-timeout=1200000 dist/test/deploy/
+
+test-container: build
+	@scripts/deploy-tools.sh container
+	node --test --test-concurrency=1 --test-timeout=1200000 dist/test/deploy/container.test.js
+
+image: build
+	@scripts/deploy-tools.sh container
+	deploy/container/build-image.sh
+
+manifests:
+	deploy/kubernetes/render.sh > deploy/kubernetes/otel-rust-agent.yaml.tmp && mv deploy/kubernetes/otel-rust-agent.yaml.tmp deploy/kubernetes/otel-rust-agent.yaml
+
+demo-jaeger: build
+	@scripts/deploy-tools.sh jaeger >/dev/null
+	node dist/tools/jaeger-demo.js
+
+# docs/jaeger-trace.png: needs Jaeger UI assets (JAEGER_UI_ASSETS, see README).
+jaeger-screenshot: build
+	@scripts/deploy-tools.sh jaeger >/dev/null
+	@scripts/deploy-tools.sh chromium
+	node dist/tools/jaeger-demo.js --screenshot docs/jaeger-trace.png
+
 bench: build
 	node dist/bench/run.js
+
+# The agent's user-space pipeline alone (decode, assembly, OTLP encoding and
+# sending), replaying recorded ring records on one core.
+bench-pipeline: build
+	node dist/bench/pipeline.js
 
 clean:
 	rm -rf build dist

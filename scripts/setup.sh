@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 
 # clang/llvm build the BPF programs, bpftool writes vmlinux.h from the kernel's
 # BTF, libbpf1 is loaded by the agent at run time, wrk drives the bench,
+# h2load (nghttp2-client) drives its HTTP/2 and gRPC scenarios, curl (with
+# HTTP/2) and openssl (test certificates) serve the end-to-end tests,
 # binutils/llvm give the tests independent oracles (objdump, readelf, llvm-dwarfdump),
 # gcc builds libotelctx (clang 14 lacks -mtls-dialect=gnu2), valgrind checks it for leaks.
-APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool wrk binutils make gcc valgrind curl ca-certificates)
+APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool wrk nghttp2-client binutils make gcc valgrind curl ca-certificates unzip openssl)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -35,6 +37,20 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   echo "setup: installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
+fi
+
+# The official OTLP .proto definitions, for the tests that decode what the
+# agent sends (test/unit/otlp-conformance.test.ts): the opentelemetry-proto
+# artifact on Maven Central carries the .proto files of a proto release.
+OTLP_PROTO_VERSION=1.9.0-alpha
+proto_dir=build/otlp-proto/$OTLP_PROTO_VERSION
+if [[ ! -f $proto_dir/opentelemetry/proto/trace/v1/trace.proto ]]; then
+  echo "setup: fetching opentelemetry-proto $OTLP_PROTO_VERSION from Maven Central"
+  mkdir -p "$proto_dir"
+  jar=$proto_dir.jar
+  curl -fsSL --retry 3 -o "$jar" "https://repo1.maven.org/maven2/io/opentelemetry/proto/opentelemetry-proto/$OTLP_PROTO_VERSION/opentelemetry-proto-$OTLP_PROTO_VERSION.jar"
+  unzip -q -o "$jar" 'opentelemetry/proto/*' -d "$proto_dir"
+  rm -f "$jar"
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -1,40 +1,52 @@
 // The running agent: binary -> plan -> attach -> events -> spans -> export.
 //
-// Targets:
+// Many targets share one BPF runtime, one ring buffer and one exporter:
 //  - by PID: probes are attached with that PID as the filter; the agent stops
 //    when the process exits.
-//  - by executable: probes are attached to the file for every process (pid 0),
-//    so processes that start later are traced from their first instruction,
-//    with no polling race. A watcher notices new processes (for their resource)
-//    and exits, and re-attaches when the file is replaced by a new build.
-// Either way the binary is held open (PinnedFile) and analysed and attached
+//  - by executable (one or several --exe): probes are attached to the file for
+//    every process (pid 0), so processes that start later are traced from
+//    their first instruction, with no polling race. The agent follows each
+//    path and re-attaches when the file is replaced by a new build.
+//  - by discovery (src/agent/discovery.ts): every process whose executable
+//    links a supported library, filtered by selectors, in containers too.
+// Probes are attached per file (inode): N processes of one executable cost one
+// attachment. Every file is held open (PinnedFile) and analysed and attached
 // through that descriptor, so the offsets always belong to the inode probed;
 // a file rewritten in place loses its probes at once (inotify plus polling).
+// One /proc scan per tick serves every target.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BpfRuntime, Link, ProbeCounters } from '../bpf/loader';
+import { BpfRuntime, Link, ProbeCounters, chooseAttachMode } from '../bpf/loader';
 import { SpanAssembler } from '../spans/assembler';
 import type { SpanRecord } from '../spans/record';
-import type { ProcessResource } from '../spans/types';
 import { LIBRARIES } from '../libs';
 import type { SpanSink } from '../export/exporter';
 import { Plan, PlannedProbe } from '../plan/plan';
-import { readProcessInfo, processExists, processesOfExecutable, buildResource, ProcessInfo } from '../targets/process';
+import { processExists, scanProcesses, ProcEntry } from '../targets/process';
 import { PinnedFile, identityOf, inodeKey, sameContent, FileIdentity } from './pinned-file';
 import { analyzeTarget, requirePlan, requireExecutable, requireProcess } from './target';
-import { checkTracingPrivileges } from './privileges';
+import { checkBpfPrivileges, checkTracingPrivileges } from './privileges';
+import { ProcessTable, TracedProcess, Origin } from './processes';
+import { Discovery, DiscoveryStats, DiscoveryHost } from './discovery';
+import { MetricsServer } from './metrics';
 import { prefetchSymbols } from '../binary/symbol-sources';
 import { bpfObjectPath } from '../util/paths';
 import { log, warnEvery } from '../util/log';
 import { WallClock } from '../util/clock';
 import { UserError, EXIT } from '../util/errors';
+import { EventRecorder } from '../events/recording';
 import type { AgentConfig } from '../cli/config';
+import { COMMON_LAYOUTS } from '../events/header';
 
 
 // 16 MiB: about 30k request records of the common size, over half a second
 // of traffic at 50k requests/s, if the agent's event loop stalls.
 const RING_SIZE = 16 << 20;
 const DRAIN_MS = 10;
+// One drain hands at most this many records over before yielding to the event
+// loop (export, timers); it continues at once if more are waiting.
+const DRAIN_MAX_RECORDS = 8192;
+const DRAIN_AGAIN_FILL = 1 / 16;
 const HEALTH_MS = 1000;
 const WATCH_MS = 250;
 // A probe whose layout check fails this often without a single good event is
@@ -44,17 +56,62 @@ const BAD_LAYOUT_LIMIT = 16;
 // a deploy may still be writing it.
 const STABLE_MS = 500;
 
-interface AttachedBinary {
+export interface AttachedBinary {
   exeId: string;
   file: PinnedFile;
   pid: number;
-  plan: Plan;
+  /** The plan's probes to attach and their standbys. The plan itself is not
+   * kept: its BinaryInfo holds the whole file's bytes. */
+  probes: PlannedProbe[];
+  rustc: string | undefined;
   links: Map<number, Link[]>; // probeId -> links
+  origin: Origin;
+  /** The path it was found at: the --exe path, or the process's view of it. */
+  shownAs: string;
+  /** The file the kernel puts the probes on (realFileKey). */
+  realKey: string;
+  /** Other inode keys that are this same file (containers of one image: overlayfs mounts of one layer). */
+  aliases: Set<string>;
+  /** Index in the BPF binary_contexts table (cookie bits 56..63). */
+  slot: number;
+  /** Probe config indexes this binary holds, by probe id and config text. */
+  configs: Map<string, number>;
+  /** Active modules without probes (tokio: the binary's task id location). */
+  factModules: string[];
 }
 
-interface TracedProcess {
-  info: ProcessInfo;
-  resource: ProcessResource;
+const MAX_BINARIES = COMMON_LAYOUTS.constants.MAX_BINARIES;
+const MAX_PROBE_CONFIGS = COMMON_LAYOUTS.constants.MAX_PROBE_CONFIGS;
+
+const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
+
+/**
+ * The identity of the file uprobes really go on. The kernel attaches to the
+ * underlying inode of an overlayfs file, so the containers of one image on a
+ * node, each with its own overlay mount (its own st_dev), share one file and
+ * one set of probes: attaching once per container would run every program
+ * once per container on every hit. overlayfs hides the underlying device but
+ * passes the underlying inode number, size and times through; together they
+ * name the file.
+ */
+function realFileKey(file: PinnedFile): string {
+  try {
+    if (fs.statfsSync(file.path).type === OVERLAYFS_SUPER_MAGIC) {
+      const st = fs.fstatSync(file.fd, { bigint: true });
+      return `ovl:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    }
+  } catch { /* not answerable: the inode key */ }
+  return file.key;
+}
+
+/** One --exe path, followed as deploys replace the file behind it. */
+interface ExeTarget {
+  path: string;
+  watcher: fs.FSWatcher | undefined;
+  /** A new build seen at the path, waiting to be stable. */
+  candidate: { id: FileIdentity; since: number } | undefined;
+  /** Builds that could not be instrumented, so they are not re-read every tick. */
+  failedBuilds: Set<string>;
 }
 
 export class Agent {
@@ -62,17 +119,28 @@ export class Agent {
   private clock = new WallClock();
   private assembler: SpanAssembler;
   private binaries = new Map<string, AttachedBinary>();
-  private procs = new Map<number, TracedProcess>();
+  /** Inode keys of files that are an attached file under another mount (AttachedBinary.aliases). */
+  private aliases = new Map<string, AttachedBinary>();
+  private table: ProcessTable;
+  private discovery: Discovery | undefined;
+  private exeTargets: ExeTarget[] = [];
   private timers: NodeJS.Timeout[] = [];
   private disabled = new Map<number, string>(); // probeId -> why
   private lastDrops = new Map<number, bigint>();
   private decodeErrors = 0;
+  private drainAgain: NodeJS.Immediate | undefined;
+  /** Developer aid: raw ring records written to a file (OTEL_RUST_AGENT_RECORD_EVENTS), for make bench-pipeline. */
+  private recorder: EventRecorder | undefined;
+  /** Spans of processes left out by a selector (they share a traced file), or of unknown processes in discovery. */
+  private filteredSpans = 0;
+  private deniedSeen = 0;
+  private freeSlots = Array.from({ length: MAX_BINARIES }, (_, i) => i);
+  private freeConfigs = Array.from({ length: MAX_PROBE_CONFIGS - 1 }, (_, i) => i + 1);
+  /** Library names active per traced pid (SpanOutput.libraryActive), filled on first use. */
+  private activeLibs = new Map<number, Set<string>>();
   private stopping = false;
-  private watcher: fs.FSWatcher | undefined;
-  /** A new build seen at the target path, waiting to be stable. */
-  private candidate: { id: FileIdentity; since: number } | undefined;
-  /** Builds that could not be instrumented, so they are not re-read every tick. */
-  private failedBuilds = new Set<string>();
+  private ready = false;
+  private metrics: MetricsServer | undefined;
   private done!: Promise<number>;
   private resolveDone!: (code: number) => void;
   readonly statsFile: string;
@@ -80,60 +148,93 @@ export class Agent {
   constructor(private readonly cfg: AgentConfig, private readonly sink: SpanSink) {
     this.assembler = new SpanAssembler(LIBRARIES, {
       toUnixNano: (ns) => this.clock.toUnixNano(ns),
+      clock: this.clock.offset,
       emit: (span) => this.emit(span),
-    });
+      libraryActive: (pid, library) => this.librariesOf(pid).has(library),
+    }, { rpcDup: cfg.semconvRpcDup });
+    this.table = new ProcessTable(cfg, () => this.discovery?.retryPending());
     this.statsFile = cfg.statsFile ?? path.join('/run/otel-rust-agent', `${process.pid}.json`);
+    if (cfg.recordEventsFile) this.recorder = new EventRecorder(cfg.recordEventsFile);
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
   /** Attaches and starts tracing; resolves with the exit code when the agent stops. */
   async run(): Promise<number> {
     const { cfg } = this;
-    let file: PinnedFile;
-    let shownAs: string;
-    if (cfg.targetPid !== undefined) {
-      shownAs = requireProcess(cfg.targetPid);
-      file = pinFile(`/proc/${cfg.targetPid}/exe`, shownAs);
-    } else if (cfg.targetExe !== undefined) {
-      file = pinFile(requireExecutable(cfg.targetExe), cfg.targetExe);
-      shownAs = cfg.targetExe;
-    } else {
-      throw new Error('no target');
+    // First, so /healthz answers (and a busy address is reported) before the slow part.
+    if (cfg.metricsAddress) {
+      this.metrics = new MetricsServer(cfg.metricsAddress, () => this.snapshot());
+      await this.metrics.start();
     }
-    let plan: Plan;
+    // Every named target is opened and analysed before anything is loaded: a
+    // bad one is a clear error, at once.
+    const initial: { file: PinnedFile; plan: Plan; shownAs: string }[] = [];
+    const analyse = async (file: PinnedFile, shownAs: string) => {
+      try {
+        const realPath = realPathOf(file, shownAs);
+        for (const w of await prefetchSymbols(file.path, realPath, cfg.symbols)) log.warn(`debuginfod: ${w}`);
+        initial.push({ file, plan: requirePlan(analyzeTarget(file.path, shownAs, cfg.symbols, realPath), shownAs), shownAs });
+      } catch (e) {
+        file.close();
+        throw e;
+      }
+    };
     try {
-      for (const w of await prefetchSymbols(file.path, realPathOf(file, shownAs), cfg.symbols)) log.warn(`debuginfod: ${w}`);
-      plan = requirePlan(analyzeTarget(file.path, shownAs, cfg.symbols, realPathOf(file, shownAs)), shownAs);
-      checkTracingPrivileges();
+      if (cfg.targetPid !== undefined) {
+        const shownAs = requireProcess(cfg.targetPid);
+        await analyse(pinFile(`/proc/${cfg.targetPid}/exe`, shownAs), shownAs);
+      }
+      for (const exe of cfg.targetExes) {
+        const file = pinFile(requireExecutable(exe), exe);
+        this.exeTargets.push({ path: exe, watcher: undefined, candidate: undefined, failedBuilds: new Set() });
+        if (initial.some((t) => t.file.key === file.key)) file.close(); // the same file by two names
+        else await analyse(file, exe);
+      }
+      checkBpfPrivileges();
+      let mode;
+      try { mode = chooseAttachMode(); } catch (e) { throw explainRefusal(e); }
+      checkTracingPrivileges(mode);
     } catch (e) {
-      file.close();
+      for (const t of initial) t.file.close();
       throw e;
     }
 
     this.clock.start();
-    const objects = [...new Set(plan.ready.map((p) => p.module.bpfObject))].map(bpfObjectPath);
-    this.rt = new BpfRuntime(objects, RING_SIZE);
-    this.rt.load();
-    this.attachBinary(cfg.targetPid !== undefined ? `pid:${cfg.targetPid}` : file.key, file, plan, cfg.targetPid ?? 0);
-    if (cfg.targetPid !== undefined) this.confirmProcessImage(cfg.targetPid, file);
-    const attached = plan.ready.filter((p) => p.status === 'ready');
-    const standby = plan.ready.length - attached.length;
-    log.info(`tracing ${cfg.targetPid !== undefined ? `process ${cfg.targetPid} (${shownAs})` : `every process of ${shownAs}`}: ` +
-      `${attached.length} probes on ${attached.reduce((n, p) => n + p.sites.length, 0)} sites` +
-      `${standby ? ` (${standby} more on standby)` : ''}, rustc ${plan.binary.rustc?.version ?? '?'}, ` +
-      `${plan.modules.filter((m) => m.active).map((m) => `${m.module.name} (${m.reason})`).join(', ')}, attach mode ${this.rt.mode}`);
+    // Every library's programs are loaded once: files found later (discovery,
+    // new builds) may use any of them.
+    this.rt = new BpfRuntime([...new Set(LIBRARIES.map((l) => l.module.bpfObject).filter((o): o is string => !!o))].map(bpfObjectPath), RING_SIZE);
+    try {
+      this.rt.load();
+    } catch (e) {
+      throw explainRefusal(e);
+    }
+    for (const t of initial) {
+      const pid = cfg.targetPid ?? 0;
+      const origin: Origin = cfg.targetPid !== undefined ? 'pid' : 'exe';
+      this.attachBinary(pid ? `pid:${pid}` : t.file.key, t.file, t.plan, pid, origin, t.shownAs);
+      log.info(`tracing ${pid ? `process ${pid} (${t.shownAs})` : `every process of ${t.shownAs}`}: ${describePlan(t.plan)}, attach mode ${this.rt.mode}`);
+    }
+    if (cfg.targetPid !== undefined) this.confirmProcessImage(cfg.targetPid, initial[0].file);
 
     if (cfg.targetPid !== undefined) this.trackProcess(cfg.targetPid);
-    else {
-      for (const pid of processesOfExecutable(file.key)) this.trackProcess(pid);
-      this.watchFile(cfg.targetExe!);
+    for (const t of this.exeTargets) this.watchFile(t);
+    if (cfg.discover) {
+      this.discovery = new Discovery(this.discoveryHost(), this.table);
+      this.table.pods?.start();
+      const sel = [...cfg.include.map((s) => `include "${s.text}"`), ...cfg.exclude.map((s) => `exclude "${s.text}"`)];
+      log.info(`discovery on: every process whose executable links a supported library${sel.length ? ` (${sel.join(', ')})` : ''}; ` +
+        `scanning /proc every ${cfg.scanIntervalMs} ms, attach mode ${this.rt.mode}`);
     }
+    if (cfg.targetPid === undefined) this.scan();
 
     this.timers.push(setInterval(() => this.drain(), DRAIN_MS));
     this.timers.push(setInterval(() => this.health(), HEALTH_MS));
     this.timers.push(setInterval(() => this.watch(), WATCH_MS));
+    if (cfg.targetPid === undefined) this.timers.push(setInterval(() => this.scan(), cfg.scanIntervalMs));
     if (cfg.durationSec > 0) this.timers.push(setTimeout(() => void this.stop('duration elapsed'), cfg.durationSec * 1000));
     this.writeStats();
+    this.ready = !this.stopping;
+    if (this.discovery) log.info(`discovery: first scan done, ${this.table.tracedCount()} process(es) traced in ${this.attachedFiles()} file(s)`);
     return this.done;
   }
 
@@ -149,17 +250,35 @@ export class Agent {
     }
   }
 
-  private attachBinary(key: string, file: PinnedFile, plan: Plan, pid: number): void {
-    const ab: AttachedBinary = { exeId: key, file, pid, plan, links: new Map() };
+  private attachBinary(key: string, file: PinnedFile, plan: Plan, pid: number, origin: Origin, shownAs: string): AttachedBinary | undefined {
+    const slot = this.freeSlots.shift();
+    if (slot === undefined) throw new UserError(`more than ${MAX_BINARIES} files attached at once`, EXIT.FAILURE);
+    const ab: AttachedBinary = {
+      exeId: key, file, pid, probes: plan.ready, rustc: plan.binary.rustc?.version, links: new Map(), origin, shownAs,
+      realKey: pid ? key : realFileKey(file), aliases: new Set(), slot, configs: new Map(),
+      factModules: plan.modules.filter((m) => m.active && m.module.probes.length === 0).map((m) => m.module.name),
+    };
+    // What every program of this file reads about it (tokio's task id), before any probe can fire.
+    this.rt.setBinaryContext(slot, { taskIdTlsOffset: plan.context.taskIdTlsOffset });
     this.binaries.set(key, ab);
+    this.activeLibs.clear();
     for (const p of plan.ready) {
       if (this.disabled.has(p.probeId)) continue;
       // A replacement already disabled at run time: use what it replaced.
       if (p.status === 'standby' && !this.disabled.has(probeIdOf(plan, p.replacedBy))) continue;
-      this.attachProbe(ab, p);
+      try {
+        this.attachProbe(ab, p);
+      } catch (e) {
+        this.dropBinary(ab, (e as Error).message);
+        throw e;
+      }
     }
     // Written in place between our read and the attach: take it all off again.
-    if (file.changed()) this.dropBinary(ab, 'was modified while the probes were being attached');
+    if (file.changed()) {
+      this.dropBinary(ab, 'was modified while the probes were being attached');
+      return undefined;
+    }
+    return ab;
   }
 
   private dropBinary(ab: AttachedBinary, why: string): void {
@@ -167,7 +286,13 @@ export class Agent {
     ab.links.clear();
     ab.file.close();
     this.binaries.delete(ab.exeId);
-    log.info(`probes removed from ${ab.file.openedAs}: ${why}`);
+    for (const a of ab.aliases) this.aliases.delete(a);
+    this.rt.setBinaryContext(ab.slot, {});
+    this.freeSlots.push(ab.slot);
+    for (const idx of ab.configs.values()) this.freeConfigs.push(idx);
+    ab.configs.clear();
+    this.activeLibs.clear();
+    log.info(`probes removed from ${ab.file.openedAs === ab.shownAs ? ab.shownAs : `${ab.shownAs} (${ab.exeId})`}: ${why}`);
   }
 
   private attachProbe(ab: AttachedBinary, p: PlannedProbe): void {
@@ -175,61 +300,164 @@ export class Agent {
       program: p.spec.program,
       binaryPath: ab.file.path,
       fileOffsets: p.sites.map((s) => s.fileOffset),
-      cookies: p.sites.map((s) => s.cookie),
+      cookies: p.sites.map((s) => this.siteCookie(ab, p, s.cookie, s.config)),
       pid: ab.pid,
     });
     ab.links.set(p.probeId, [link]);
+    this.activeLibs.clear();
   }
 
+  /** The planned cookie plus the file's slot and, for a probe with a config, its config index (written here). */
+  private siteCookie(ab: AttachedBinary, p: PlannedProbe, cookie: bigint, config: number[] | undefined): bigint {
+    let c = cookie | (BigInt(ab.slot) << 56n);
+    if (config) {
+      const key = `${p.probeId}:${config.join(',')}`;
+      let idx = ab.configs.get(key);
+      if (idx === undefined) {
+        idx = this.freeConfigs.shift();
+        if (idx === undefined) throw new UserError(`more than ${MAX_PROBE_CONFIGS - 1} probe configs in use`, EXIT.FAILURE);
+        this.rt.setProbeConfig(idx, config);
+        ab.configs.set(key, idx);
+      }
+      c |= BigInt(idx) << 16n;
+    }
+    return c;
+  }
+
+  /** Libraries with probes attached in the file process `pid` runs (and active probe-less ones), for SpanOutput.libraryActive. */
+  private librariesOf(pid: number): Set<string> {
+    let libs = this.activeLibs.get(pid);
+    if (libs) return libs;
+    libs = new Set();
+    let ab = this.binaries.get(`pid:${pid}`);
+    if (!ab) {
+      try {
+        const st = fs.statSync(`/proc/${pid}/exe`);
+        ab = this.lookup(`${st.dev}:${st.ino}`);
+      } catch { /* gone */ }
+    }
+    if (!ab && this.binaries.size === 1) ab = [...this.binaries.values()][0];
+    if (ab) {
+      for (const m of ab.factModules) libs.add(m);
+      for (const [probeId, ls] of ab.links) {
+        if (ls.length === 0 || this.disabled.has(probeId)) continue;
+        const p = ab.probes.find((q) => q.probeId === probeId);
+        if (p) libs.add(p.module.name);
+      }
+    }
+    this.activeLibs.set(pid, libs);
+    return libs;
+  }
+
+  /** The attached file a process's inode key names, directly or as an alias. */
+  private lookup(exeId: string): AttachedBinary | undefined {
+    return this.binaries.get(exeId) ?? this.aliases.get(exeId);
+  }
+
+  private discoveryHost(): DiscoveryHost {
+    return {
+      attachedOrigin: (exeId: string) => {
+        const ab = this.lookup(exeId);
+        return ab ? { discovered: ab.origin === 'discovered', rustc: ab.rustc } : undefined;
+      },
+      attachDiscovered: (file: PinnedFile, plan: Plan, shownAs: string) => {
+        const real = realFileKey(file);
+        const same = [...this.binaries.values()].find((b) => b.pid === 0 && b.realKey === real);
+        if (same) {
+          // Another container's view of a file already attached: its probes already fire there.
+          same.aliases.add(file.key);
+          this.aliases.set(file.key, same);
+          log.info(`${shownAs} (file ${file.key}) is the file already attached as ${same.shownAs} (${same.exeId}): no second attachment`);
+          return 'alias';
+        }
+        try {
+          if (!this.attachBinary(file.key, file, plan, 0, 'discovered', shownAs)) return 'failed';
+        } catch (e) {
+          log.warn(`discovery: cannot attach to ${shownAs}: ${(e as Error).message}`);
+          return 'failed';
+        }
+        log.info(`tracing the selected processes of ${shownAs} (file ${file.key}): ${describePlan(plan)}`);
+        return 'attached';
+      },
+      dropUnusedDiscovered: (running: Set<string>) => {
+        for (const ab of [...this.binaries.values()]) {
+          if (ab.origin !== 'discovered') continue;
+          for (const a of [...ab.aliases]) if (!running.has(a)) { ab.aliases.delete(a); this.aliases.delete(a); }
+          if (!running.has(ab.exeId) && ab.aliases.size === 0) this.dropBinary(ab, 'no traced process runs it any more');
+        }
+      },
+      forgetProcess: (pid: number, why: string) => this.forgetProcess(pid, why),
+      afterAnalysis: () => this.drain(),
+    };
+  }
+
+  /** A process spans come from, or that runs a traced file: resolved once (resource, selection). */
   private trackProcess(pid: number): TracedProcess | undefined {
-    let tp = this.procs.get(pid);
-    if (tp) return tp;
-    const info = readProcessInfo(pid);
-    if (!info) return undefined;
-    const ab = [...this.binaries.values()].find((b) => b.file.key === info.exeId) ?? [...this.binaries.values()][0];
-    const resource = buildResource(info, {
-      serviceName: this.cfg.serviceName,
-      extra: this.cfg.resourceAttributes,
-      rustcVersion: ab?.plan.binary.rustc?.version,
-    });
-    tp = { info, resource };
-    this.procs.set(pid, tp);
-    log.info(`process ${pid} traced (${info.exePath})`);
-    return tp;
+    const known = this.table.get(pid);
+    if (known) return known;
+    let ab: AttachedBinary | undefined;
+    let origin: Origin = 'exe';
+    if (this.cfg.targetPid === pid) {
+      ab = this.binaries.get(`pid:${pid}`);
+      origin = 'pid';
+    } else {
+      let exeId: string | undefined;
+      try { const st = fs.statSync(`/proc/${pid}/exe`); exeId = `${st.dev}:${st.ino}`; } catch { return undefined; }
+      ab = this.lookup(exeId);
+      if (!ab) {
+        // Not a file we attached (a process that exec'd, a pid-mode target's
+        // child): in discovery mode the scan decides about it.
+        if (this.discovery) return undefined;
+        ab = [...this.binaries.values()][0];
+      } else origin = ab.origin;
+    }
+    const tp = this.table.resolve(pid, origin, ab?.rustc);
+    return tp ? this.table.add(tp) : undefined;
   }
 
   private emit(span: SpanRecord): void {
-    const tp = this.procs.get(span.pid) ?? this.trackProcess(span.pid);
+    const tp = this.table.get(span.pid) ?? this.trackProcess(span.pid);
+    // Left out by a selector, but running a file a traced process shares; or,
+    // in discovery, a process not known (yet): nothing says it may be traced.
+    if (tp ? !tp.selected : this.discovery !== undefined) { this.filteredSpans++; return; }
     const resource = tp?.resource ?? { pid: span.pid, attributes: { 'service.name': this.cfg.serviceName ?? 'unknown_service', 'process.pid': span.pid } };
     this.sink.submit(span, resource);
   }
 
+  /**
+   * Hands every record in the ring to the span assembler. Runs every
+   * DRAIN_MS; when a drain finds the ring more than DRAIN_AGAIN_FILL full it
+   * runs again right away (after other due callbacks), so a burst never
+   * waits a whole period while the ring fills up.
+   */
   private drain(): void {
-    this.rt.ring.drain((dv, off, len) => {
+    const rec = this.recorder;
+    const n = this.rt.ring.drain((dv, off, len) => {
+      if (rec) rec.add(dv, off, len);
       try {
         this.assembler.handle(dv, off, len);
       } catch (e) {
         this.decodeErrors++;
         warnEvery('decode', 10_000, `dropped an event that could not be decoded: ${(e as Error).message}`);
       }
-    });
+    }, DRAIN_MAX_RECORDS);
+    if (n >= DRAIN_MAX_RECORDS || this.rt.ring.pending() > RING_SIZE * DRAIN_AGAIN_FILL) {
+      if (!this.drainAgain) this.drainAgain = setImmediate(() => { this.drainAgain = undefined; if (!this.stopping) this.drain(); });
+    }
   }
 
   /** Counters: ring-buffer drops and layout-check failures; stale requests. */
   private health(): void {
     this.assembler.expire(process.hrtime.bigint());
-    for (const ab of this.binaries.values()) {
-      for (const p of ab.plan.ready) {
-        if (this.disabled.has(p.probeId)) continue;
-        const c = this.rt.counters(p.probeId);
-        const lastD = this.lastDrops.get(p.probeId) ?? 0n;
-        if (c.drops > lastD) {
-          warnEvery('drops', 10_000, `ring buffer full: ${c.drops - lastD} events of ${p.module.name}/${p.spec.id} dropped (traffic exceeds what the agent drains)`);
-          this.lastDrops.set(p.probeId, c.drops);
-        }
-        if (c.badLayout >= BAD_LAYOUT_LIMIT && c.events === 0n && (p.spec.site === 'entry' ? true : c.noEntry === 0n)) {
-          this.disableProbe(p, `its ${p.spec.layout ?? 'data'} layout check failed ${c.badLayout} times with no good read (layout from ${p.layout?.from ?? '?'})`);
-        }
+    for (const { probe: p, counters: c, disabled } of this.counters()) {
+      if (disabled) continue;
+      const lastD = this.lastDrops.get(p.probeId) ?? 0n;
+      if (c.drops > lastD) {
+        warnEvery('drops', 10_000, `ring buffer full: ${c.drops - lastD} events of ${p.module.name}/${p.spec.id} dropped (traffic exceeds what the agent drains)`);
+        this.lastDrops.set(p.probeId, c.drops);
+      }
+      if (c.badLayout >= BAD_LAYOUT_LIMIT && c.events === 0n && (p.spec.site === 'entry' ? true : c.noEntry === 0n)) {
+        this.disableProbe(p, `its ${p.spec.layout ?? 'data'} layout check failed ${c.badLayout} times with no good read (layout from ${p.layout?.from ?? '?'})`);
       }
     }
     this.writeStats();
@@ -237,7 +465,7 @@ export class Agent {
 
   private disableProbe(p: PlannedProbe, why: string): void {
     // Disabling one probe of a module disables the ones that depend on it.
-    const victims = [p, ...[...this.binaries.values()].flatMap((ab) => ab.plan.ready.filter((q) => q.module === p.module && q.spec.requires === p.spec.id))];
+    const victims = [p, ...[...this.binaries.values()].flatMap((ab) => ab.probes.filter((q) => q.module === p.module && q.spec.requires === p.spec.id))];
     for (const v of victims) {
       this.disabled.set(v.probeId, v === p ? why : `needs ${p.spec.id}, which was disabled`);
       for (const ab of this.binaries.values()) {
@@ -246,9 +474,10 @@ export class Agent {
       }
     }
     log.warn(`disabled probe ${p.module.name}/${p.spec.id}: ${why}`);
+    this.activeLibs.clear();
     // Probes it replaced take over.
     for (const ab of this.binaries.values()) {
-      for (const q of ab.plan.ready) {
+      for (const q of ab.probes) {
         if (q.status !== 'standby' || q.replacedBy !== p.spec.id || q.module !== p.module || ab.links.has(q.probeId) || this.disabled.has(q.probeId)) continue;
         try {
           this.attachProbe(ab, q);
@@ -260,47 +489,67 @@ export class Agent {
     }
   }
 
+  private forgetProcess(pid: number, why: string): void {
+    this.drain(); // its last events
+    const lost = this.assembler.forgetProcess(pid);
+    this.activeLibs.delete(pid);
+    const tp = this.table.get(pid);
+    this.table.delete(pid);
+    if (tp?.selected) log.info(`process ${pid} ${why}${lost ? ` (${lost} request(s) without a response)` : ''}`);
+  }
+
+  /** Every 250 ms: exits of known processes, and the files behind the --exe paths. */
   private watch(): void {
-    for (const pid of [...this.procs.keys()]) {
-      const tp = this.procs.get(pid)!;
-      const now = readProcessInfo(pid);
-      if (!processExists(pid) || !now || now.startTime !== tp.info.startTime) {
-        this.drain(); // its last events
-        const lost = this.assembler.forgetProcess(pid);
-        this.procs.delete(pid);
-        log.info(`process ${pid} exited${lost ? ` (${lost} request(s) without a response)` : ''}`);
-        if (this.cfg.targetPid === pid) void this.stop(`process ${pid} exited`);
-      }
+    for (const pid of this.table.gone()) {
+      this.forgetProcess(pid, 'exited');
+      if (this.cfg.targetPid === pid) void this.stop(`process ${pid} exited`);
     }
     // Processes that came and went between two ticks still left state behind.
-    for (const pid of this.assembler.pids()) if (!this.procs.has(pid) && !processExists(pid)) this.assembler.forgetProcess(pid);
-    if (this.cfg.targetExe !== undefined && !this.stopping) {
-      if (!this.watcher) this.watchFile(this.cfg.targetExe);
-      this.checkExecutable(this.cfg.targetExe);
+    for (const pid of this.assembler.pids()) if (!this.table.get(pid) && !processExists(pid)) this.assembler.forgetProcess(pid);
+    if (this.stopping) return;
+    for (const t of this.exeTargets) {
+      if (!t.watcher) this.watchFile(t);
+      this.checkExecutable(t);
     }
   }
 
+  /** One /proc scan for every target: processes of the --exe files, and discovery. */
+  private scan(): void {
+    if (this.stopping) return;
+    const t0 = process.hrtime.bigint();
+    const counts = { denied: 0 };
+    const entries = scanProcesses(counts);
+    // Said again only when more processes are out of reach than before.
+    if (counts.denied > this.deniedSeen) {
+      this.deniedSeen = counts.denied;
+      log.warn(`cannot see the executables of ${counts.denied} process(es) (EACCES on /proc/<pid>/exe): ` +
+        'reading other processes needs CAP_SYS_PTRACE');
+    }
+    if (this.exeTargets.length) this.followExeProcesses(entries);
+    this.discovery?.tick(entries, t0);
+  }
+
   /**
-   * inotify on the target path: an in-place write must take the probes off
+   * inotify on a target path: an in-place write must take the probes off
    * before a process can start from the new contents (polling in watch() is
    * the backstop). The watch follows an inode, so after a rename it is set
    * again on whatever the path holds now.
    */
-  private watchFile(exe: string): void {
-    this.watcher?.close();
-    this.watcher = undefined;
+  private watchFile(t: ExeTarget): void {
+    t.watcher?.close();
+    t.watcher = undefined;
     if (this.stopping) return;
     try {
-      this.watcher = fs.watch(exe, { persistent: false }, (event) => {
-        this.checkExecutable(exe);
-        if (event === 'rename') setTimeout(() => this.watchFile(exe), 50).unref();
+      t.watcher = fs.watch(t.path, { persistent: false }, (event) => {
+        this.checkExecutable(t);
+        if (event === 'rename') setTimeout(() => this.watchFile(t), 50).unref();
       });
-      this.watcher.on('error', () => { this.watcher?.close(); this.watcher = undefined; });
+      t.watcher.on('error', () => { t.watcher?.close(); t.watcher = undefined; });
     } catch { /* the path is empty right now: polling re-arms it */ }
   }
 
   /** Exe mode: follow what the target path holds. */
-  private checkExecutable(exe: string): void {
+  private checkExecutable(t: ExeTarget): void {
     if (this.stopping) return;
     // 1. Any attached build whose inode was rewritten in place loses its probes
     //    now: their offsets belong to contents that no longer exist.
@@ -308,47 +557,68 @@ export class Agent {
       if (ab.pid === 0 && ab.file.changed()) this.dropBinary(ab, 'the file was modified in place');
     }
     // 2. A build at the path that is not attached yet: attach once it is stable.
-    const id = identityOf(exe);
+    const id = identityOf(t.path);
     if (id) {
       const attached = [...this.binaries.values()].some((ab) => sameContent(ab.file.identity, id));
       const key = `${inodeKey(id)}:${id.size}:${id.mtimeNs}:${id.ctimeNs}`;
-      if (attached || this.failedBuilds.has(key)) {
-        this.candidate = undefined;
-      } else if (!this.candidate || !sameContent(this.candidate.id, id)) {
-        this.candidate = { id, since: Date.now() };
-      } else if (Date.now() - this.candidate.since >= STABLE_MS) {
-        this.candidate = undefined;
-        this.attachNewBuild(exe, key);
+      if (attached || t.failedBuilds.has(key)) {
+        t.candidate = undefined;
+      } else if (!t.candidate || !sameContent(t.candidate.id, id)) {
+        t.candidate = { id, since: Date.now() };
+      } else if (Date.now() - t.candidate.since >= STABLE_MS) {
+        t.candidate = undefined;
+        this.attachNewBuild(t, key);
       }
-    }
-    // 3. Builds no longer at the path and no longer run by any process are let go.
-    const current = id ? inodeKey(id) : undefined;
-    for (const ab of [...this.binaries.values()]) {
-      if (ab.pid !== 0) continue;
-      const pids = processesOfExecutable(ab.file.key);
-      for (const pid of pids) if (!this.procs.has(pid)) this.trackProcess(pid);
-      if (ab.file.key !== current && pids.length === 0) this.dropBinary(ab, 'no longer at the target path, and no process runs it');
     }
   }
 
-  private attachNewBuild(exe: string, key: string): void {
+  /**
+   * Exe mode, on each scan: processes of the attached builds are tracked, and
+   * builds no longer at any target path and no longer run by any process are
+   * let go.
+   */
+  private followExeProcesses(entries: ProcEntry[]): void {
+    const current = new Set<string>();
+    for (const t of this.exeTargets) {
+      const id = identityOf(t.path);
+      if (id) current.add(inodeKey(id));
+    }
+    const byExe = new Map<string, number[]>();
+    for (const e of entries) {
+      const ab = this.lookup(e.exeId);
+      if (!ab || ab.origin !== 'exe') continue;
+      let l = byExe.get(e.exeId);
+      if (!l) byExe.set(e.exeId, (l = []));
+      l.push(e.pid);
+    }
+    for (const ab of [...this.binaries.values()]) {
+      if (ab.origin !== 'exe') continue;
+      const pids = byExe.get(ab.exeId) ?? [];
+      for (const pid of pids) if (!this.table.get(pid)) this.trackProcess(pid);
+      if (!current.has(ab.exeId) && pids.length === 0) this.dropBinary(ab, 'no longer at the target path, and no process runs it');
+    }
+  }
+
+  private attachNewBuild(t: ExeTarget, key: string): void {
     let file: PinnedFile | undefined;
     try {
-      file = PinnedFile.open(exe);
-      const plan = requirePlan(analyzeTarget(file.path, exe, this.cfg.symbols, exe), exe);
-      this.attachBinary(file.key, file, plan, 0);
-      log.info(`${exe}: a new build; probes attached to it`);
+      file = PinnedFile.open(t.path);
+      const plan = requirePlan(analyzeTarget(file.path, t.path, this.cfg.symbols, t.path), t.path);
+      // A file that discovery attached is now an --exe target's.
+      const prev = this.binaries.get(file.key);
+      if (prev) this.dropBinary(prev, `it is now at ${t.path}`);
+      if (this.attachBinary(file.key, file, plan, 0, 'exe', t.path)) log.info(`${t.path}: a new build; probes attached to it`);
     } catch (e) {
       file?.close();
-      this.failedBuilds.add(key);
-      log.warn(`cannot instrument the new ${exe}: ${(e as Error).message}`);
+      t.failedBuilds.add(key);
+      log.warn(`cannot instrument the new ${t.path}: ${(e as Error).message}`);
     }
   }
 
   counters(): { probe: PlannedProbe; counters: ProbeCounters; disabled?: string }[] {
     const seen = new Set<number>();
     const out: { probe: PlannedProbe; counters: ProbeCounters; disabled?: string }[] = [];
-    for (const ab of this.binaries.values()) for (const p of ab.plan.ready) {
+    for (const ab of this.binaries.values()) for (const p of ab.probes) {
       if (seen.has(p.probeId)) continue;
       seen.add(p.probeId);
       out.push({ probe: p, counters: this.rt.counters(p.probeId), disabled: this.disabled.get(p.probeId) });
@@ -356,22 +626,54 @@ export class Agent {
     return out;
   }
 
+  private attachedFiles(): number {
+    return this.binaries.size;
+  }
+
+  /** What the metrics endpoint and the stats file report. */
+  snapshot(): AgentSnapshot {
+    const procs = [...this.table.procs.values()];
+    return {
+      ready: this.ready && !this.stopping,
+      stopping: this.stopping,
+      attachMode: this.rt?.mode,
+      probes: this.rt ? this.counters() : [],
+      spans: this.assembler.stats(),
+      export: this.sink.stats(),
+      decodeErrors: this.decodeErrors,
+      filteredSpans: this.filteredSpans,
+      processes: procs,
+      files: [...this.binaries.values()].map((b) => ({
+        exeId: b.exeId, path: b.shownAs, origin: b.origin,
+        processes: procs.filter((p) => p.selected && (b.pid ? p.info.pid === b.pid : p.info.exeId === b.exeId || b.aliases.has(p.info.exeId))).length,
+      })),
+      discovery: this.discovery?.stats,
+      k8s: this.table.pods ? { loaded: this.table.pods.loaded, requests: this.table.pods.requests, failures: this.table.pods.failures, lastError: this.table.pods.lastError } : undefined,
+    };
+  }
+
   private writeStats(): void {
     try {
+      const snap = this.snapshot();
       const body = {
         agentPid: process.pid,
         updated: new Date().toISOString(),
-        targets: [...this.procs.keys()],
-        attachMode: this.rt?.mode,
-        probes: this.counters().map(({ probe, counters, disabled }) => ({
+        targets: snap.processes.filter((p) => p.selected).map((p) => p.info.pid),
+        excluded: snap.processes.filter((p) => !p.selected).map((p) => p.info.pid),
+        attachMode: snap.attachMode,
+        files: snap.files,
+        processes: snap.processes.map((p) => ({ pid: p.info.pid, exe: p.info.exePath, origin: p.origin, selected: p.selected, why: p.why, resource: p.resource.attributes })),
+        probes: snap.probes.map(({ probe, counters, disabled }) => ({
           id: probe.probeId, module: probe.module.name, probe: probe.spec.id, symbol: probe.spec.symbol,
           site: probe.spec.site, sites: probe.sites.length,
           hits: Number(counters.hits), events: Number(counters.events), drops: Number(counters.drops),
           badLayout: Number(counters.badLayout), noEntry: Number(counters.noEntry), disabled: disabled ?? null,
         })),
-        spans: this.assembler.stats(),
-        export: this.sink.stats(),
-        decodeErrors: this.decodeErrors,
+        spans: snap.spans,
+        export: snap.export,
+        decodeErrors: snap.decodeErrors,
+        filteredSpans: snap.filteredSpans,
+        discovery: snap.discovery ?? null,
       };
       fs.mkdirSync(path.dirname(this.statsFile), { recursive: true });
       const tmp = `${this.statsFile}.tmp`;
@@ -387,7 +689,9 @@ export class Agent {
     this.stopping = true;
     if (this.rt) log.info(`stopping: ${why}`);
     for (const t of this.timers) clearInterval(t);
-    this.watcher?.close();
+    if (this.drainAgain) clearImmediate(this.drainAgain);
+    for (const t of this.exeTargets) t.watcher?.close();
+    this.table.pods?.stop();
     this.clock.stop();
     if (this.rt) {
       // Detach first, then drain: nothing can be written after the last drain.
@@ -395,10 +699,13 @@ export class Agent {
       this.drain();
       this.writeStats();
     }
+    this.recorder?.close();
     await this.sink.shutdown();
+    await this.metrics?.close();
     try { fs.unlinkSync(this.statsFile); } catch { /* never written */ }
     if (this.rt) this.rt.close();
     for (const ab of this.binaries.values()) ab.file.close();
+    this.discovery?.close();
     this.resolveDone(0);
   }
 }
@@ -406,6 +713,43 @@ export class Agent {
 /** Where the binary lives, for debug files next to it (file.path is a /proc/self/fd path). */
 function realPathOf(file: PinnedFile, shownAs: string): string {
   try { return fs.realpathSync(file.openedAs); } catch { return shownAs; }
+}
+
+export interface AgentSnapshot {
+  ready: boolean;
+  stopping: boolean;
+  attachMode: string | undefined;
+  probes: { probe: PlannedProbe; counters: ProbeCounters; disabled?: string }[];
+  spans: Record<string, Record<string, number>>;
+  export: ReturnType<SpanSink['stats']>;
+  decodeErrors: number;
+  filteredSpans: number;
+  processes: TracedProcess[];
+  files: { exeId: string; path: string; origin: Origin; processes: number }[];
+  discovery: DiscoveryStats | undefined;
+  k8s: { loaded: boolean; requests: number; failures: number; lastError: string | undefined } | undefined;
+}
+
+/**
+ * bpf() refused although the capabilities are there: in a container, the
+ * runtime's seccomp profile is the usual cause (podman 4's default allows
+ * bpf() only with CAP_SYS_ADMIN).
+ */
+function explainRefusal(e: unknown): unknown {
+  if (!(e instanceof UserError) || e.exitCode !== EXIT.PRIVILEGE) return e;
+  let seccomp = false;
+  try { seccomp = /^Seccomp:\s*2$/m.test(fs.readFileSync('/proc/self/status', 'utf8')); } catch { /* no /proc */ }
+  if (!seccomp) return e;
+  return new UserError('the kernel refused bpf() although the agent has the capabilities it needs: a seccomp filter is active ' +
+    '(a container runtime\'s default profile may allow bpf() only with CAP_SYS_ADMIN); run the container with seccomp unconfined or add CAP_SYS_ADMIN', EXIT.PRIVILEGE);
+}
+
+function describePlan(plan: Plan): string {
+  const attached = plan.ready.filter((p) => p.status === 'ready');
+  const standby = plan.ready.length - attached.length;
+  return `${attached.length} probes on ${attached.reduce((n, p) => n + p.sites.length, 0)} sites` +
+    `${standby ? ` (${standby} more on standby)` : ''}, rustc ${plan.binary.rustc?.version ?? '?'}, ` +
+    plan.modules.filter((m) => m.active).map((m) => `${m.module.name} (${m.reason})`).join(', ');
 }
 
 function pinFile(p: string, shownAs: string): PinnedFile {

@@ -1,7 +1,7 @@
 // Configuration: OpenTelemetry environment variables, with command-line flags
-// that mirror them. This is the single place where export settings are
-// resolved; the export stage gets final values and the official OTLP exporter
-// is kept from reading the environment itself (dropResolvedOtlpEnv).
+// that mirror them. This is the single place where settings are resolved: the
+// export stage gets final values (TLS files already read) and never looks at
+// the environment.
 //
 // Precedence, per setting: flag > OTEL_EXPORTER_OTLP_TRACES_* (signal-specific)
 // > OTEL_EXPORTER_OTLP_* (general) > default. Headers from the two variables
@@ -17,18 +17,35 @@
 // endpoint that is not a URL, malformed header or attribute lists) is an error
 // from either source.
 import { UserError, EXIT } from '../util/errors';
+import { parseKeyValueList } from '../util/kv';
 import { parseLogLevel, LogLevel } from '../util/log';
 import type { Attributes } from '../spans/types';
-import { resolveOtlpUrl, type ExportConfig } from '../export/exporter';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { resolveOtlpUrl, type ExportConfig, type Compression, type TlsFiles } from '../export/exporter';
+import { parseSelector, type Selector } from '../targets/selectors';
+import { inClusterUrl, type K8sApiSettings } from '../targets/k8s';
 import { defaultDebuginfodCache, type SymbolOptions } from '../binary/symbol-sources';
 
 export type Protocol = 'grpc' | 'http/protobuf';
 export type ExporterName = 'otlp' | 'console';
 
 export interface AgentConfig {
-  targetExe?: string;
+  /** Executables to trace every process of (repeated --exe, or a comma-separated OTEL_TARGET_EXE). */
+  targetExes: string[];
   targetPid?: number;
+  /** Discovery: every process whose executable links a supported library, filtered by the selectors. */
+  discover: boolean;
+  /** Discovery selectors: a process is traced when any include matches (or there is none) and no exclude does. */
+  include: Selector[];
+  exclude: Selector[];
+  /** How often /proc is scanned for new processes and executables (ms). */
+  scanIntervalMs: number;
+  /** Where the Prometheus metrics, /healthz and /readyz are served; off when undefined. */
+  metricsAddress?: MetricsAddress;
+  /** Pod metadata from the Kubernetes API server; off when undefined. */
+  k8sApi?: K8sApiSettings;
+  /** The agent's own service name: names the processes of --pid / --exe targets (not discovered ones). */
   serviceName?: string;
   /** The URL spans are sent to, final: defaults applied, "/v1/traces" appended where the spec says so. */
   endpoint: string;
@@ -37,6 +54,10 @@ export interface AgentConfig {
   headers: Record<string, string>;
   /** Timeout of one export request, in ms. */
   timeoutMs: number;
+  /** OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION. */
+  compression: Compression;
+  /** TLS material for the exporter, read from the files the variables name. */
+  tls: TlsFiles;
   resourceAttributes: Attributes;
   /** Exporters to run (OTEL_TRACES_EXPORTER); empty = none. */
   exporters: ExporterName[];
@@ -48,6 +69,10 @@ export interface AgentConfig {
   statsFile?: string;
   /** Where symbols of a stripped binary are looked for. */
   symbols: SymbolOptions;
+  /** OTEL_SEMCONV_STABILITY_OPT_IN: rpc/dup adds the older experimental RPC attributes to gRPC spans. */
+  semconvRpcDup: boolean;
+  /** OTEL_RUST_AGENT_RECORD_EVENTS: a developer aid, raw ring records are appended to this file (make bench-pipeline). */
+  recordEventsFile?: string;
   /** Environment values that were ignored, one line each, for the caller to log as warnings. */
   warnings: string[];
 }
@@ -95,10 +120,23 @@ export function symbolOptions(flags: Flags, env: NodeJS.ProcessEnv, warnings: st
   return { symbolsFile, debugDirs, debuginfodUrls, debuginfodCache: defaultDebuginfodCache(env), debuginfodTimeoutMs: timeoutS * 1000 };
 }
 
+export interface MetricsAddress {
+  /** undefined: every interface (Node listens on :: and 0.0.0.0). */
+  host: string | undefined;
+  port: number;
+  /** As given, for messages. */
+  text: string;
+}
+
 /** Flag name -> the (general) environment variable it mirrors. */
 export const FLAG_ENV: Record<string, string> = {
   exe: 'OTEL_TARGET_EXE',
   pid: 'OTEL_TARGET_PID',
+  discover: 'OTEL_RUST_AGENT_DISCOVER',
+  include: 'OTEL_RUST_AGENT_DISCOVER_INCLUDE',
+  exclude: 'OTEL_RUST_AGENT_DISCOVER_EXCLUDE',
+  'metrics-address': 'OTEL_RUST_AGENT_METRICS_ADDRESS',
+  'k8s-api': 'OTEL_RUST_AGENT_K8S_API',
   'service-name': 'OTEL_SERVICE_NAME',
   endpoint: 'OTEL_EXPORTER_OTLP_ENDPOINT',
   protocol: 'OTEL_EXPORTER_OTLP_PROTOCOL',
@@ -107,6 +145,7 @@ export const FLAG_ENV: Record<string, string> = {
   exporter: 'OTEL_TRACES_EXPORTER',
   stdout: 'OTEL_STDOUT',
   'log-level': 'OTEL_LOG_LEVEL',
+  compression: 'OTEL_EXPORTER_OTLP_COMPRESSION',
 };
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -119,28 +158,6 @@ export const MAX_TIMEOUT_MS = 2_000_000_000;
 /** --duration at most 24 days (Node timers cannot wait more than 2^31 ms, ~24.8 days). */
 export const MAX_DURATION_SEC = 24 * 24 * 3600;
 
-/**
- * Variables the official OTLP exporters (0.223.x) read by themselves, in their
- * constructors, and merge with what they are given (headers) or fall back to.
- * buildConfig resolves them all, so they must not be read a second time.
- */
-export const RESOLVED_OTLP_ENV = [
-  'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
-  'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS',
-  'OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT',
-  'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
-] as const;
-
-/**
- * Removes the variables buildConfig has resolved from `env` (process.env in
- * the CLI) so that the official exporter, created afterwards, cannot merge
- * them in again: it adds OTEL_EXPORTER_OTLP_[TRACES_]HEADERS to the headers
- * it is given. TLS and compression variables are left to it.
- */
-export function dropResolvedOtlpEnv(env: NodeJS.ProcessEnv): void {
-  for (const name of RESOLVED_OTLP_ENV) delete env[name];
-}
-
 /** The export stage's settings for `cfg`: every value final, nothing left to the environment. */
 export function exportSettings(cfg: AgentConfig): ExportConfig {
   const otlp = cfg.exporters.includes('otlp');
@@ -152,36 +169,25 @@ export function exportSettings(cfg: AgentConfig): ExportConfig {
     tracesEndpoint: cfg.endpoint,
     headers: { ...cfg.headers },
     timeoutMillis: cfg.timeoutMs,
+    compression: cfg.compression,
+    tls: cfg.tls,
   };
 }
 
-/** W3C-baggage-like `k=v,k2=v2` lists with percent-encoding (OTel env spec). */
-export function parseKeyValueList(s: string | undefined, what: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!s || !s.trim()) return out;
-  for (const part of s.split(',')) {
-    if (!part.trim()) continue;
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new UserError(`${what}: "${part.trim()}" is not key=value`, EXIT.USAGE);
-    try {
-      out[decodeURIComponent(part.slice(0, eq).trim())] = decodeURIComponent(part.slice(eq + 1).trim());
-    } catch {
-      throw new UserError(`${what}: "${part.trim()}" has a bad percent-encoding`, EXIT.USAGE);
-    }
-  }
-  return out;
-}
+/** W3C-baggage-like `k=v,k2=v2` lists (src/util/kv.ts). */
+export { parseKeyValueList };
 
 /** One place a value can come from: a flag or a variable. */
 interface Source { value: string; name: string; flag: boolean }
 
-type Flags = Record<string, string | boolean | undefined>;
+type Flags = Record<string, string | boolean | string[] | undefined>;
 
 /** The flag (as `--name`) and then the variables, in precedence order; empty variables count as unset. */
 function sources(flags: Flags, env: NodeJS.ProcessEnv, flag: string | undefined, vars: string[]): Source[] {
   const out: Source[] = [];
   if (flag !== undefined) {
     const f = flags[flag];
+    if (Array.isArray(f)) throw new Error(`--${flag} is a list flag`);
     if (f !== undefined) out.push({ value: f === true ? 'true' : f === false ? 'false' : f, name: `--${flag}`, flag: true });
   }
   for (const v of vars) {
@@ -207,6 +213,25 @@ function resolve<T>(srcs: Source[], parse: (v: string) => T | undefined, expecte
   }
   for (const s of ignored) warnings.push(`${s.name}: "${s.value}" ${expected}; ignored, using ${show(result)}`);
   return result;
+}
+
+function parseCompression(v: string): Compression | undefined {
+  const s = v.trim().toLowerCase();
+  return s === 'gzip' || s === 'none' ? s : undefined;
+}
+
+/** A PEM file named by a variable: read now, so a bad path is one clear error at start. */
+function readPemFile(src: Source | undefined): Buffer | undefined {
+  if (!src) return undefined;
+  const p = src.value.trim();
+  let b: Buffer;
+  try {
+    b = fs.readFileSync(p);
+  } catch (e) {
+    throw new UserError(`${src.name}: cannot read "${p}" (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, EXIT.USAGE);
+  }
+  if (!b.includes('-----BEGIN ')) throw new UserError(`${src.name}: "${p}" is not a PEM file`, EXIT.USAGE);
+  return b;
 }
 
 function parseProtocol(v: string): Protocol | undefined {
@@ -278,6 +303,71 @@ function checkUrl(s: Source): string {
   return v;
 }
 
+export const DEFAULT_SCAN_INTERVAL_MS = 1000;
+
+/**
+ * --exe (repeatable; each flag is one path) or OTEL_TARGET_EXE (a
+ * comma-separated list, as OpenTelemetry lists are). The flags replace the
+ * variable. Duplicates are dropped.
+ */
+function resolveExes(flags: Flags, env: NodeJS.ProcessEnv): string[] {
+  const f = flags.exe;
+  let list: string[];
+  if (f !== undefined) {
+    list = (Array.isArray(f) ? f : [String(f)]).map((s) => s.trim());
+    if (list.some((s) => s === '')) throw new UserError('--exe: empty path', EXIT.USAGE);
+  } else {
+    const v = env[FLAG_ENV.exe];
+    if (v === undefined || v.trim() === '') return [];
+    list = v.split(',').map((s) => s.trim());
+    if (list.some((s) => s === '')) throw new UserError(`${FLAG_ENV.exe}: empty entry in "${v}" (a comma-separated list of paths)`, EXIT.USAGE);
+  }
+  return [...new Set(list)];
+}
+
+/**
+ * --include / --exclude SELECTOR (repeatable), or their variables with
+ * selectors separated by ";" (a selector's criteria are separated by ",").
+ * Selectors decide what is traced, so a bad one is an error from either source.
+ */
+function resolveSelectors(flags: Flags, env: NodeJS.ProcessEnv, which: 'include' | 'exclude'): Selector[] {
+  const f = flags[which];
+  if (f !== undefined) return (Array.isArray(f) ? f : [String(f)]).map((t) => parseSelector(t, `--${which}`));
+  const v = env[FLAG_ENV[which]];
+  if (v === undefined || v.trim() === '') return [];
+  return v.split(';').filter((t) => t.trim() !== '').map((t) => parseSelector(t, FLAG_ENV[which]));
+}
+
+/**
+ * PORT (loopback only: 127.0.0.1), HOST:PORT, [IPv6]:PORT, or :PORT (every
+ * interface). Port 0 picks a free port (the agent logs it).
+ */
+export function parseMetricsAddress(s: Source): MetricsAddress {
+  const v = s.value.trim();
+  const bad = () => new UserError(`${s.name}: "${s.value}" is not an address (PORT, HOST:PORT, [IPv6]:PORT or :PORT)`, EXIT.USAGE);
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):)?(\d{1,5})$/.exec(v);
+  if (!m || Number(m[2]) > 65535) throw bad();
+  const port = Number(m[2]);
+  if (m[1] === undefined) return { host: '127.0.0.1', port, text: v };
+  if (m[1] === '') return { host: undefined, port, text: v };
+  return { host: m[1].startsWith('[') ? m[1].slice(1, -1) : m[1], port, text: v };
+}
+
+/** off, in-cluster, or the API server's base URL (used without credentials: kubectl proxy). */
+function parseK8sApi(s: Source, env: NodeJS.ProcessEnv, nodeName: string): K8sApiSettings | undefined {
+  const v = s.value.trim();
+  if (v.toLowerCase() === 'off') return undefined;
+  if (v.toLowerCase() === 'in-cluster') {
+    const url = inClusterUrl(env);
+    if (!url) throw new UserError(`${s.name}: in-cluster needs KUBERNETES_SERVICE_HOST (set by the kubelet in a pod)`, EXIT.USAGE);
+    return { url, inCluster: true, nodeName };
+  }
+  let u: URL;
+  try { u = new URL(v); } catch { throw new UserError(`${s.name}: "${s.value}" is not off, in-cluster or a URL`, EXIT.USAGE); }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UserError(`${s.name}: "${s.value}" is not an http(s) URL`, EXIT.USAGE);
+  return { url: v, inCluster: false, nodeName };
+}
+
 export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
   const warnings: string[] = [];
   const firstSource = (flag: string): Source | undefined => sources(flags, env, flag, [FLAG_ENV[flag]])[0];
@@ -289,9 +379,34 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
     if (!/^\d+$/.test(pidS.trim()) || Number(pidS) <= 0) throw new UserError(`invalid PID "${pidS}"`, EXIT.USAGE);
     targetPid = Number(pidS);
   }
-  const targetExe = first('exe');
-  if (targetPid !== undefined && targetExe !== undefined)
-    throw new UserError('give either a PID (OTEL_TARGET_PID / --pid) or an executable (OTEL_TARGET_EXE / --exe), not both', EXIT.USAGE);
+  const targetExes = resolveExes(flags, env);
+  const discover = resolve(sources(flags, env, 'discover', [FLAG_ENV.discover]), parseBool,
+    'is not a boolean (true or false)', false, String, warnings);
+  if (targetPid !== undefined && (targetExes.length > 0 || discover))
+    throw new UserError(targetExes.length > 0
+      ? 'give either a PID (OTEL_TARGET_PID / --pid) or an executable (OTEL_TARGET_EXE / --exe), not both'
+      : 'give either a PID (OTEL_TARGET_PID / --pid) or discovery (OTEL_RUST_AGENT_DISCOVER / --discover), not both', EXIT.USAGE);
+
+  const include = resolveSelectors(flags, env, 'include');
+  const exclude = resolveSelectors(flags, env, 'exclude');
+  if (!discover && (include.length || exclude.length)) {
+    const which = include.length ? 'include' : 'exclude';
+    throw new UserError(`${flags[which] !== undefined ? `--${which}` : FLAG_ENV[which]}: selectors choose among discovered processes; turn discovery on (--discover / OTEL_RUST_AGENT_DISCOVER=true)`, EXIT.USAGE);
+  }
+
+  const scanIntervalMs = resolve(sources(flags, env, undefined, ['OTEL_RUST_AGENT_SCAN_INTERVAL']),
+    (v) => (/^\d+$/.test(v.trim()) && Number(v) >= 100 && Number(v) <= 3_600_000 ? Number(v) : undefined),
+    'is not a scan interval (whole milliseconds, 100 to 3600000)', DEFAULT_SCAN_INTERVAL_MS, (n) => `${n} ms`, warnings);
+
+  const maSrc = firstSource('metrics-address');
+  const metricsAddress = maSrc ? parseMetricsAddress(maSrc) : undefined;
+
+  const k8sSrc = firstSource('k8s-api');
+  const nodeName = sources(flags, env, undefined, ['OTEL_RUST_AGENT_K8S_NODE_NAME'])[0]?.value.trim();
+  const k8sApi = k8sSrc ? parseK8sApi(k8sSrc, env, nodeName || os.hostname()) : undefined;
+  const labelSel = [...include, ...exclude].find((s) => s.criteria.some((c) => c.key.startsWith('k8s.label.')));
+  if (labelSel && !k8sApi)
+    throw new UserError(`selector "${labelSel.text}": pod labels are only known from the API server; set --k8s-api (in-cluster or a URL)`, EXIT.USAGE);
 
   // The default protocol is grpc, not the spec's recommended http/protobuf (see README).
   const protocol = resolve(
@@ -322,6 +437,23 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
     parseTimeout, 'is not a timeout (a whole number of milliseconds, 0 for none)', DEFAULT_TIMEOUT_MS,
     (n) => `${n} ms`, warnings);
 
+  const compression = resolve(
+    sources(flags, env, 'compression', ['OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', 'OTEL_EXPORTER_OTLP_COMPRESSION']),
+    parseCompression, 'is not supported (use gzip or none)', 'none' as Compression, (c) => c, warnings);
+
+  // TLS: the signal-specific variable wins over the general one, per setting.
+  const tlsVar = (name: string) => sources(flags, env, undefined, [`OTEL_EXPORTER_OTLP_TRACES_${name}`, `OTEL_EXPORTER_OTLP_${name}`])[0];
+  const tls: TlsFiles = {
+    ca: readPemFile(tlsVar('CERTIFICATE')),
+    clientKey: readPemFile(tlsVar('CLIENT_KEY')),
+    clientCert: readPemFile(tlsVar('CLIENT_CERTIFICATE')),
+    insecure: resolve(sources(flags, env, undefined, ['OTEL_EXPORTER_OTLP_TRACES_INSECURE', 'OTEL_EXPORTER_OTLP_INSECURE']),
+      parseBool, 'is not a boolean (true or false)', false, String, warnings),
+  };
+  if ((tls.clientKey === undefined) !== (tls.clientCert === undefined)) {
+    throw new UserError('OTEL_EXPORTER_OTLP_CLIENT_KEY and OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE go together: give both or neither', EXIT.USAGE);
+  }
+
   const exporters = resolveExporters(sources(flags, env, 'exporter', [FLAG_ENV.exporter])[0], warnings);
 
   const stdout = resolve(sources(flags, env, 'stdout', [FLAG_ENV.stdout]), parseBool,
@@ -339,26 +471,50 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
       throw new UserError(`--duration: "${durS}" is too long (at most ${MAX_DURATION_SEC} seconds, 24 days)`, EXIT.USAGE);
   }
 
+  // OTEL_SEMCONV_STABILITY_OPT_IN: comma-separated categories. The agent
+  // emits the stable conventions; "rpc/dup" adds the older experimental RPC
+  // names (it has precedence over "rpc", which is the default here). Other
+  // categories have nothing older to duplicate and are accepted silently.
+  const optIn = (env.OTEL_SEMCONV_STABILITY_OPT_IN ?? '').split(',').map((v) => v.trim().toLowerCase());
+  const semconvRpcDup = optIn.includes('rpc/dup');
+
   const attrSrc = firstSource('resource-attributes');
   const resourceAttributes = parseKeyValueList(attrSrc?.value, attrSrc?.name ?? FLAG_ENV['resource-attributes']);
 
   const symbols = symbolOptions(flags, env, warnings);
 
+  const serviceName = first('service-name');
+  if (serviceName !== undefined && discover && targetExes.length === 0) {
+    const why = 'names the processes of --pid / --exe targets; discovered processes are named by their own OTEL_SERVICE_NAME, or their executable';
+    if (flags['service-name'] !== undefined) throw new UserError(`--service-name ${why}`, EXIT.USAGE);
+    warnings.push(`OTEL_SERVICE_NAME="${serviceName}" ${why}; not used`);
+  }
+
   return {
-    targetExe,
+    targetExes,
     targetPid,
     symbols,
-    serviceName: first('service-name'),
+    discover,
+    include,
+    exclude,
+    scanIntervalMs,
+    metricsAddress,
+    k8sApi,
+    serviceName,
     endpoint,
     protocol,
     headers,
     timeoutMs,
+    compression,
+    tls,
     resourceAttributes,
     exporters,
     stdout,
     logLevel,
     durationSec,
     statsFile: typeof flags['stats-file'] === 'string' ? (flags['stats-file'] as string) : undefined,
+    semconvRpcDup,
+    ...(env.OTEL_RUST_AGENT_RECORD_EVENTS ? { recordEventsFile: env.OTEL_RUST_AGENT_RECORD_EVENTS } : {}),
     warnings,
   };
 }

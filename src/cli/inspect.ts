@@ -56,6 +56,7 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
       rustc: bin.rustc?.full ?? null,
       buildId: bin.elf.buildId() ?? null,
       crates: Object.fromEntries(bin.crates),
+      context: plan ? { taskIdTlsOffset: plan.context.taskIdTlsOffset ?? null, detail: plan.context.detail } : null,
       modules: plan?.modules.map((m) => ({
         name: m.module.name, active: m.active, reason: m.reason, crateVersions: m.crateVersions,
         probes: m.probes.map((p) => ({
@@ -81,13 +82,14 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
   for (const t of src.tried) out(`          not used: ${t}`);
   const crates = [...bin.crates].sort(([a], [b]) => a.localeCompare(b));
   out(`crates    ${crates.length} found in panic locations`);
-  const interesting = new Set(['hyper', 'h2', 'axum', 'tonic', 'reqwest', 'tokio', 'bytes', 'http', 'hyper-util', 'opentelemetry', 'opentelemetry_sdk', 'rustls']);
+  const interesting = new Set(['hyper', 'h2', 'axum', 'tonic', 'reqwest', 'tokio', 'bytes', 'http', 'hyper-util', 'opentelemetry', 'opentelemetry_sdk', 'rustls', 'tokio-rustls']);
   for (const [name, vs] of crates) if (interesting.has(name)) out(`          ${name} ${vs.join(', ')}`);
   if (!bin.isRust) {
     out('not a Rust binary: nothing to instrument');
     return EXIT.TARGET;
   }
   if (!plan) return EXIT.TARGET;
+  out(`task id   ${plan.context.taskIdTlsOffset !== undefined ? plan.context.detail : `unknown: ${plan.context.detail}`}`);
   out('probes');
   for (const m of plan.modules) {
     out(`  ${m.module.name}: ${m.active ? 'active' : 'inactive'} (${m.reason})`);

@@ -2,7 +2,7 @@
 // line on stderr and a meaningful exit code (src/util/errors.ts); stack traces
 // appear only for internal errors, and only with OTEL_LOG_LEVEL=debug.
 import { parseArgs } from 'node:util';
-import { buildConfig, dropResolvedOtlpEnv, exportSettings, FLAG_ENV, MAX_DURATION_SEC } from './config';
+import { buildConfig, exportSettings, FLAG_ENV, MAX_DURATION_SEC } from './config';
 import { UserError, EXIT } from '../util/errors';
 import { log, setLogLevel, parseLogLevel } from '../util/log';
 import { agentVersion } from '../util/paths';
@@ -10,7 +10,7 @@ import { agentVersion } from '../util/paths';
 const HELP = `otel-rust-agent: zero-code OpenTelemetry tracing for Rust services, with eBPF uprobes
 
 Usage:
-  otel-rust-agent [run] --pid PID | --exe PATH [options]
+  otel-rust-agent [run] --pid PID | --exe PATH... | --discover [--include SEL]... [--exclude SEL]... [options]
   otel-rust-agent inspect <EXECUTABLE | PID> [--json] [--symbols FILE] [--debug-dir DIR]
   otel-rust-agent ctx --pid PID [--json]
   otel-rust-agent --help | --version
@@ -27,8 +27,36 @@ Commands:
 Options (each mirrors an environment variable; the flag wins over it):
   --pid PID                    OTEL_TARGET_PID              trace this process
   --exe PATH                   OTEL_TARGET_EXE              trace every process of this executable,
-                                                            including ones started later
-  --service-name NAME          OTEL_SERVICE_NAME            default: the executable's name
+                                                            including ones started later; repeat
+                                                            the flag (or give a comma-separated
+                                                            list in the variable) for several
+  --discover                   OTEL_RUST_AGENT_DISCOVER=true
+                                                            trace every process on the host (and
+                                                            in its containers) whose executable
+                                                            links a supported library, now and later
+  --include SELECTOR           OTEL_RUST_AGENT_DISCOVER_INCLUDE
+                                                            discover only processes matching one of
+                                                            these selectors (repeat; ";" between
+                                                            them in the variable). A selector is
+                                                            key=value[,key=value]: all must match.
+                                                            Keys: exe (path glob, ** crosses /),
+                                                            name, cgroup, container.id (prefix),
+                                                            service.name, k8s.namespace, k8s.pod,
+                                                            k8s.container, k8s.label.<key>
+  --exclude SELECTOR           OTEL_RUST_AGENT_DISCOVER_EXCLUDE
+                                                            never trace processes matching these
+  --k8s-api off|in-cluster|URL OTEL_RUST_AGENT_K8S_API      pod metadata (names, labels) from the
+                                                            API server: pods of this node
+                                                            (OTEL_RUST_AGENT_K8S_NODE_NAME, default
+                                                            the host name); default off
+  --metrics-address ADDR       OTEL_RUST_AGENT_METRICS_ADDRESS
+                                                            serve Prometheus /metrics, /healthz and
+                                                            /readyz: PORT (127.0.0.1 only),
+                                                            HOST:PORT, or :PORT (every interface);
+                                                            default off
+  --service-name NAME          OTEL_SERVICE_NAME            names the --pid / --exe targets; default:
+                                                            the process's own OTEL_SERVICE_NAME,
+                                                            else the executable's name
   --endpoint URL               OTEL_EXPORTER_OTLP_ENDPOINT  default http://localhost:4317 (grpc),
                                                             http://localhost:4318 (http/protobuf,
                                                             which appends /v1/traces)
@@ -39,6 +67,7 @@ Options (each mirrors an environment variable; the flag wins over it):
   --exporter E[,E]             OTEL_TRACES_EXPORTER         otlp (default), console, otlp,console
                                                             or none
   --stdout                     OTEL_STDOUT=true             print each trace as a tree on stdout
+  --compression C              OTEL_EXPORTER_OTLP_COMPRESSION  gzip or none (default)
   --log-level L                OTEL_LOG_LEVEL               none, error, warn, info (default), debug
   --duration SECONDS           stop after this long, at most ${MAX_DURATION_SEC} (24 days)
                                (default: until Ctrl-C or the target exits)
@@ -52,13 +81,16 @@ Options (each mirrors an environment variable; the flag wins over it):
 
 Also read: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (full URL, used as is),
 OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_HEADERS (merged
-over OTEL_EXPORTER_OTLP_HEADERS) and OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT (ms,
-default 10000, 0 = no limit), and DEBUGINFOD_URLS (servers asked for the debug
-file of a stripped target, cached in DEBUGINFOD_CACHE_PATH or
-~/.cache/debuginfod_client). Order: flag, then OTEL_EXPORTER_OTLP_TRACES_*,
+over OTEL_EXPORTER_OTLP_HEADERS), OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT (ms,
+default 10000, 0 = no limit), OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, and for
+TLS OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE
+(PEM files) and _INSECURE (gRPC without a scheme: plaintext); DEBUGINFOD_URLS
+(servers asked for the debug file of a stripped target, cached in
+DEBUGINFOD_CACHE_PATH or ~/.cache/debuginfod_client). Order: flag, then OTEL_EXPORTER_OTLP_TRACES_*,
 then OTEL_EXPORTER_OTLP_*, then the default. A bad flag value is an error; an
 unknown protocol, exporter, log level, timeout or boolean in a variable is one
-warning and is ignored.
+warning and is ignored. OTEL_RUST_AGENT_SCAN_INTERVAL (ms, default 1000): how
+often /proc is scanned for new processes.
 
 Exit codes: 0 ok, 1 internal error, 2 bad usage or configuration, 3 target not
 usable (missing, not ELF, not Rust, stripped, nothing to instrument),
@@ -76,10 +108,12 @@ export async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       strict: true,
       options: {
-        pid: { type: 'string' }, exe: { type: 'string' }, 'service-name': { type: 'string' },
+        pid: { type: 'string' }, exe: { type: 'string', multiple: true }, 'service-name': { type: 'string' },
+        discover: { type: 'boolean' }, include: { type: 'string', multiple: true }, exclude: { type: 'string', multiple: true },
+        'metrics-address': { type: 'string' }, 'k8s-api': { type: 'string' },
         endpoint: { type: 'string' }, protocol: { type: 'string' }, headers: { type: 'string' },
         'resource-attributes': { type: 'string' }, exporter: { type: 'string' }, stdout: { type: 'boolean' },
-        'log-level': { type: 'string' }, duration: { type: 'string' }, 'stats-file': { type: 'string' },
+        'log-level': { type: 'string' }, compression: { type: 'string' }, duration: { type: 'string' }, 'stats-file': { type: 'string' },
         symbols: { type: 'string' }, 'debug-dir': { type: 'string' },
         json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' },
       },
@@ -94,7 +128,7 @@ export async function main(argv: string[]): Promise<number> {
   const [cmd = 'run', ...rest] = positionals;
   if (cmd === 'inspect') {
     const { inspect, requireInspectTarget } = await import('./inspect');
-    const target = requireInspectTarget(rest[0] ?? (values.pid as string | undefined) ?? (values.exe as string | undefined));
+    const target = requireInspectTarget(rest[0] ?? (values.pid as string | undefined) ?? (values.exe as string[] | undefined)?.[0]);
     const { symbolOptions } = await import('./config');
     const warnings: string[] = [];
     const symbols = symbolOptions(values as Record<string, string | boolean | undefined>, process.env, warnings);
@@ -111,14 +145,11 @@ export async function main(argv: string[]): Promise<number> {
   const cfg = buildConfig(values as Record<string, string | boolean | undefined>, process.env);
   setLogLevel(cfg.logLevel);
   for (const w of cfg.warnings) log.warn(w);
-  if (cfg.targetPid === undefined && cfg.targetExe === undefined)
-    throw new UserError(`no target: give --pid PID or --exe PATH (or ${FLAG_ENV.pid} / ${FLAG_ENV.exe}); see --help`, EXIT.USAGE);
+  if (cfg.targetPid === undefined && cfg.targetExes.length === 0 && !cfg.discover)
+    throw new UserError(`no target: give --pid PID, --exe PATH or --discover (or ${FLAG_ENV.pid} / ${FLAG_ENV.exe} / ${FLAG_ENV.discover}); see --help`, EXIT.USAGE);
 
   const { Agent } = await import('../agent/agent');
   const { createSpanExporter } = await import('../export/exporter');
-  // buildConfig resolved every export setting; the official exporter must not
-  // read (and merge in) the OTEL_EXPORTER_OTLP_* variables a second time.
-  dropResolvedOtlpEnv(process.env);
   if (cfg.exporters.includes('otlp')) log.debug(`exporting spans to ${cfg.endpoint} (${cfg.protocol}, timeout ${cfg.timeoutMs} ms)`);
   const sink = createSpanExporter(exportSettings(cfg));
   const agent = new Agent(cfg, sink);

@@ -2,7 +2,6 @@
 export {
   createSpanExporter,
   resolveOtlpUrl,
-  SpanConverter,
   OtlpSpanSink,
   ConsoleSpanSink,
   DEFAULT_GRPC_ENDPOINT,
@@ -14,8 +13,11 @@ export type {
   OtlpProtocol,
   SpanSink,
   SpanSinkStats,
-  SpanExporterLike,
+  Compression,
+  TlsFiles,
 } from './exporter';
+export { SpanBatchEncoder, encodeSpan, splitRequest, countSpans } from './otlp/encode';
+export type { Transport, TransportOptions, SendResult } from './otlp/transport';
 export { ConsoleTreePrinter, formatTraceTree, formatDurationMs, keyAttributes } from './console';
 export type { ConsoleTreeOptions, TextOutput } from './console';
 export { agentVersion } from '../util/paths';

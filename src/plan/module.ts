@@ -4,6 +4,7 @@
 // it is known to work with. Each library declares its module in
 // src/libs/<library>/probes.ts; the planner and attacher are generic.
 import type { RustLayoutName } from './layouts';
+import type { BinaryInfo, FunctionSymbol } from '../binary';
 
 export type ProbeSite = 'entry' | 'return-sites';
 
@@ -40,6 +41,14 @@ export interface ProbeSpec {
   /** A u16 field of the struct an argument register points to (the cookie's
    * COOKIE_CHAIN_OFF), from the offsets database, cross-checked with the code. */
   argField?: ArgFieldSpec;
+  /**
+   * The offsets the program reads from its probe config (bpf/include/events.h,
+   * struct probe_config), resolved for one function instance from the offsets
+   * database and the function's code. A probe whose config cannot be
+   * resolved is not attached, and says why. Not combined with `layout` or
+   * `fieldChain` (they share cookie bits).
+   */
+  config?: (ctx: ConfigContext) => ConfigResult;
 }
 
 export type ArgRegister = 'RSI' | 'RDI' | 'RDX';
@@ -72,6 +81,22 @@ export interface ArgFieldSpec {
   code: { argRegister: ArgRegister; compareWith: number };
 }
 
+export interface ConfigContext {
+  binary: BinaryInfo;
+  fn: FunctionSymbol;
+  /** Versions of the module's crate found in the binary (the supported ones). */
+  crateVersions: string[];
+}
+
+export type ConfigResult =
+  | { ok: true; values: number[]; /** Where the offsets came from, shown by inspect. */ detail: string }
+  | { ok: false; reason: string };
+
+/** Facts about a whole binary that every BPF program may use (struct binary_context). */
+export type BinaryContextResult =
+  | { ok: true; taskIdTlsOffset: number; detail: string }
+  | { ok: false; reason: string };
+
 /**
  * A pointer field of the argument struct, followed to a u16 behind it. The
  * offsets come from the offsets database (DWARF of real builds) for the
@@ -90,14 +115,19 @@ export interface CrateRequirement {
   /** Inclusive lower bound and exclusive upper bound, as "x.y.z". */
   min: string;
   below: string;
+  /** The module stays off when the crate's version is not found in the binary
+   * (its probes sit on another crate's functions, which exist without it). */
+  mustBeFound?: boolean;
 }
 
 export interface ProbeModule {
   name: string;
   /** Instrumentation scope name of the spans it produces. */
   scope: string;
-  /** BPF object file name under build/bpf/ (built from src/libs/<name>/probes.bpf.c). */
-  bpfObject: string;
+  /** BPF object file name under build/bpf/ (built from src/libs/<name>/probes.bpf.c); none for a module without probes. */
+  bpfObject?: string;
   crate: CrateRequirement;
   probes: ProbeSpec[];
+  /** Per-binary facts this module locates for every program (tokio: the current task id in TLS). */
+  binaryContext?: (binary: BinaryInfo, crateVersions: string[]) => BinaryContextResult;
 }

@@ -23,7 +23,7 @@ export function parseRequestHead(buf: Buffer, truncated: boolean): RequestHead |
   if (!complete && !truncated) return undefined; // partial read: hyper will parse again
   const text = buf.subarray(0, complete ? end : buf.length).toString('latin1');
   const lines = text.split('\r\n');
-  const m = /^(\S+) (\S+) HTTP\/(\d\.\d)$/.exec(lines[0]);
+  const m = /^(\S+) ([^\x00-\x20\x7f]+) HTTP\/(\d\.\d)$/.exec(lines[0]);
   if (!m || !TOKEN.test(m[1])) return undefined;
   const headers = new Map<string, string>();
   // With a truncated capture the last line may be cut: drop it.
@@ -31,7 +31,9 @@ export function parseRequestHead(buf: Buffer, truncated: boolean): RequestHead |
   for (let i = 1; i < last; i++) {
     const c = lines[i].indexOf(':');
     if (c <= 0) continue;
-    const name = lines[i].slice(0, c).trim().toLowerCase();
+    // RFC 9112 §5.1: no whitespace between a field name and its colon (hyper
+    // rejects such a request), so a name is never trimmed.
+    const name = lines[i].slice(0, c).toLowerCase();
     if (!headers.has(name)) headers.set(name, lines[i].slice(c + 1).trim());
   }
   return { method: m[1], target: m[2], version: m[3], headers, complete };
@@ -126,77 +128,118 @@ function nameIs(b: Uint8Array, s: number, e: number, name: string): boolean {
   return true;
 }
 
-/**
- * Scans the request head in b[0..len). Returns false when the bytes do not
- * start with a request line, or the head is incomplete and not `truncated`
- * (a partial read: hyper will parse again). With a truncated capture the
- * last, possibly cut, line is ignored.
- */
-export function scanRequestHead(b: Uint8Array, len: number, truncated: boolean, s: HeadScan): boolean {
-  s.reset();
-  // End of the request line.
-  let i = 0;
-  while (i < len && b[i] !== 0x0d && b[i] !== 0x0a) i++;
-  const lineEnd = i;
-  // Find the end of head (\r\n\r\n) first: without it, only a truncated capture is usable.
-  let headEnd = -1;
-  for (let j = lineEnd; j + 3 < len; j++) {
-    if (b[j] === 0x0d && b[j + 1] === 0x0a && b[j + 2] === 0x0d && b[j + 3] === 0x0a) { headEnd = j; break; }
+// Word-at-a-time byte search: typed-array loads cost about 10 instructions
+// each in V8 here, a DataView u32 load about the same, so finding a byte four
+// at a time ("has zero byte" bit tricks on little-endian words) is about four
+// times cheaper than a byte loop.
+const ONES = 0x01010101;
+const HIGHS = 0x80808080;
+
+/** Index of the first byte equal to c in [i, end), or end. */
+function findByte(b: Uint8Array, v: DataView, i: number, end: number, c: number): number {
+  const pat = c * ONES;
+  for (; i + 4 <= end; i += 4) {
+    const t = v.getUint32(i, true) ^ pat;
+    const m = (t - ONES) & ~t & HIGHS;
+    if (m !== 0) return i + ((31 - Math.clz32(m & -m)) >>> 3);
   }
-  s.complete = headEnd >= 0;
-  if (!s.complete && !truncated) return false;
-  const limit = s.complete ? headEnd : len;
-  if (lineEnd > limit) return false;
-  // METHOD SP TARGET SP HTTP/d.d
-  let p = 0;
-  while (p < lineEnd && TCHAR[b[p]]) p++;
-  if (p === 0 || p >= lineEnd || b[p] !== 0x20) return false;
-  s.methodEnd = p;
+  for (; i < end; i++) if (b[i] === c) return i;
+  return end;
+}
+
+/** Index of the first byte below 0x21 (space, CR, LF, controls) or equal to 0x7f in [i, end), or end. */
+function findTargetEnd(b: Uint8Array, v: DataView, i: number, end: number): number {
+  for (; i + 4 <= end; i += 4) {
+    const x = v.getUint32(i, true);
+    const del = x ^ 0x7f7f7f7f;
+    const m = (((x - 0x21212121) & ~x) | ((del - ONES) & ~del)) & HIGHS;
+    if (m !== 0) return i + ((31 - Math.clz32(m & -m)) >>> 3);
+  }
+  for (; i < end; i++) if (b[i] <= 0x20 || b[i] === 0x7f) return i;
+  return end;
+}
+
+const H_HOST = 0, H_UA = 1, H_TP = 2, H_TS = 3;
+
+/** Records the value after the colon at `colon`, trimmed, up to `le`, as header `which`. */
+function setValue(s: HeadScan, which: number, b: Uint8Array, colon: number, le: number): void {
+  let vs = colon + 1;
+  let ve = le;
+  while (vs < ve && isSpace(b[vs])) vs++;
+  while (ve > vs && isSpace(b[ve - 1])) ve--;
+  switch (which) {
+    case H_HOST: s.hostStart = vs; s.hostEnd = ve; break;
+    case H_UA: s.uaStart = vs; s.uaEnd = ve; break;
+    case H_TP: s.tpStart = vs; s.tpEnd = ve; break;
+    default: s.tsStart = vs; s.tsEnd = ve;
+  }
+}
+
+/**
+ * Scans the request head in b[start..end), in one pass; every position it
+ * reports is an index into b (so it can scan the ring buffer in place). `v`
+ * is a DataView over the same bytes with the same offsets. Returns false when
+ * the bytes do not start with a request line, or the head is incomplete and
+ * not `truncated` (a partial read: hyper will parse again); `s.complete` then
+ * says which. With a truncated capture the last, possibly cut, line is
+ * ignored.
+ */
+export function scanRequestHead(b: Uint8Array, v: DataView, start: number, end: number, truncated: boolean, s: HeadScan): boolean {
+  s.reset();
+  // METHOD SP TARGET SP HTTP/d.d, then CR LF
+  let p = start;
+  while (p < end && TCHAR[b[p]] === 1) p++;
   const ts = p + 1;
-  let q = ts;
-  while (q < lineEnd && b[q] > 0x20 && b[q] !== 0x7f) q++;
-  if (q === ts || q + 9 !== lineEnd || b[q] !== 0x20) return false;
-  if (b[q + 1] !== 0x48 || b[q + 2] !== 0x54 || b[q + 3] !== 0x54 || b[q + 4] !== 0x50 || b[q + 5] !== 0x2f) return false; // HTTP/
-  const maj = b[q + 6] - 0x30, dot = b[q + 7], min = b[q + 8] - 0x30;
-  if (maj < 0 || maj > 9 || dot !== 0x2e || min < 0 || min > 9) return false;
+  const q = ts < end ? findTargetEnd(b, v, ts, end) : end;
+  const lineEnd = q + 9;
+  if (p === start || b[p] !== 0x20 || q === ts || lineEnd > end || b[q] !== 0x20 ||
+      b[q + 1] !== 0x48 || b[q + 2] !== 0x54 || b[q + 3] !== 0x54 || b[q + 4] !== 0x50 || b[q + 5] !== 0x2f ||
+      b[q + 7] !== 0x2e || b[q + 6] < 0x30 || b[q + 6] > 0x39 || b[q + 8] < 0x30 || b[q + 8] > 0x39 ||
+      (lineEnd < end && b[lineEnd] !== 0x0d && b[lineEnd] !== 0x0a)) {
+    s.complete = Buffer.from(b.buffer, b.byteOffset + start, end - start).indexOf('\r\n\r\n') >= 0;
+    return false;
+  }
+  s.methodEnd = p;
   s.targetStart = ts;
   s.targetEnd = q;
-  s.version = maj * 10 + min;
-  // Header lines.
+  s.version = (b[q + 6] - 0x30) * 10 + (b[q + 8] - 0x30);
+  // Header lines, up to the empty line. A field name is followed by its colon
+  // directly (RFC 9112 §5.1), so a wanted header is recognized by its first
+  // letter and the colon at its length, without looking for the colon.
   let ls = lineEnd + 2;
-  while (ls < limit) {
-    let le = ls;
-    while (le < limit && b[le] !== 0x0d) le++;
-    if (le >= limit && !s.complete) break; // cut by the capture limit
-    let c = ls;
-    while (c < le && b[c] !== 0x3a) c++;
-    if (c > ls && c < le) {
-      let ne = c;
-      while (ne > ls && isSpace(b[ne - 1])) ne--;
-      let vs = c + 1;
-      let ve = le;
-      while (vs < ve && isSpace(b[vs])) vs++;
-      while (ve > vs && isSpace(b[ve - 1])) ve--;
-      const n = ne - ls;
-      const first = b[ls] | 0x20;
-      if (n === 4 && first === 0x68 && s.hostStart < 0 && nameIs(b, ls, ne, 'host')) { s.hostStart = vs; s.hostEnd = ve; }
-      else if (n === 10 && first === 0x75 && s.uaStart < 0 && nameIs(b, ls, ne, 'user-agent')) { s.uaStart = vs; s.uaEnd = ve; }
-      else if (n === 11 && first === 0x74 && s.tpStart < 0 && nameIs(b, ls, ne, 'traceparent')) { s.tpStart = vs; s.tpEnd = ve; }
-      else if (n === 10 && first === 0x74 && s.tsStart < 0 && nameIs(b, ls, ne, 'tracestate')) { s.tsStart = vs; s.tsEnd = ve; }
+  while (ls < end) {
+    if (b[ls] === 0x0d) {
+      if (ls + 1 < end && b[ls + 1] === 0x0a) s.complete = true;
+      break;
+    }
+    const le = findByte(b, v, ls, end, 0x0d);
+    if (le >= end) break; // cut by the capture limit (or a partial read)
+    const first = b[ls] | 0x20;
+    if (first === 0x68) {
+      if (s.hostStart < 0 && ls + 4 < le && b[ls + 4] === 0x3a && nameIs(b, ls, ls + 4, 'host')) setValue(s, H_HOST, b, ls + 4, le);
+    } else if (first === 0x75) {
+      if (s.uaStart < 0 && ls + 10 < le && b[ls + 10] === 0x3a && nameIs(b, ls, ls + 10, 'user-agent')) setValue(s, H_UA, b, ls + 10, le);
+    } else if (first === 0x74) {
+      if (ls + 11 < le && b[ls + 11] === 0x3a) {
+        if (s.tpStart < 0 && nameIs(b, ls, ls + 11, 'traceparent')) setValue(s, H_TP, b, ls + 11, le);
+      } else if (ls + 10 < le && b[ls + 10] === 0x3a) {
+        if (s.tsStart < 0 && nameIs(b, ls, ls + 10, 'tracestate')) setValue(s, H_TS, b, ls + 10, le);
+      }
     }
     ls = le + 2;
   }
-  return true;
+  return s.complete || truncated;
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
 
-/** The standard method b[0..n) names, as an interned string, or undefined. */
-export function knownMethod(b: Uint8Array, n: number): string | undefined {
+/** The standard method b[start..end) names, as an interned string, or undefined. */
+export function knownMethod(b: Uint8Array, start: number, end: number): string | undefined {
+  const n = end - start;
   for (const m of METHODS) {
-    if (m.length !== n || m.charCodeAt(0) !== b[0]) continue;
+    if (m.length !== n || m.charCodeAt(0) !== b[start]) continue;
     let ok = true;
-    for (let i = 1; i < n; i++) if (m.charCodeAt(i) !== b[i]) { ok = false; break; }
+    for (let i = 1; i < n; i++) if (m.charCodeAt(i) !== b[start + i]) { ok = false; break; }
     if (ok) return m;
   }
   return undefined;

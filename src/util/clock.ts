@@ -65,6 +65,11 @@ export function measureClockOffset(maxMs = 3, targetUncertaintyNs = 1_000n): Clo
 }
 
 export class WallClock {
+  /**
+   * The offset as 32-bit halves, for the hot path (SpanRecord.setStartMono):
+   * one object, updated in place when the offset is re-measured.
+   */
+  readonly offset = { hi: 0, lo: 0 };
   private _offsetNs: bigint;
   private _uncertaintyNs: bigint;
   private _measuredAtMono: bigint;
@@ -76,6 +81,12 @@ export class WallClock {
     this._offsetNs = m.offsetNs;
     this._uncertaintyNs = m.uncertaintyNs;
     this._measuredAtMono = process.hrtime.bigint();
+    this.setHalves();
+  }
+
+  private setHalves(): void {
+    this.offset.hi = Number(this._offsetNs >> 32n);
+    this.offset.lo = Number(this._offsetNs & 0xffffffffn);
   }
 
   /** REALTIME - MONOTONIC in nanoseconds, as last measured. */
@@ -101,6 +112,7 @@ export class WallClock {
     if (m.uncertaintyNs <= this._uncertaintyNs * 4n + 1_000n || moved) {
       this._offsetNs = m.offsetNs;
       this._uncertaintyNs = m.uncertaintyNs;
+      this.setHalves();
     }
     this._measuredAtMono = process.hrtime.bigint();
     return m;

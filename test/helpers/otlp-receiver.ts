@@ -8,6 +8,7 @@
 
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
@@ -49,6 +50,10 @@ export interface OtlpReceiverOptions {
   failForMs?: number;
   /** gRPC server max receive message length (grpc-js default: 4 MiB). */
   grpcMaxReceiveBytes?: number;
+  /** Serve over TLS (https:// endpoints); with `ca` and requireClientCert, mutual TLS. */
+  tls?: { key: Buffer; cert: Buffer; ca?: Buffer; requireClientCert?: boolean };
+  /** Answer every request with a partial success rejecting this many spans. */
+  partialReject?: number;
 }
 
 export interface OtlpReceiver {
@@ -166,6 +171,13 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
   let failTimer: NodeJS.Timeout | undefined;
   let headers: Record<string, string> = {};
   const waiters = new Set<() => void>();
+  // ExportTraceServiceResponse { partial_success (1) { rejected_spans (1), error_message (2) } }
+  const response = (() => {
+    if (!opts.partialReject) return Buffer.alloc(0);
+    const msg = Buffer.from('spans rejected on purpose');
+    const inner = Buffer.concat([Buffer.from([0x08, opts.partialReject]), Buffer.from([0x12, msg.length]), msg]);
+    return Buffer.concat([Buffer.from([0x0a, inner.length]), inner]);
+  })();
 
   const setFailing = (on: boolean, ms?: number) => {
     if (failTimer) clearTimeout(failTimer);
@@ -220,12 +232,14 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
         for (const [k, v] of Object.entries(call.metadata.getMap())) md[k.toLowerCase()] = String(v);
         const err = accept(call.request, 'grpc', md);
         if (err) cb({ code: failing ? grpc.status.UNAVAILABLE : grpc.status.INVALID_ARGUMENT, details: err });
-        else cb(null, Buffer.alloc(0)); // empty ExportTraceServiceResponse
+        else cb(null, response);
       },
     });
     const srv = grpcServer;
     grpcPort = await new Promise<number>((resolve, reject) =>
-      srv.bindAsync(`127.0.0.1:${opts.grpcPort ?? 0}`, grpc.ServerCredentials.createInsecure(),
+      srv.bindAsync(`127.0.0.1:${opts.grpcPort ?? 0}`, opts.tls
+        ? grpc.ServerCredentials.createSsl(opts.tls.ca ?? null, [{ private_key: opts.tls.key, cert_chain: opts.tls.cert }], opts.tls.requireClientCert === true)
+        : grpc.ServerCredentials.createInsecure(),
         (e, port) => (e ? reject(e) : resolve(port))));
   }
 
@@ -233,7 +247,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
   let httpServer: http.Server | undefined;
   let httpPort = 0;
   if (wantHttp) {
-    httpServer = http.createServer((req, res) => {
+    const handler: http.RequestListener = (req, res) => {
       if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== '/v1/traces') {
         res.writeHead(404).end();
         return;
@@ -251,10 +265,13 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
         if (err) {
           res.writeHead(failing ? 503 : 400, { 'content-type': 'text/plain' }).end(err);
         } else {
-          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(Buffer.alloc(0));
+          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(response);
         }
       });
-    });
+    };
+    httpServer = opts.tls
+      ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.ca, requestCert: opts.tls.requireClientCert === true, rejectUnauthorized: opts.tls.requireClientCert === true }, handler)
+      : http.createServer(handler);
     const srv = httpServer;
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject);
@@ -264,8 +281,8 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
   }
 
   const self: OtlpReceiver = {
-    grpcEndpoint: grpcServer ? `http://127.0.0.1:${grpcPort}` : '',
-    httpEndpoint: httpServer ? `http://127.0.0.1:${httpPort}` : '',
+    grpcEndpoint: grpcServer ? `${opts.tls ? 'https' : 'http'}://127.0.0.1:${grpcPort}` : '',
+    httpEndpoint: httpServer ? `${opts.tls ? 'https' : 'http'}://127.0.0.1:${httpPort}` : '',
     grpcPort,
     httpPort,
     spans: () => received.slice(),

@@ -46,20 +46,31 @@ export interface Service {
   proc: ChildProcess;
   pid: number;
   port: number;
+  stdout: Output;
   exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 export async function startService(binPath: string, env: Record<string, string> = {}): Promise<Service> {
-  const proc = track(spawn(binPath, [], { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  return startServiceCmd([binPath], env);
+}
+
+/**
+ * Starts a service through a command line that ends by exec'ing it (a shell
+ * that enters a cgroup, unshare for a mount namespace...), so the pid spawned
+ * is the service's own.
+ */
+export async function startServiceCmd(argv: string[], env: Record<string, string> = {}): Promise<Service> {
+  const proc = track(spawn(argv[0], argv.slice(1), { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   const out = new Output(proc.stdout);
+  const err = new Output(proc.stderr);
   const exited = new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
   const m = await Promise.race([
     out.wait(/listening on 127\.0\.0\.1:(\d+)/, 20_000),
-    exited.then((c) => { throw new Error(`${binPath} exited with ${c} before listening`); }),
+    exited.then((c) => { throw new Error(`${argv.join(' ')} exited with ${c} before listening: ${err.text}`); }),
   ]);
   return {
-    proc, pid: proc.pid!, port: Number(m[1]), exited,
+    proc, pid: proc.pid!, port: Number(m[1]), exited, stdout: out,
     async stop(signal: NodeJS.Signals = 'SIGKILL') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       await exited;
@@ -67,7 +78,9 @@ export async function startService(binPath: string, env: Record<string, string> 
   };
 }
 
-export function serviceBinary(name: 'demo-service' | 'hyper014-server'): string {
+export type AppName = 'demo-service' | 'hyper014-server' | 'axum08-server' | 'axum07-server' | 'tonic-server';
+
+export function serviceBinary(name: AppName): string {
   return appBinary(name);
 }
 
@@ -84,8 +97,13 @@ export interface RunningAgent {
 
 export interface AgentStats {
   targets: number[];
+  excluded: number[];
+  files: { exeId: string; path: string; origin: string; processes: number }[];
+  processes: { pid: number; exe: string; origin: string; selected: boolean; why: string; resource: Record<string, string | number | boolean> }[];
+  filteredSpans: number;
   probes: { id: number; module: string; probe: string; hits: number; events: number; drops: number; badLayout: number; noEntry: number; disabled: string | null }[];
-  spans: Record<string, number>;
+  /** Counters per library (and `context`). */
+  spans: Record<string, Record<string, number>>;
   export: Record<string, number>;
 }
 
@@ -158,6 +176,16 @@ export async function waitForStats(a: RunningAgent, pred: (s: AgentStats) => boo
     if (Date.now() > end) throw new Error(`agent stats never matched; last: ${fs.existsSync(a.statsFile) ? fs.readFileSync(a.statsFile, 'utf8') : 'none'}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * The agent's counters as of now: the stats file is rewritten once a second,
+ * so a plain read may predate hits that already happened (a "before" taken
+ * from it would count them twice).
+ */
+export async function freshStats(a: RunningAgent, timeoutMs = 10_000): Promise<AgentStats> {
+  const since = Date.now();
+  return waitForStats(a, (s) => Date.parse((s as unknown as { updated: string }).updated) > since, timeoutMs);
 }
 
 /**

@@ -5,22 +5,31 @@ import assert from 'node:assert/strict';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  AgentConfig, buildConfig, parseKeyValueList, exportSettings, dropResolvedOtlpEnv,
-  MAX_DURATION_SEC, MAX_TIMEOUT_MS, RESOLVED_OTLP_ENV,
+  AgentConfig, buildConfig, parseKeyValueList, exportSettings,
+  MAX_DURATION_SEC, MAX_TIMEOUT_MS,
 } from '../../src/cli/config';
 import { UserError } from '../../src/util/errors';
 import { createSpanExporter, type SpanSink } from '../../src/export';
 import type { AgentSpan, ProcessResource } from '../../src/spans/types';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver';
+import { testPki } from '../helpers/tls';
 
 const DEFAULTS: AgentConfig = {
-  targetExe: undefined,
+  targetExes: [],
   targetPid: undefined,
+  discover: false,
+  include: [],
+  exclude: [],
+  scanIntervalMs: 1000,
+  metricsAddress: undefined,
+  k8sApi: undefined,
   serviceName: undefined,
   endpoint: 'http://localhost:4317',
   protocol: 'grpc',
   headers: {},
   timeoutMs: 10_000,
+  compression: 'none',
+  tls: { ca: undefined, clientKey: undefined, clientCert: undefined, insecure: false },
   resourceAttributes: {},
   exporters: ['otlp'],
   stdout: false,
@@ -28,10 +37,15 @@ const DEFAULTS: AgentConfig = {
   durationSec: 0,
   statsFile: undefined,
   symbols: { symbolsFile: undefined, debugDirs: [], debuginfodUrls: [], debuginfodCache: path.join(os.homedir(), '.cache', 'debuginfod_client'), debuginfodTimeoutMs: 90_000 },
+  semconvRpcDup: false,
   warnings: [],
 };
 
 type Flags = Record<string, string | boolean | undefined>;
+
+/** Every OTLP export variable buildConfig reads. */
+const OTLP_ENV = ['ENDPOINT', 'HEADERS', 'TIMEOUT', 'PROTOCOL', 'COMPRESSION', 'CERTIFICATE', 'CLIENT_KEY', 'CLIENT_CERTIFICATE', 'INSECURE']
+  .flatMap((n) => [`OTEL_EXPORTER_OTLP_${n}`, `OTEL_EXPORTER_OTLP_TRACES_${n}`]);
 
 /** Asserts buildConfig throws a UserError with exit code 2 and exactly `message`. */
 function usageError(flags: Flags, env: NodeJS.ProcessEnv, message: string): void {
@@ -48,11 +62,17 @@ describe('buildConfig', () => {
     assert.deepEqual(buildConfig({}, {}), DEFAULTS);
   });
 
+  test('OTEL_SEMCONV_STABILITY_OPT_IN: rpc/dup (with precedence over rpc) turns on the older RPC names', () => {
+    for (const v of ['rpc/dup', 'http,rpc/dup', ' RPC/DUP ', 'rpc,rpc/dup']) assert.equal(buildConfig({}, { OTEL_SEMCONV_STABILITY_OPT_IN: v }).semconvRpcDup, true, v);
+    for (const v of ['rpc', 'http/dup', '', 'rpc/duplicate', 'database']) assert.equal(buildConfig({}, { OTEL_SEMCONV_STABILITY_OPT_IN: v }).semconvRpcDup, false, v);
+    assert.deepEqual(buildConfig({}, { OTEL_SEMCONV_STABILITY_OPT_IN: 'rpc,http' }).warnings, []);
+  });
+
   test('empty variables count as unset', () => {
     const env: NodeJS.ProcessEnv = {
       OTEL_TARGET_PID: '', OTEL_TRACES_EXPORTER: '', OTEL_STDOUT: '', OTEL_LOG_LEVEL: '',
     };
-    for (const n of RESOLVED_OTLP_ENV) env[n] = '';
+    for (const n of OTLP_ENV) env[n] = '';
     assert.deepEqual(buildConfig({}, env), DEFAULTS);
   });
 
@@ -97,7 +117,7 @@ describe('buildConfig', () => {
       OTEL_RESOURCE_ATTRIBUTES: 'team=env',
     };
     const c = buildConfig({
-      exe: './target/release/app',
+      exe: ['./target/release/app'],
       'service-name': 'flag-name',
       endpoint: 'https://flag:4318/',
       protocol: 'http/protobuf',
@@ -109,7 +129,7 @@ describe('buildConfig', () => {
     }, env);
     assert.deepEqual(c, {
       ...DEFAULTS,
-      targetExe: './target/release/app',
+      targetExes: ['./target/release/app'],
       serviceName: 'flag-name',
       endpoint: 'https://flag:4318/v1/traces',
       protocol: 'http/protobuf',
@@ -227,6 +247,8 @@ describe('export settings: flag > OTEL_EXPORTER_OTLP_TRACES_* > OTEL_EXPORTER_OT
       tracesEndpoint: 'http://traces:4318/custom/path',
       headers: { b: '2', c: '3', shared: 'traces' },
       timeoutMillis: 2000,
+      compression: 'none',
+      tls: { ca: undefined, clientKey: undefined, clientCert: undefined, insecure: false },
     });
     assert.deepEqual(
       [['otlp'], ['console'], [], ['otlp', 'console']].map((exporters) => {
@@ -235,12 +257,6 @@ describe('export settings: flag > OTEL_EXPORTER_OTLP_TRACES_* > OTEL_EXPORTER_OT
       }),
       [['otlp', false], ['console', true], ['none', false], ['otlp', true]]);
     assert.equal(exportSettings({ ...DEFAULTS, exporters: [], stdout: true }).stdoutTree, true);
-  });
-
-  test('dropResolvedOtlpEnv removes exactly the variables buildConfig resolved', () => {
-    const env: NodeJS.ProcessEnv = { ...ALL_ENV, OTEL_EXPORTER_OTLP_CERTIFICATE: '/ca.pem', OTEL_SERVICE_NAME: 's', PATH: '/bin' };
-    dropResolvedOtlpEnv(env);
-    assert.deepEqual(env, { OTEL_EXPORTER_OTLP_CERTIFICATE: '/ca.pem', OTEL_SERVICE_NAME: 's', PATH: '/bin' });
   });
 });
 
@@ -376,9 +392,8 @@ describe('parseKeyValueList', () => {
 });
 
 // What reaches a collector, through the same steps as the CLI: buildConfig on
-// process.env, dropResolvedOtlpEnv, createSpanExporter(exportSettings(cfg)),
-// with the official OTLP exporters.
-describe('on the wire: the official exporter sends what the config resolved, nothing from the environment', () => {
+// process.env, createSpanExporter(exportSettings(cfg)).
+describe('on the wire: the exporter sends what the config resolved, nothing from the environment', () => {
   const DEAD = 'http://127.0.0.1:9';
   const RES: ProcessResource = { pid: 4242, attributes: { 'service.name': 'cfg-test', 'process.pid': 4242 } };
   const span = (i: number): AgentSpan => ({
@@ -398,8 +413,8 @@ describe('on the wire: the official exporter sends what the config resolved, not
   /** Runs `fn` with `vars` set in process.env, restoring it afterwards. */
   async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
     const saved = new Map<string, string | undefined>();
-    for (const k of [...RESOLVED_OTLP_ENV, ...Object.keys(vars)]) saved.set(k, process.env[k]);
-    for (const k of RESOLVED_OTLP_ENV) delete process.env[k];
+    for (const k of [...OTLP_ENV, ...Object.keys(vars)]) saved.set(k, process.env[k]);
+    for (const k of OTLP_ENV) delete process.env[k];
     Object.assign(process.env, vars);
     try {
       return await fn();
@@ -409,11 +424,10 @@ describe('on the wire: the official exporter sends what the config resolved, not
   }
 
   /** One span through the CLI's steps; the headers the receiver saw with it. */
-  async function send(flags: Flags, vars: Record<string, string>, n: number, drop = true): Promise<Record<string, string>> {
+  async function send(flags: Flags, vars: Record<string, string>, n: number): Promise<Record<string, string>> {
     const r = await rx();
     return withEnv(vars, async () => {
       const cfg = buildConfig(flags, process.env);
-      if (drop) dropResolvedOtlpEnv(process.env);
       const sink = createSpanExporter({ ...exportSettings(cfg), retryInitialMs: 50, shutdownTimeoutMs: 500 });
       sinks.push(sink);
       r.clear();
@@ -454,11 +468,41 @@ describe('on the wire: the official exporter sends what the config resolved, not
     });
   }
 
-  test('why dropResolvedOtlpEnv exists: left in the environment, header variables are added by the official exporter', async () => {
+  test('the export stage reads no variable: --headers replaces OTEL_EXPORTER_OTLP_HEADERS left in the environment', async () => {
     const r = await rx();
     const h = await send({ protocol: 'http/protobuf', endpoint: r.httpEndpoint, headers: 'a=1' },
-      { OTEL_EXPORTER_OTLP_HEADERS: 'b=2' }, 4, false);
+      { OTEL_EXPORTER_OTLP_HEADERS: 'b=2' }, 4);
     assert.equal(h['a'], '1');
-    assert.equal(h['b'], '2');
+    assert.equal(h['b'], undefined);
+  });
+});
+
+describe('compression and TLS settings', () => {
+  test('compression: traces variable over general, flag over both; unknown values warned about', () => {
+    assert.equal(buildConfig({}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' }).compression, 'gzip');
+    assert.equal(buildConfig({}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'none' }).compression, 'none');
+    assert.equal(buildConfig({ compression: 'gzip' }, { OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'none' }).compression, 'gzip');
+    const c = buildConfig({}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' });
+    assert.equal(c.compression, 'none');
+    assert.deepEqual(c.warnings, ['OTEL_EXPORTER_OTLP_COMPRESSION: "zstd" is not supported (use gzip or none); ignored, using none']);
+    usageError({ compression: 'brotli' }, {}, '--compression: "brotli" is not supported (use gzip or none)');
+  });
+
+  test('certificate files are read at start; a bad path or a non-PEM file is one clear error', () => {
+    const pki = testPki();
+    const c = buildConfig({}, {
+      OTEL_EXPORTER_OTLP_CERTIFICATE: '/nonexistent.pem',
+      OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: pki.files.ca,
+      OTEL_EXPORTER_OTLP_CLIENT_KEY: pki.files.clientKey,
+      OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: pki.files.clientCert,
+      OTEL_EXPORTER_OTLP_INSECURE: 'true',
+    });
+    assert.deepEqual(c.tls, { ca: pki.caPem, clientKey: pki.clientKey, clientCert: pki.clientCert, insecure: true });
+    usageError({}, { OTEL_EXPORTER_OTLP_CERTIFICATE: '/nonexistent.pem' }, 'OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read "/nonexistent.pem" (ENOENT)');
+    usageError({}, { OTEL_EXPORTER_OTLP_CERTIFICATE: '/etc/hostname' }, 'OTEL_EXPORTER_OTLP_CERTIFICATE: "/etc/hostname" is not a PEM file');
+    usageError({}, { OTEL_EXPORTER_OTLP_CLIENT_KEY: pki.files.clientKey },
+      'OTEL_EXPORTER_OTLP_CLIENT_KEY and OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE go together: give both or neither');
+    assert.deepEqual(buildConfig({}, { OTEL_EXPORTER_OTLP_INSECURE: 'yes' }).warnings,
+      ['OTEL_EXPORTER_OTLP_INSECURE: "yes" is not a boolean (true or false); ignored, using false']);
   });
 });

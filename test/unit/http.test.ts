@@ -245,6 +245,12 @@ describe('scanRequestHead agrees with parseRequestHead', () => {
     ['PROPFIND /dav HTTP/1.1\r\nHost: h\r\n\r\n', false],
     ['GET /x HTTP/2.0\r\nUser-Agent:\r\n\r\n', false],
     ['GET /x HTTP/1.1\r\nHost: \t spaced \t\r\n\r\n', false],
+    ['GET /x HTTP/1.1\r\nHost : not-a-host-header\r\nHOST:yes\r\n\r\n', false],
+    ['GET /a\x7fb HTTP/1.1\r\n\r\n', false],
+    ['GET /quite/a/long/path/to/see/the/word/loop/work?and=a&long=query HTTP/1.1\r\nHost: h:1\r\nAccept: */*\r\n' +
+     'Accept-Encoding: gzip, deflate, br\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36\r\nCookie: a=b; c=d\r\n' +
+     'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\ntracestate: k=v\r\n\r\n', false],
+    ['GET / HTTP/1.1\r\nX: 1\r\nHost: cut-her', true],
   ];
   const pick = (b: Buffer, s: number, e: number) => (s < 0 ? undefined : b.toString('latin1', s, e));
   for (const [text, truncated] of heads) {
@@ -252,9 +258,13 @@ describe('scanRequestHead agrees with parseRequestHead', () => {
       const buf = Buffer.from(text, 'latin1');
       const ref = parseRequestHead(buf, truncated);
       const sc = new HeadScan();
-      const ok = scanRequestHead(buf, buf.length, truncated, sc);
+      // Scanned in place inside a larger buffer, as the agent scans the ring.
+      const big = Buffer.concat([Buffer.from('xxxxxxx'), buf, Buffer.from('yyyy')]);
+      const ok = scanRequestHead(big, new DataView(big.buffer, big.byteOffset, big.length), 7, 7 + buf.length, truncated, sc);
       assert.equal(ok, ref !== undefined);
       if (!ref) return;
+      const at = (x: number) => (x < 0 ? x : x - 7);
+      for (const k of ['methodEnd', 'targetStart', 'targetEnd', 'hostStart', 'hostEnd', 'uaStart', 'uaEnd', 'tpStart', 'tpEnd', 'tsStart', 'tsEnd'] as const) sc[k] = at(sc[k]);
       assert.deepEqual({
         method: buf.toString('latin1', 0, sc.methodEnd),
         target: buf.toString('latin1', sc.targetStart, sc.targetEnd),
@@ -276,12 +286,15 @@ describe('parseTraceParentBytes agrees with parseTraceParent', () => {
   const S = '00f067aa0ba902b7';
   for (const v of [`00-${T}-${S}-01`, `00-${T}-${S}-00`, `01-${T}-${S}-01`, `cc-${T}-${S}-01-future`, `01-${T}-${S}-01x`,
     `ff-${T}-${S}-01`, `00-${T}-${S}-01-x`, `00-${'0'.repeat(32)}-${S}-01`, `00-${T}-${'0'.repeat(16)}-01`, `00-${T.toUpperCase()}-${S}-01`,
-    `00-${T}-${S}-0`, `0-${T}-${S}-01`, `00_${T}-${S}-01`]) {
+    `00-${T}-${S}-0`, `0-${T}-${S}-01`, `00_${T}-${S}-01`,
+    // every digit position with every character class the word-at-a-time decoder must tell apart
+    ...[...'09af/:`gAF \x80'].flatMap((c) => [3, 10, 20, 34, 36, 43, 51].map((i) => { const v = `00-${T}-${S}-01`; return v.slice(0, i) + c + v.slice(i + 1); })),
+    `00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-ff`, `00-0123456789abcdef0123456789abcdef-fedcba9876543210-01`]) {
     test(v, () => {
       const ref = parseTraceParent(v);
       const out = { t0: 0, t1: 0, t2: 0, t3: 0, p0: 0, p1: 0 };
       const b = Buffer.from(v, 'latin1');
-      const flags = parseTraceParentBytes(b, 0, b.length, out);
+      const flags = parseTraceParentBytes(b, new DataView(b.buffer, b.byteOffset, b.length), 0, b.length, out);
       if (!ref) { assert.equal(flags, -1); return; }
       const hex = (w: number) => w.toString(16).padStart(8, '0');
       assert.deepEqual({ traceId: hex(out.t0) + hex(out.t1) + hex(out.t2) + hex(out.t3), spanId: hex(out.p0) + hex(out.p1), flags }, ref);
