@@ -82,11 +82,13 @@ test-matrix: build toolchains
 
 # Deployment: Helm chart, container image, systemd unit, Jaeger. The tools are
 # built or installed once and cached outside the repository
-# (~/.cache/otel-rust-agent): helm and jaeger from the Go module proxy
+# (~/.cache/otel-rust-agent): helm, jaeger and a minimal OpenTelemetry
+# Collector (scripts/otelcol, for the export test) from the Go module proxy
 # (minutes, the first time), podman, runc and debootstrap from Debian.
 deploy-tools:
 	@scripts/deploy-tools.sh helm >/dev/null
 	@scripts/deploy-tools.sh jaeger >/dev/null
+	@scripts/deploy-tools.sh otelcol >/dev/null
 	@scripts/deploy-tools.sh container
 	@scripts/deploy-tools.sh systemd
 
@@ -106,11 +108,13 @@ manifests:
 
 demo-jaeger: build
 	@scripts/deploy-tools.sh jaeger >/dev/null
+	@scripts/deploy-tools.sh otelcol >/dev/null
 	node dist/tools/jaeger-demo.js
 
 # docs/jaeger-trace.png: needs Jaeger UI assets (JAEGER_UI_ASSETS, see README).
 jaeger-screenshot: build
 	@scripts/deploy-tools.sh jaeger >/dev/null
+	@scripts/deploy-tools.sh otelcol >/dev/null
 	@scripts/deploy-tools.sh chromium
 	node dist/tools/jaeger-demo.js --screenshot docs/jaeger-trace.png
 
