@@ -54,6 +54,8 @@ export interface OtlpReceiverOptions {
   tls?: { key: Buffer; cert: Buffer; ca?: Buffer; requireClientCert?: boolean };
   /** Answer every request with a partial success rejecting this many spans. */
   partialReject?: number;
+  /** Answer each request this long after it arrived (a slow collector). */
+  answerDelayMs?: number;
 }
 
 export interface OtlpReceiver {
@@ -231,8 +233,11 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
         const md: Record<string, string> = {};
         for (const [k, v] of Object.entries(call.metadata.getMap())) md[k.toLowerCase()] = String(v);
         const err = accept(call.request, 'grpc', md);
-        if (err) cb({ code: failing ? grpc.status.UNAVAILABLE : grpc.status.INVALID_ARGUMENT, details: err });
-        else cb(null, response);
+        const answer = () => {
+          if (err) cb({ code: failing ? grpc.status.UNAVAILABLE : grpc.status.INVALID_ARGUMENT, details: err });
+          else cb(null, response);
+        };
+        if (opts.answerDelayMs) setTimeout(answer, opts.answerDelayMs); else answer();
       },
     });
     const srv = grpcServer;
@@ -262,11 +267,14 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
         const hdrs: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) hdrs[k] = String(v);
         const err = accept(body, 'http', hdrs);
-        if (err) {
-          res.writeHead(failing ? 503 : 400, { 'content-type': 'text/plain' }).end(err);
-        } else {
-          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(response);
-        }
+        const answer = () => {
+          if (err) {
+            res.writeHead(failing ? 503 : 400, { 'content-type': 'text/plain' }).end(err);
+          } else {
+            res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(response);
+          }
+        };
+        if (opts.answerDelayMs) setTimeout(answer, opts.answerDelayMs); else answer();
       });
     };
     httpServer = opts.tls

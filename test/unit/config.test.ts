@@ -33,6 +33,7 @@ const DEFAULTS: AgentConfig = {
   stdout: false,
   logLevel: 'info',
   durationSec: 0,
+  ringBytes: 16 << 20,
   statsFile: undefined,
   warnings: [],
 };
