@@ -93,6 +93,7 @@ async function replay(stage: string, data: Buffer, records: { off: number; len: 
     toUnixNano: (ns) => clock.toUnixNano(ns),
     clock: clock.offset,
     emit: (rec: SpanRecord) => { spans++; sink.submit(rec, resourceOf(rec.pid)); },
+    libraryActive: () => true,
   });
   const dv = new DataView(data.buffer, data.byteOffset, data.length);
   const c0 = process.cpuUsage();

@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { startService, startAgent, serviceBinary, Service, RunningAgent } from '../test/helpers/procs';
+import { startService, startAgent, serviceBinary, Service, RunningAgent, AppName } from '../test/helpers/procs';
 import { repoRoot } from '../test/helpers/rustbuild';
 import { decodeExportRequest } from '../test/helpers/otlp-receiver';
 import { BpfRuntime } from '../src/bpf/loader';
@@ -31,19 +31,33 @@ import { analyzeBinary } from '../src/binary';
 
 interface Scenario {
   name: string;
+  /** The fixture that serves it (apps/). */
+  service: AppName;
+  /** wrk for HTTP/1.1; h2load (nghttp2) for HTTP/2, gRPC included (a gRPC call is an HTTP/2 POST). */
+  tool: 'wrk' | 'h2load';
   path: string;
   wrkArgs: string[];
   /** Saturated runs are judged by CPU time per request, latency-bound ones by wall time. */
   saturated: boolean;
+  /** h2load: request body and extra headers (the gRPC scenario's framed message). */
+  body?: Buffer;
+  headers?: string[];
 }
 
 const C1 = ['-t1', '-c1', '--latency'];
 const C16 = ['-t2', '-c16', '--latency'];
+/** h2load: one client, one stream at a time (the HTTP/2 counterpart of wrk -c1). */
+const H2_C1 = ['-t1', '-c1', '-m1'];
+/** GetProductRequest { id: 7 } as one gRPC length-prefixed message (uncompressed). */
+const GRPC_GET_PRODUCT = Buffer.from([0x00, 0x00, 0x00, 0x00, 0x02, 0x08, 0x07]);
 const ALL_SCENARIOS: Scenario[] = [
-  { name: 'trivial', path: '/bench/trivial', wrkArgs: C1, saturated: false },
-  { name: 'cpu-200us', path: '/bench/cpu', wrkArgs: C1, saturated: false },
-  { name: 'trivial-c16', path: '/bench/trivial', wrkArgs: C16, saturated: true },
-  { name: 'cpu-200us-c16', path: '/bench/cpu', wrkArgs: C16, saturated: true },
+  { name: 'trivial', service: 'demo-service', tool: 'wrk', path: '/bench/trivial', wrkArgs: C1, saturated: false },
+  { name: 'cpu-200us', service: 'demo-service', tool: 'wrk', path: '/bench/cpu', wrkArgs: C1, saturated: false },
+  { name: 'trivial-c16', service: 'demo-service', tool: 'wrk', path: '/bench/trivial', wrkArgs: C16, saturated: true },
+  { name: 'cpu-200us-c16', service: 'demo-service', tool: 'wrk', path: '/bench/cpu', wrkArgs: C16, saturated: true },
+  { name: 'h2c-trivial', service: 'axum08-server', tool: 'h2load', path: '/bench/trivial', wrkArgs: H2_C1, saturated: false },
+  { name: 'grpc-unary', service: 'tonic-server', tool: 'h2load', path: '/shop.v1.Catalog/GetProduct', wrkArgs: H2_C1, saturated: false,
+    body: GRPC_GET_PRODUCT, headers: ['content-type: application/grpc', 'te: trailers'] },
 ];
 
 function intEnv(name: string, def: number, min: number): number {
@@ -191,6 +205,70 @@ function runWrk(wrkArgs: string[], seconds: number, url: string, cpu?: string): 
       }
     });
   });
+}
+
+// ---------------------------------------------------------------- h2load
+
+/** h2load's summary; percentiles come from its per-request log (--log-file). */
+export function parseH2load(out: string, log: string): WrkResult {
+  const rps = /^finished in [\d.]+\w+, ([\d.]+) req\/s/m.exec(out);
+  const req = /^requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/m.exec(out);
+  const codes = /^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/m.exec(out);
+  if (!rps || !req || !codes) throw new Error(`cannot parse h2load output:\n${out}`);
+  const us = log.split('\n').filter(Boolean).map((l) => Number(l.split('\t')[2])).filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (us.length === 0) throw new Error('h2load wrote no per-request log');
+  const pct = (q: number) => us[Math.min(us.length - 1, Math.floor(q * us.length))] / 1000;
+  return {
+    rps: Number(rps[1]),
+    requests: Number(req[3]),
+    p50_ms: pct(0.5),
+    p99_ms: pct(0.99),
+    errors: Number(req[4]) + Number(req[5]) + Number(req[6]),
+    non2xx: Number(codes[2]) + Number(codes[3]) + Number(codes[4]),
+  };
+}
+
+function runH2load(sc: Scenario, seconds: number, url: string, cpu?: string): Promise<WrkResult> {
+  const dir = tempDir('otel-bench-h2load-');
+  const logFile = path.join(dir, 'requests.log');
+  const extra: string[] = [];
+  if (sc.body) {
+    fs.writeFileSync(path.join(dir, 'body'), sc.body);
+    extra.push('-d', path.join(dir, 'body'));
+  }
+  for (const h of sc.headers ?? []) extra.push('-H', h);
+  const args = [...sc.wrkArgs, '-D', String(seconds), `--log-file=${logFile}`, ...extra, url];
+  return new Promise((resolve, reject) => {
+    const p = own(cpu === undefined
+      ? spawn('h2load', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('taskset', ['-c', cpu, 'h2load', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+    const guard = setTimeout(() => { p.kill('SIGKILL'); }, (seconds + 20) * 1000);
+    const done = () => { fs.rmSync(dir, { recursive: true, force: true }); tempDirs.delete(dir); };
+    p.on('error', (e) => { clearTimeout(guard); done(); reject(new Error(`h2load: ${e.message} (is nghttp2-client installed? run make setup)`)); });
+    p.on('exit', (code, sig) => {
+      clearTimeout(guard);
+      try {
+        if (code !== 0) throw new Error(`h2load ${args.join(' ')} exited with ${code ?? sig}: ${err}${out}`);
+        const r = parseH2load(out, fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '');
+        if (r.requests === 0) throw new Error(`h2load made no requests:\n${out}`);
+        if (r.non2xx > 0 || r.errors > r.requests / 100) throw new Error(`h2load saw errors (${r.non2xx} non-2xx, ${r.errors} failed):\n${out}`);
+        resolve(r);
+      } catch (e) {
+        reject(e);
+      } finally {
+        done();
+      }
+    });
+  });
+}
+
+/** One measured (or warm-up) load run of a scenario, with its tool. */
+function runLoad(sc: Scenario, seconds: number, url: string, cpu?: string): Promise<WrkResult> {
+  return sc.tool === 'h2load' ? runH2load(sc, seconds, url, cpu) : runWrk(sc.wrkArgs, seconds, url, cpu);
 }
 
 // ---------------------------------------------------------------- OTLP receiver
@@ -487,8 +565,8 @@ interface RunRecord {
 
 async function baselineRun(sc: Scenario, url: string, round: number): Promise<RunRecord> {
   const cpu = pinned(sc) ? PIN_CPU : undefined;
-  await runWrk(sc.wrkArgs, WARMUP_SECONDS, url, cpu);
-  const wrk = await runWrk(sc.wrkArgs, SECONDS, url, cpu);
+  await runLoad(sc, WARMUP_SECONDS, url, cpu);
+  const wrk = await runLoad(sc, SECONDS, url, cpu);
   return { round, mode: 'baseline', wrk };
 }
 
@@ -503,9 +581,9 @@ async function agentRun(sc: Scenario, url: string, round: number, svc: Service, 
       agent.exited.then((c) => { throw new Error(`agent exited with ${c} before attaching:\n${agent.stderr.text}`); }),
     ]);
     const cpu = pinned(sc) ? PIN_CPU : undefined;
-    const warm = await runWrk(sc.wrkArgs, WARMUP_SECONDS, url, cpu);
+    const warm = await runLoad(sc, WARMUP_SECONDS, url, cpu);
     const pre = await freshStats(agent, Date.now());
-    const wrk = await runWrk(sc.wrkArgs, SECONDS, url, cpu);
+    const wrk = await runLoad(sc, SECONDS, url, cpu);
     const post = await freshStats(agent, Date.now());
     const code = await agent.stop();
     if (code !== 0) throw new Error(`agent exited with ${code}:\n${agent.stderr.text}`);
@@ -619,7 +697,7 @@ function summarize(sc: Scenario, runs: RunRecord[], cal: { main: Calibration; pu
       uprobe_hit_cost_single_step_us: round(cal.main.costUs, 2),
       per_request_overhead_us: round(addedUs, 2),
       spans_per_request: round(sessionSpans / sessionRequests, 3),
-      wrk: [...(pinned(sc) ? ['taskset', '-c', PIN_CPU] : []), 'wrk', ...sc.wrkArgs, '-d', `${SECONDS}s`].join(' '),
+      wrk: [...(pinned(sc) ? ['taskset', '-c', PIN_CPU] : []), sc.tool, ...sc.wrkArgs, sc.tool === 'wrk' ? '-d' : '-D', sc.tool === 'wrk' ? `${SECONDS}s` : String(SECONDS)].join(' '),
       rounds: ROUNDS,
       seconds: SECONDS,
       machine,
@@ -640,7 +718,7 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
   cal: { main: Calibration; push: Calibration }, elapsedS: number): string {
   const m = results[0]?.machine;
   const L: string[] = [];
-  L.push('# Benchmark: demo-service with and without otel-rust-agent', '');
+  L.push('# Benchmark: the fixture services with and without otel-rust-agent', '');
   if (m) L.push(`${m.date}, kernel ${m.kernel}, ${m.cpus} CPUs; ${ROUNDS} rounds × ${SECONDS} s per side and scenario; the whole run took ${elapsedS.toFixed(0)} s.`, '');
   L.push('| scenario | wrk | baseline rps | agent rps | ratio_rps | baseline p50 / p99 ms | agent p50 / p99 ms | hits/req | spans/req | added µs/req | floor µs/req | overhead_vs_floor |');
   L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -667,7 +745,8 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
 
   L.push('## How it was measured', '');
   L.push(
-    '- One `demo-service` process (apps/demo: axum 0.8 on hyper 1, release build) serves every run; it is warmed up once at the start (`wrk -t2 -c16 -d1s` on each endpoint). Load comes from `wrk` on the same machine, over loopback.',
+    '- One process per fixture serves its scenarios: `demo-service` (apps/demo: axum 0.8 on hyper 1, HTTP/1.1) the wrk ones, `axum08-server` (HTTP/2 over h2c) `h2c-trivial`, `tonic-server` (tonic 0.14) `grpc-unary`; each is warmed up once when its first scenario starts. Load comes from the same machine, over loopback: `wrk` for HTTP/1.1, `h2load` (nghttp2-client, from Debian; it speaks h2c and, with a request body and headers, gRPC) for HTTP/2. Its percentiles are computed from its per-request log (`--log-file`).',
+    '- `h2c-trivial` = `GET /bench/trivial` over h2c with prior knowledge, one connection and one stream at a time (`h2load -t1 -c1 -m1`: the HTTP/2 counterpart of `wrk -c1`). `grpc-unary` = the unary `shop.v1.Catalog/GetProduct` call (a 7-byte length-prefixed GetProductRequest, `content-type: application/grpc`, `te: trailers`), the same way.',
     '- Scenarios: `trivial` = `GET /bench/trivial`; `cpu-200us` = `GET /bench/cpu` (about 200 µs of CPU per request). The plain names use `wrk -t1 -c1 --latency` (one keep-alive connection: latency-bound, the per-request overhead shows directly); the `-c16` ones use `wrk -t2 -c16 --latency` (saturation: throughput).',
     PIN === 'c1'
       ? `- CPU pinning (BENCH_PIN=c1, the default): in the \`-c1\` scenarios wrk and every thread of the service run on CPU ${PIN_CPU} only (the agent is not pinned and gets the other CPUs), so no request pays a cross-CPU wake-up. Unpinned, a -c1 run on these VMs lands by chance in a same-CPU mode (~45k rps for /bench/trivial) or a cross-CPU mode (~10-20k rps), which makes a baseline and an agent run incomparable. The \`-c16\` scenarios are not pinned. BENCH_PIN=none turns pinning off.`
@@ -726,26 +805,36 @@ async function main(): Promise<void> {
   const cal = await calibrateAll();
   progress(`uprobe hit cost: ${cal.main.costUs.toFixed(2)} µs single-stepped (${cal.main.firstInsn}), ${cal.push.costUs.toFixed(2)} µs emulated (${cal.push.firstInsn})`);
 
-  const svcBin = serviceBinary('demo-service');
   const rx = await startReceiver();
-  const svc = await startService(svcBin);
   const perScenario = new Map<string, RunRecord[]>();
   const results: ScenarioResult[] = [];
   const details = new Map<string, ScenarioDetail>();
-  let kinds: Map<string, 'push' | 'single-step'> | undefined;
+  // One process per fixture, started when its first scenario comes and warmed up once.
+  const services = new Map<AppName, Service>();
+  const kindsOf = new Map<AppName, Map<string, 'push' | 'single-step'>>();
+  const serviceFor = async (sc: Scenario): Promise<Service> => {
+    let svc = services.get(sc.service);
+    if (!svc) {
+      svc = await startService(serviceBinary(sc.service));
+      services.set(sc.service, svc);
+      const base = `http://127.0.0.1:${svc.port}`;
+      if (sc.service === 'demo-service') for (const p of ['/bench/trivial', '/bench/cpu']) await runWrk(C16, 1, base + p);
+      else await runLoad({ ...sc, wrkArgs: ['-t1', '-c4', '-m4'] }, 1, base + sc.path);
+    }
+    return svc;
+  };
   try {
-    const base = `http://127.0.0.1:${svc.port}`;
-    for (const p of ['/bench/trivial', '/bench/cpu']) await runWrk(C16, 1, base + p);
-
     for (const sc of SCENARIOS) {
-      const url = base + sc.path;
+      const svc = await serviceFor(sc);
+      const svcBin = serviceBinary(sc.service);
+      const url = `http://127.0.0.1:${svc.port}${sc.path}`;
       const runs: RunRecord[] = [];
       setAffinity(svc.pid, pinned(sc) ? PIN_CPU : `0-${CPUS - 1}`);
       for (let r = 0; r < ROUNDS; r++) {
         for (const mode of r % 2 === 0 ? ['baseline', 'agent'] as const : ['agent', 'baseline'] as const) {
           const rec = mode === 'baseline' ? await baselineRun(sc, url, r) : await agentRun(sc, url, r, svc, rx);
           runs.push(rec);
-          if (mode === 'agent' && !kinds) kinds = probeKinds(svcBin, rec.probes!);
+          if (mode === 'agent' && !kindsOf.has(sc.service)) kindsOf.set(sc.service, probeKinds(svcBin, rec.probes!));
           progress(`${sc.name} round ${r + 1}/${ROUNDS} ${mode}: ${rec.wrk.rps.toFixed(0)} rps, p50 ${rec.wrk.p50_ms.toFixed(3)} ms, p99 ${rec.wrk.p99_ms.toFixed(3)} ms` +
             (mode === 'agent' ? `, ${(rec.hits! / rec.wrk.requests).toFixed(3)} hits/req, ${(rec.sessionSpans! / rec.sessionRequests!).toFixed(3)} spans/req` +
               (rec.drops ? `, ${rec.drops} ring drops` : '') + (rec.badLayout ? `, ${rec.badLayout} bad layouts` : '') +
@@ -753,15 +842,15 @@ async function main(): Promise<void> {
         }
       }
       perScenario.set(sc.name, runs);
-      const { result, detail } = summarize(sc, runs, cal, kinds!, machine);
+      const { result, detail } = summarize(sc, runs, cal, kindsOf.get(sc.service)!, machine);
       results.push(result);
       details.set(sc.name, detail);
       progress(`${sc.name}: ratio ${result.ratio_rps}, ${result.per_request_overhead_us} µs/req added, overhead vs floor ${result.overhead_vs_floor}`);
+      if (rx.sample) progress(`${sc.name}: first span of the last session: "${rx.sample.name}" (kind ${rx.sample.kind}, route ${rx.sample.route || '-'})`);
     }
     if (rx.bad) progress(`warning: the receiver could not read ${rx.bad} export requests`);
-    if (rx.sample) progress(`last session's first span: "${rx.sample.name}" (kind ${rx.sample.kind}, route ${rx.sample.route || '-'})`);
   } finally {
-    await svc.stop('SIGTERM');
+    for (const svc of services.values()) await svc.stop('SIGTERM');
     rx.close();
   }
 

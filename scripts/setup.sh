@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 
 # clang/llvm build the BPF programs, bpftool writes vmlinux.h from the kernel's
 # BTF, libbpf1 is loaded by the agent at run time, wrk drives the bench,
+# h2load (nghttp2-client) drives its HTTP/2 and gRPC scenarios, curl (with
+# HTTP/2) and openssl (test certificates) serve the end-to-end tests,
 # binutils/llvm give the tests independent oracles (objdump, readelf, llvm-dwarfdump),
 # gcc builds libotelctx (clang 14 lacks -mtls-dialect=gnu2), valgrind checks it for leaks.
-APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool wrk binutils make gcc valgrind curl ca-certificates unzip openssl)
+APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool wrk nghttp2-client binutils make gcc valgrind curl ca-certificates unzip openssl)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

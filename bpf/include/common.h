@@ -9,6 +9,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "events.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -25,6 +26,24 @@ struct {
 	__type(key, __u32);
 	__type(value, struct probe_stats);
 } probe_stats SEC(".maps");
+
+/* Probe configurations (events.h, struct probe_config), written by the agent
+ * before attach; index 0 is never used. Shared by every object like the two
+ * maps above. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_PROBE_CONFIGS);
+	__type(key, __u32);
+	__type(value, struct probe_config);
+} probe_configs SEC(".maps");
+
+/* Per-binary facts (events.h, struct binary_context), by binary slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_BINARIES);
+	__type(key, __u32);
+	__type(value, struct binary_context);
+} binary_contexts SEC(".maps");
 
 static __always_inline struct probe_stats *stats_for(__u16 probe_id)
 {
@@ -78,6 +97,52 @@ static __always_inline void submit(struct probe_stats *st, void *data, __u64 siz
 static __always_inline int user_ptr_ok(__u64 p)
 {
 	return p >= 0x10000 && p < 0x800000000000ULL;
+}
+
+/* The configuration of this probe site, or NULL (none, or never written). */
+static __always_inline const struct probe_config *config_of(__u64 cookie)
+{
+	__u32 idx = COOKIE_CONFIG(cookie);
+	if (idx == 0)
+		return 0;
+	return bpf_map_lookup_elem(&probe_configs, &idx);
+}
+
+/* Slot i of a config, as an offset; the mask keeps the verifier sure of the bound. */
+#define CFG(cfg, i) ((cfg)->v[(i) & (PROBE_CONFIG_WORDS - 1)])
+
+/*
+ * tokio's current task id on this thread (0: none, or unknown for this
+ * binary). tokio keeps it in its thread-local runtime CONTEXT; the agent
+ * locates that field from the binary's TLS symbol, its PT_TLS segment and the
+ * offsets database (checked against tokio's own code), and stores the offset
+ * from the thread pointer. On x86-64 the thread pointer is the FS base, which
+ * the kernel keeps in the task (user space never moves it after clone).
+ * A read of the TLS block cannot fault the target: it is bpf_probe_read_user.
+ */
+static __always_inline __u64 current_task_id(__u64 cookie)
+{
+	__u32 slot = COOKIE_BINARY(cookie);
+	const struct binary_context *b = bpf_map_lookup_elem(&binary_contexts, &slot);
+	if (!b || !(b->flags & BINCTX_TASK_ID))
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u64 fs = BPF_CORE_READ(t, thread.fsbase);
+	if (!user_ptr_ok(fs))
+		return 0;
+	__u64 id = 0;
+	if (bpf_probe_read_user(&id, sizeof(id), (const void *)(fs + b->task_id_tls_off)))
+		return 0;
+	return id;
+}
+
+/* A user-space word, or 0 when it cannot be read. */
+static __always_inline __u64 read_user_u64(__u64 addr)
+{
+	__u64 v = 0;
+	if (bpf_probe_read_user(&v, sizeof(v), (const void *)addr))
+		return 0;
+	return v;
 }
 
 /* A Vec<u8>/BytesMut read as raw words, with the word indexes the agent chose

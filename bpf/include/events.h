@@ -22,7 +22,7 @@
  *   0x10-0x1f  h2-server            0x50-0x5f  hyper-client
  *   0x20-0x2f  axum                 0x60-0x6f  tonic-client
  *   0x30-0x3f  tonic-server         0x70-0x7f  tokio
- *                                   0x80-0x8f  otel-sdk
+ *   0x90-0x9f  rustls-server        0x80-0x8f  otel-sdk
  */
 
 /* Common header of every event (24 bytes). */
@@ -49,6 +49,15 @@ struct event_header {
  *                (a binary can link two hyper versions; each has its own
  *                struct layouts, so the agent keeps their state apart) */
 #define COOKIE_INSTANCE(c)	((__u16)(((c) >> 48) & 0xff))
+/*   bits 56..63  binary slot: which attached executable the site belongs to;
+ *                indexes `binary_contexts` (common.h), the per-binary facts
+ *                every program may use (where tokio keeps the current task id) */
+#define COOKIE_BINARY(c)	((__u32)(((c) >> 56) & 0xff))
+/* Programs that read a probe configuration (struct probe_config) find its
+ * index in `probe_configs` at
+ *   bits 16..31  config index (0: none)
+ * and use no other bits of 16..47. */
+#define COOKIE_CONFIG(c)	((__u32)(((c) >> 16) & 0xffff))
 /* Programs that follow a pointer field to a u16 (a "field chain") use instead:
  *   bits 16..23  word index of the pointer inside the argument struct
  *   bits 24..39  byte offset of the u16 behind that pointer */
@@ -68,5 +77,28 @@ struct probe_stats {
 	__u64 _reserved[3];
 };
 #define MAX_PROBES 256
+
+/*
+ * Offsets (and small constants) a program needs to walk the Rust values at
+ * its probe point, for one function instance of one binary: resolved by the
+ * agent from the offsets database and the function's code, and written into
+ * `probe_configs` before the probe is attached. Each library names the slots
+ * of its configs in its own events.h (e.g. H2_CFG_*).
+ */
+#define PROBE_CONFIG_WORDS 64
+#define MAX_PROBE_CONFIGS 1024
+struct probe_config {
+	__s32 v[PROBE_CONFIG_WORDS];
+};
+
+/* Facts about one attached executable, shared by all its probes. */
+#define BINCTX_TASK_ID 1	/* task_id_tls_off is valid */
+#define MAX_BINARIES 256
+struct binary_context {
+	__s64 task_id_tls_off;	/* tokio's current task id: fs_base + this (x86-64 variant II TLS) */
+	__u32 flags;		/* BINCTX_* */
+	__u32 _pad;
+	__u64 _reserved[2];
+};
 
 #endif /* OTEL_RUST_AGENT_EVENTS_H */

@@ -36,6 +36,7 @@ import { UserError, EXIT } from '../util/errors';
 import { EventRecorder } from '../events/recording';
 import { lossSummary, describeLoss } from './accounting';
 import type { AgentConfig } from '../cli/config';
+import { COMMON_LAYOUTS } from '../events/header';
 
 
 // The ring's size: cfg.ringBytes (--ring-size, default 16 MiB: config.ts).
@@ -69,7 +70,16 @@ export interface AttachedBinary {
   realKey: string;
   /** Other inode keys that are this same file (containers of one image: overlayfs mounts of one layer). */
   aliases: Set<string>;
+  /** Index in the BPF binary_contexts table (cookie bits 56..63). */
+  slot: number;
+  /** Probe config indexes this binary holds, by probe id and config text. */
+  configs: Map<string, number>;
+  /** Active modules without probes (tokio: the binary's task id location). */
+  factModules: string[];
 }
+
+const MAX_BINARIES = COMMON_LAYOUTS.constants.MAX_BINARIES;
+const MAX_PROBE_CONFIGS = COMMON_LAYOUTS.constants.MAX_PROBE_CONFIGS;
 
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
 
@@ -122,6 +132,10 @@ export class Agent {
   /** Spans of processes left out by a selector (they share a traced file), or of unknown processes in discovery. */
   private filteredSpans = 0;
   private deniedSeen = 0;
+  private freeSlots = Array.from({ length: MAX_BINARIES }, (_, i) => i);
+  private freeConfigs = Array.from({ length: MAX_PROBE_CONFIGS - 1 }, (_, i) => i + 1);
+  /** Library names active per traced pid (SpanOutput.libraryActive), filled on first use. */
+  private activeLibs = new Map<number, Set<string>>();
   private stopping = false;
   private ready = false;
   private metrics: MetricsServer | undefined;
@@ -134,7 +148,8 @@ export class Agent {
       toUnixNano: (ns) => this.clock.toUnixNano(ns),
       clock: this.clock.offset,
       emit: (span) => this.emit(span),
-    });
+      libraryActive: (pid, library) => this.librariesOf(pid).has(library),
+    }, { rpcDup: cfg.semconvRpcDup });
     this.table = new ProcessTable(cfg, () => this.discovery?.retryPending());
     this.statsFile = cfg.statsFile ?? path.join('/run/otel-rust-agent', `${process.pid}.json`);
     if (cfg.recordEventsFile) this.recorder = new EventRecorder(cfg.recordEventsFile);
@@ -183,7 +198,7 @@ export class Agent {
     this.clock.start();
     // Every library's programs are loaded once: files found later (discovery,
     // new builds) may use any of them.
-    this.rt = new BpfRuntime([...new Set(LIBRARIES.map((l) => l.module.bpfObject))].map(bpfObjectPath), cfg.ringBytes);
+    this.rt = new BpfRuntime([...new Set(LIBRARIES.map((l) => l.module.bpfObject).filter((o): o is string => !!o))].map(bpfObjectPath), cfg.ringBytes);
     try {
       this.rt.load();
     } catch (e) {
@@ -232,11 +247,17 @@ export class Agent {
   }
 
   private attachBinary(key: string, file: PinnedFile, plan: Plan, pid: number, origin: Origin, shownAs: string): AttachedBinary | undefined {
+    const slot = this.freeSlots.shift();
+    if (slot === undefined) throw new UserError(`more than ${MAX_BINARIES} files attached at once`, EXIT.FAILURE);
     const ab: AttachedBinary = {
       exeId: key, file, pid, probes: plan.ready, rustc: plan.binary.rustc?.version, links: new Map(), origin, shownAs,
-      realKey: pid ? key : realFileKey(file), aliases: new Set(),
+      realKey: pid ? key : realFileKey(file), aliases: new Set(), slot, configs: new Map(),
+      factModules: plan.modules.filter((m) => m.active && m.module.probes.length === 0).map((m) => m.module.name),
     };
+    // What every program of this file reads about it (tokio's task id), before any probe can fire.
+    this.rt.setBinaryContext(slot, { taskIdTlsOffset: plan.context.taskIdTlsOffset });
     this.binaries.set(key, ab);
+    this.activeLibs.clear();
     for (const p of plan.ready) {
       if (this.disabled.has(p.probeId)) continue;
       // A replacement already disabled at run time: use what it replaced.
@@ -262,6 +283,11 @@ export class Agent {
     ab.file.close();
     this.binaries.delete(ab.exeId);
     for (const a of ab.aliases) this.aliases.delete(a);
+    this.rt.setBinaryContext(ab.slot, {});
+    this.freeSlots.push(ab.slot);
+    for (const idx of ab.configs.values()) this.freeConfigs.push(idx);
+    ab.configs.clear();
+    this.activeLibs.clear();
     log.info(`probes removed from ${ab.file.openedAs === ab.shownAs ? ab.shownAs : `${ab.shownAs} (${ab.exeId})`}: ${why}`);
   }
 
@@ -270,10 +296,53 @@ export class Agent {
       program: p.spec.program,
       binaryPath: ab.file.path,
       fileOffsets: p.sites.map((s) => s.fileOffset),
-      cookies: p.sites.map((s) => s.cookie),
+      cookies: p.sites.map((s) => this.siteCookie(ab, p, s.cookie, s.config)),
       pid: ab.pid,
     });
     ab.links.set(p.probeId, [link]);
+    this.activeLibs.clear();
+  }
+
+  /** The planned cookie plus the file's slot and, for a probe with a config, its config index (written here). */
+  private siteCookie(ab: AttachedBinary, p: PlannedProbe, cookie: bigint, config: number[] | undefined): bigint {
+    let c = cookie | (BigInt(ab.slot) << 56n);
+    if (config) {
+      const key = `${p.probeId}:${config.join(',')}`;
+      let idx = ab.configs.get(key);
+      if (idx === undefined) {
+        idx = this.freeConfigs.shift();
+        if (idx === undefined) throw new UserError(`more than ${MAX_PROBE_CONFIGS - 1} probe configs in use`, EXIT.FAILURE);
+        this.rt.setProbeConfig(idx, config);
+        ab.configs.set(key, idx);
+      }
+      c |= BigInt(idx) << 16n;
+    }
+    return c;
+  }
+
+  /** Libraries with probes attached in the file process `pid` runs (and active probe-less ones), for SpanOutput.libraryActive. */
+  private librariesOf(pid: number): Set<string> {
+    let libs = this.activeLibs.get(pid);
+    if (libs) return libs;
+    libs = new Set();
+    let ab = this.binaries.get(`pid:${pid}`);
+    if (!ab) {
+      try {
+        const st = fs.statSync(`/proc/${pid}/exe`);
+        ab = this.lookup(`${st.dev}:${st.ino}`);
+      } catch { /* gone */ }
+    }
+    if (!ab && this.binaries.size === 1) ab = [...this.binaries.values()][0];
+    if (ab) {
+      for (const m of ab.factModules) libs.add(m);
+      for (const [probeId, ls] of ab.links) {
+        if (ls.length === 0 || this.disabled.has(probeId)) continue;
+        const p = ab.probes.find((q) => q.probeId === probeId);
+        if (p) libs.add(p.module.name);
+      }
+    }
+    this.activeLibs.set(pid, libs);
+    return libs;
   }
 
   /** The attached file a process's inode key names, directly or as an alias. */
@@ -401,6 +470,7 @@ export class Agent {
       }
     }
     log.warn(`disabled probe ${p.module.name}/${p.spec.id}: ${why}`);
+    this.activeLibs.clear();
     // Probes it replaced take over.
     for (const ab of this.binaries.values()) {
       for (const q of ab.probes) {
@@ -418,6 +488,7 @@ export class Agent {
   private forgetProcess(pid: number, why: string): void {
     this.drain(); // its last events
     const lost = this.assembler.forgetProcess(pid);
+    this.activeLibs.delete(pid);
     const tp = this.table.get(pid);
     this.table.delete(pid);
     if (tp?.selected) log.info(`process ${pid} ${why}${lost ? ` (${lost} request(s) without a response)` : ''}`);

@@ -25,7 +25,7 @@ import { PROBE_MODULES } from '../libs';
 import { log, warnEvery } from '../util/log';
 
 /** The crates the probe modules instrument: a candidate's symbols name one of them. */
-const CRATES = [...new Set(PROBE_MODULES.map((m) => m.crate.crate))];
+const CRATES = [...new Set(PROBE_MODULES.filter((m) => m.probes.length > 0).map((m) => m.crate.crate))];
 // Reading and planning a file blocks the event loop (the ring is drained in
 // between); past this much work in one scan, the rest waits for the next.
 const SCAN_BUDGET_MS = 250;

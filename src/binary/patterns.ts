@@ -83,3 +83,126 @@ export function findU16FieldCompare(code: Buffer, startVaddr: number, argRegiste
   }
   return [...found.values()];
 }
+
+/**
+ * Finds qword stores of an argument into thread-local storage in the first
+ * `maxInstructions` of a function: `mov R, qword fs:[0]` (the thread
+ * pointer), optionally `lea R2, [R + D]`, then `mov qword [R2 + F], ARG`
+ * where ARG is the argument register or a copy of it. Returns each distinct
+ * total offset D + F from the thread pointer (local-exec TLS of the main
+ * executable: these are link-time constants, so the code states the exact
+ * address of the variable in this build).
+ *
+ * tokio's `context::set_current_task_id(id)` stores its argument into
+ * CONTEXT.current_task_id this way.
+ */
+export function findTlsArgStores(code: Buffer, startVaddr: number, argRegister: 'RDI' | 'RSI' = 'RDI', maxInstructions = 200): number[] {
+  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt, MemorySize, OpAccess } = loadIced();
+  const decoder = new Decoder(64, code, DecoderOptions.None);
+  const instr = new Instruction();
+  const infoFactory = new InstructionInfoFactory();
+  const full = (r: number) => RegisterExt.fullRegister(r);
+  const args = new Set<number>([Register[argRegister]]);
+  const tlsBase = new Map<number, number>(); // register -> offset from the thread pointer it holds
+  const found = new Set<number>();
+  const signed = (d: bigint) => Number(BigInt.asIntN(64, d));
+  try {
+    decoder.ip = BigInt(startVaddr);
+    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
+      decoder.decodeOut(instr);
+      const m = instr.mnemonic;
+      let define: (() => void) | undefined;
+      if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+          instr.memorySegment === Register.FS && instr.memoryBase === Register.None && instr.memoryIndex === Register.None &&
+          instr.memorySize === MemorySize.UInt64 && signed(instr.memoryDisplacement) === 0) {
+        const dst = full(instr.op0Register);
+        define = () => tlsBase.set(dst, 0);
+      } else if (m === Mnemonic.Lea && instr.op1Kind === OpKind.Memory && tlsBase.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
+        const dst = full(instr.op0Register), d = tlsBase.get(instr.memoryBase)! + signed(instr.memoryDisplacement);
+        define = () => tlsBase.set(dst, d);
+      } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
+          instr.op0Register === full(instr.op0Register)) {
+        const src = full(instr.op1Register), dst = instr.op0Register;
+        if (args.has(src)) define = () => args.add(dst);
+        else if (tlsBase.has(src)) { const d = tlsBase.get(src)!; define = () => tlsBase.set(dst, d); }
+      } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Memory && instr.op1Kind === OpKind.Register &&
+          instr.memorySize === MemorySize.UInt64 && args.has(full(instr.op1Register)) && instr.memoryIndex === Register.None) {
+        if (instr.memorySegment === Register.FS && instr.memoryBase === Register.None) found.add(signed(instr.memoryDisplacement));
+        else if (tlsBase.has(instr.memoryBase)) found.add(tlsBase.get(instr.memoryBase)! + signed(instr.memoryDisplacement));
+      }
+      const info = infoFactory.info(instr);
+      for (const u of info.usedRegisters()) {
+        const acc = u.access;
+        if (acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite) {
+          const r = full(u.register);
+          args.delete(r); tlsBase.delete(r);
+        }
+        u.free();
+      }
+      info.free();
+      define?.();
+      if (m === Mnemonic.Ret) break;
+    }
+  } finally {
+    instr.free();
+    decoder.free();
+    infoFactory.free();
+  }
+  return [...found];
+}
+
+/**
+ * Finds `mov P, qword [ARG + A]` followed by a locked instruction on
+ * `[P + B]` (a mutex or reference count taken through a pointer field of the
+ * argument) in the first `maxInstructions` of a function. Returns each
+ * distinct (A, B). h2's StreamRef methods start by locking the connection's
+ * Mutex through the Arc their StreamRef holds: A is the Arc's offset in the
+ * StreamRef, B the futex word's offset in the ArcInner.
+ */
+export function findLoadThenLocked(code: Buffer, startVaddr: number, argRegister: 'RSI' | 'RDI' | 'RDX', maxInstructions = 120): { outer: number; inner: number }[] {
+  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt, MemorySize, OpAccess } = loadIced();
+  const decoder = new Decoder(64, code, DecoderOptions.None);
+  const instr = new Instruction();
+  const infoFactory = new InstructionInfoFactory();
+  const full = (r: number) => RegisterExt.fullRegister(r);
+  const aliases = new Set<number>([Register[argRegister]]);
+  const loaded = new Map<number, number>();
+  const found = new Map<string, { outer: number; inner: number }>();
+  try {
+    decoder.ip = BigInt(startVaddr);
+    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
+      decoder.decodeOut(instr);
+      const m = instr.mnemonic;
+      let define: (() => void) | undefined;
+      if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
+          aliases.has(full(instr.op1Register)) && instr.op0Register === full(instr.op0Register)) {
+        const dst = instr.op0Register;
+        define = () => aliases.add(dst);
+      } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+          instr.memorySize === MemorySize.UInt64 && aliases.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
+        const dst = full(instr.op0Register), a = Number(instr.memoryDisplacement);
+        define = () => loaded.set(dst, a);
+      } else if (instr.hasLockPrefix && loaded.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
+        const a = loaded.get(instr.memoryBase)!, b = Number(BigInt.asIntN(64, instr.memoryDisplacement));
+        found.set(`${a}:${b}`, { outer: a, inner: b });
+      }
+      const info = infoFactory.info(instr);
+      for (const u of info.usedRegisters()) {
+        const acc = u.access;
+        if (acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite) {
+          const r = full(u.register);
+          aliases.delete(r); loaded.delete(r);
+        }
+        u.free();
+      }
+      info.free();
+      define?.();
+      if (m === Mnemonic.Ret) break;
+    }
+  } finally {
+    instr.free();
+    decoder.free();
+    infoFactory.free();
+  }
+  return [...found.values()];
+}

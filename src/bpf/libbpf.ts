@@ -35,6 +35,7 @@ export const lib = {
   map_set_max_entries: bpf.func('int bpf_map__set_max_entries(bpf_map *m, uint32_t n)'),
   map_reuse_fd: bpf.func('int bpf_map__reuse_fd(bpf_map *m, int fd)'),
   map_lookup_elem: bpf.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)'),
+  map_update_elem: bpf.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
   attach_uprobe_opts: bpf.func('bpf_link *bpf_program__attach_uprobe_opts(bpf_program *p, int pid, const char *path, size_t off, const bpf_uprobe_opts *opts)'),
   link_destroy: bpf.func('int bpf_link__destroy(bpf_link *l)'),
   num_possible_cpus: bpf.func('int libbpf_num_possible_cpus()'),

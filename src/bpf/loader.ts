@@ -37,7 +37,21 @@ export interface Link {
   detach(): void;
 }
 
-const PROBE_STATS_SIZE = 64; // sizeof(struct probe_stats), checked by the layout test
+import { COMMON_LAYOUTS } from '../events/header';
+
+const PROBE_STATS_SIZE = COMMON_LAYOUTS.structs.probe_stats.$size;
+const CONFIG_SIZE = COMMON_LAYOUTS.structs.probe_config.$size;
+const BINCTX = COMMON_LAYOUTS.structs.binary_context;
+
+/** Maps every object shares: the first object creates them, the others reuse their fds. */
+const SHARED_MAPS = ['events', 'probe_stats', 'probe_configs', 'binary_contexts'] as const;
+type SharedMap = (typeof SHARED_MAPS)[number];
+
+/** What a binary's probes may read about it (bpf/include/events.h, struct binary_context). */
+export interface BinaryContextValue {
+  /** tokio's current task id at fs_base + this offset; undefined: not known for this binary. */
+  taskIdTlsOffset?: number;
+}
 
 let uprobeMultiProbe: boolean | undefined;
 
@@ -94,8 +108,7 @@ interface LoadedObject { path: string; obj: unknown; programs: Map<string, unkno
 export class BpfRuntime {
   readonly mode: AttachMode;
   private objects: LoadedObject[] = [];
-  private ringFd = -1;
-  private statsFd = -1;
+  private fds = new Map<SharedMap, number>();
   private ncpus: number;
   ring!: RingBufferReader;
   private links = new Set<Link>();
@@ -119,16 +132,20 @@ export class BpfRuntime {
         programs.set(name, p);
         if (this.mode === 'multi') lib.set_expected_attach_type(p, BPF_TRACE_UPROBE_MULTI);
       }
-      // One ring buffer and one counter table for all objects: the first object
-      // creates them, the others reuse their fds.
-      const ring = lib.find_map(obj, 'events');
-      const stats = lib.find_map(obj, 'probe_stats');
-      if (!ring || !stats) throw new Error(`${path}: missing shared maps (include common.h)`);
-      if (this.ringFd < 0) {
-        lib.map_set_max_entries(ring, this.ringSize);
+      // One ring buffer, one counter table, one table of probe configs and one
+      // of binary facts for all objects: the first object creates them, the
+      // others reuse their fds.
+      const maps = new Map<SharedMap, unknown>();
+      for (const name of SHARED_MAPS) {
+        const m = lib.find_map(obj, name);
+        if (!m) throw new Error(`${path}: missing shared map ${name} (include common.h)`);
+        maps.set(name, m);
+      }
+      const first = this.fds.size === 0;
+      if (first) {
+        lib.map_set_max_entries(maps.get('events'), this.ringSize);
       } else {
-        check(lib.map_reuse_fd(ring, this.ringFd), 'reuse ring buffer');
-        check(lib.map_reuse_fd(stats, this.statsFd), 'reuse counters');
+        for (const name of SHARED_MAPS) check(lib.map_reuse_fd(maps.get(name), this.fds.get(name)!), `reuse ${name}`);
       }
       const rc = lib.object_load(obj);
       if (rc < 0) {
@@ -139,13 +156,37 @@ export class BpfRuntime {
         const tail = libbpfLog.slice(-8).join(' | ');
         throw new UserError(`loading ${path} failed (errno ${e}): ${tail}`, EXIT.KERNEL);
       }
-      if (this.ringFd < 0) {
-        this.ringFd = lib.map_fd(ring);
-        this.statsFd = lib.map_fd(stats);
-      }
+      if (first) for (const name of SHARED_MAPS) this.fds.set(name, lib.map_fd(maps.get(name)));
       this.objects.push({ path, obj, programs });
     }
-    this.ring = new RingBufferReader(this.ringFd, this.ringSize);
+    this.ring = new RingBufferReader(this.fds.get('events')!, this.ringSize);
+  }
+
+  /** Writes probe config `index` (1..MAX_PROBE_CONFIGS-1): the values its program reads. */
+  setProbeConfig(index: number, values: readonly number[]): void {
+    const { PROBE_CONFIG_WORDS, MAX_PROBE_CONFIGS } = COMMON_LAYOUTS.constants;
+    if (index <= 0 || index >= MAX_PROBE_CONFIGS) throw new Error(`probe config index ${index} out of range`);
+    if (values.length > PROBE_CONFIG_WORDS) throw new Error(`probe config has ${values.length} values, at most ${PROBE_CONFIG_WORDS} fit`);
+    const val = Buffer.alloc(CONFIG_SIZE);
+    values.forEach((v, i) => val.writeInt32LE(v, i * 4));
+    this.update('probe_configs', index, val);
+  }
+
+  /** Writes the facts of binary slot `slot` (0..MAX_BINARIES-1). */
+  setBinaryContext(slot: number, ctx: BinaryContextValue): void {
+    const val = Buffer.alloc(BINCTX.$size);
+    if (ctx.taskIdTlsOffset !== undefined) {
+      val.writeBigInt64LE(BigInt(ctx.taskIdTlsOffset), BINCTX.task_id_tls_off);
+      val.writeUInt32LE(COMMON_LAYOUTS.constants.BINCTX_TASK_ID, BINCTX.flags);
+    }
+    this.update('binary_contexts', slot, val);
+  }
+
+  private update(map: SharedMap, index: number, val: Buffer): void {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(index);
+    const rc = lib.map_update_elem(this.fds.get(map)!, key, val, 0n);
+    if (rc !== 0) throw new Error(`updating ${map}[${index}] failed: errno ${errno()}`);
   }
 
   hasProgram(name: string): boolean {
@@ -219,7 +260,7 @@ export class BpfRuntime {
     key.writeUInt32LE(probeId);
     const val = Buffer.alloc(PROBE_STATS_SIZE * this.ncpus);
     const out: ProbeCounters = { hits: 0n, events: 0n, drops: 0n, badLayout: 0n, noEntry: 0n };
-    if (lib.map_lookup_elem(this.statsFd, key, val) !== 0) return out;
+    if (lib.map_lookup_elem(this.fds.get('probe_stats')!, key, val) !== 0) return out;
     for (let cpu = 0; cpu < this.ncpus; cpu++) {
       const b = cpu * PROBE_STATS_SIZE;
       out.hits += val.readBigUInt64LE(b);

@@ -72,6 +72,8 @@ export interface AgentConfig {
   maxQueueSpans?: number;
   batchSize?: number;
   flushIntervalMs?: number;
+  /** OTEL_SEMCONV_STABILITY_OPT_IN: rpc/dup adds the older experimental RPC attributes to gRPC spans. */
+  semconvRpcDup: boolean;
   /** OTEL_RUST_AGENT_RECORD_EVENTS: a developer aid, raw ring records are appended to this file (make bench-pipeline). */
   recordEventsFile?: string;
   /** Environment values that were ignored, one line each, for the caller to log as warnings. */
@@ -464,6 +466,13 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
       throw new UserError(`--duration: "${durS}" is too long (at most ${MAX_DURATION_SEC} seconds, 24 days)`, EXIT.USAGE);
   }
 
+  // OTEL_SEMCONV_STABILITY_OPT_IN: comma-separated categories. The agent
+  // emits the stable conventions; "rpc/dup" adds the older experimental RPC
+  // names (it has precedence over "rpc", which is the default here). Other
+  // categories have nothing older to duplicate and are accepted silently.
+  const optIn = (env.OTEL_SEMCONV_STABILITY_OPT_IN ?? '').split(',').map((v) => v.trim().toLowerCase());
+  const semconvRpcDup = optIn.includes('rpc/dup');
+
   const attrSrc = firstSource('resource-attributes');
   const resourceAttributes = parseKeyValueList(attrSrc?.value, attrSrc?.name ?? FLAG_ENV['resource-attributes']);
 
@@ -512,6 +521,7 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
     ...(batchSize !== undefined ? { batchSize } : {}),
     ...(flushIntervalMs !== undefined ? { flushIntervalMs } : {}),
     statsFile: typeof flags['stats-file'] === 'string' ? (flags['stats-file'] as string) : undefined,
+    semconvRpcDup,
     ...(env.OTEL_RUST_AGENT_RECORD_EVENTS ? { recordEventsFile: env.OTEL_RUST_AGENT_RECORD_EVENTS } : {}),
     warnings,
   };

@@ -51,6 +51,7 @@ export function inspect(target: string, json: boolean, out: (s: string) => void)
       rustc: bin.rustc?.full ?? null,
       buildId: bin.elf.buildId() ?? null,
       crates: Object.fromEntries(bin.crates),
+      context: plan ? { taskIdTlsOffset: plan.context.taskIdTlsOffset ?? null, detail: plan.context.detail } : null,
       modules: plan?.modules.map((m) => ({
         name: m.module.name, active: m.active, reason: m.reason, crateVersions: m.crateVersions,
         probes: m.probes.map((p) => ({
@@ -73,7 +74,7 @@ export function inspect(target: string, json: boolean, out: (s: string) => void)
   if (bid) out(`build-id  ${bid}`);
   const crates = [...bin.crates].sort(([a], [b]) => a.localeCompare(b));
   out(`crates    ${crates.length} found in panic locations`);
-  const interesting = new Set(['hyper', 'h2', 'axum', 'tonic', 'reqwest', 'tokio', 'bytes', 'http', 'hyper-util', 'opentelemetry', 'opentelemetry_sdk', 'rustls']);
+  const interesting = new Set(['hyper', 'h2', 'axum', 'tonic', 'reqwest', 'tokio', 'bytes', 'http', 'hyper-util', 'opentelemetry', 'opentelemetry_sdk', 'rustls', 'tokio-rustls']);
   for (const [name, vs] of crates) if (interesting.has(name)) out(`          ${name} ${vs.join(', ')}`);
   if (!bin.isRust) {
     out('not a Rust binary: nothing to instrument');
@@ -83,6 +84,7 @@ export function inspect(target: string, json: boolean, out: (s: string) => void)
     out('stripped: functions cannot be found by name, nothing to instrument');
     return EXIT.TARGET;
   }
+  out(`task id   ${plan.context.taskIdTlsOffset !== undefined ? plan.context.detail : `unknown: ${plan.context.detail}`}`);
   out('probes');
   for (const m of plan.modules) {
     out(`  ${m.module.name}: ${m.active ? 'active' : 'inactive'} (${m.reason})`);

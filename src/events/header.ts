@@ -7,8 +7,10 @@ export const COMMON_LAYOUTS = {
   structs: {
     event_header: { kind: 0, probe_id: 2, pid: 4, tid: 8, cpu: 12, instance: 14, ts_ns: 16, $size: 24 },
     probe_stats: { hits: 0, events: 8, drops: 16, bad_layout: 24, no_entry: 32, $size: 64 },
+    probe_config: { v: 0, $size: 256 },
+    binary_context: { task_id_tls_off: 0, flags: 8, $size: 32 },
   },
-  constants: { MAX_PROBES: 256 },
+  constants: { MAX_PROBES: 256, PROBE_CONFIG_WORDS: 64, MAX_PROBE_CONFIGS: 1024, MAX_BINARIES: 256, BINCTX_TASK_ID: 1 },
   kinds: {},
 } as const;
 

@@ -3,10 +3,15 @@
 import type { Library } from './library';
 import type { ProbeModule } from '../plan/module';
 import { hyperH1ServerLibrary } from './hyper-h1-server';
+import { tokioLibrary } from './tokio';
+import { h2ServerLibrary } from './h2-server';
+import { axumLibrary } from './axum';
+import { rustlsServerLibrary } from './rustls-server';
+import { tonicServerLibrary } from './tonic-server';
 
-export const LIBRARIES: Library[] = [hyperH1ServerLibrary];
+export const LIBRARIES: Library[] = [hyperH1ServerLibrary, tokioLibrary, h2ServerLibrary, axumLibrary, rustlsServerLibrary, tonicServerLibrary];
 
 /** The probe modules of LIBRARIES, one array for the whole run (probe ids are assigned over it). */
 export const PROBE_MODULES: ProbeModule[] = LIBRARIES.map((l) => l.module);
 
-export type { Library, SpanBuilder, SpanOutput, EventLayouts } from './library';
+export type { Library, SpanBuilder, SpanOutput, SpanSettings, EventLayouts } from './library';

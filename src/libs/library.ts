@@ -11,6 +11,7 @@
 // bpf, events, spans, export) never import a library folder.
 import type { ProbeModule } from '../plan/module';
 import type { SpanRecord, ClockOffset } from '../spans/record';
+import type { ServerSpanContext } from '../spans/context';
 
 /** Offsets and constants a library's decoders use, mirroring its events.h. */
 export interface EventLayouts {
@@ -34,6 +35,8 @@ export interface SpanOutput {
   readonly clock: ClockOffset;
   /** A finished span. The record is released after the call: do not keep it. */
   emit(span: SpanRecord): void;
+  /** Whether a library's probes are attached in process `pid` (its binary's plan, minus probes disabled at run time). */
+  libraryActive(pid: number, library: string): boolean;
 }
 
 /** A library's span assembly state for one agent run. */
@@ -54,6 +57,21 @@ export interface Library {
   /** Same as module.name; also the folder name under src/libs/. */
   name: string;
   module: ProbeModule;
+  /** Its events (empty for a library without probes). */
   layouts: EventLayouts;
-  createSpans(out: SpanOutput): SpanBuilder;
+  /**
+   * Its span assembly. `ctx` is the shared service through which libraries
+   * find the server span being handled right now (src/spans/context.ts):
+   * owners file their spans there, enrichers look them up. Absent for a
+   * library without events.
+   */
+  createSpans?(out: SpanOutput, ctx: ServerSpanContext, settings: SpanSettings): SpanBuilder;
 }
+
+/** What the configuration (src/cli/config.ts) says about the spans libraries build. */
+export interface SpanSettings {
+  /** OTEL_SEMCONV_STABILITY_OPT_IN has rpc/dup: RPC spans also carry the older experimental attributes. */
+  rpcDup: boolean;
+}
+
+export const DEFAULT_SPAN_SETTINGS: SpanSettings = { rpcDup: false };

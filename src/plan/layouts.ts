@@ -75,3 +75,41 @@ export function resolveLayout(type: RustLayoutName, rustc: string | undefined): 
 export function layoutCookieBits(l: ResolvedLayout): bigint {
   return BigInt((l.ptrIdx & 3) | ((l.lenIdx & 3) << 2) | ((l.capIdx & 3) << 4)) << 16n;
 }
+
+export interface FoundLayout {
+  entry: LayoutEntry;
+  /** The entry is for this very crate version and rustc. */
+  exact: boolean;
+  /** "hyper 1.12.0, rustc 1.95.0" */
+  from: string;
+}
+
+/**
+ * The database entry of a crate's type for one crate version: the exact
+ * version, else the nearest one of the same major.minor (older first); for
+ * that version the entry of the same rustc, else the newest rustc. A layout
+ * from a nearest entry is a guess the probe's live checks must confirm.
+ */
+export function findLayout(type: string, crate: string, version: string, rustc: string | undefined): FoundLayout | undefined {
+  const all = layoutDb().filter((e) => e.type === type && e.crate === crate && e.crateVersion !== undefined);
+  if (all.length === 0) return undefined;
+  const mm = (v: string) => v.split('.').slice(0, 2).join('.');
+  let versions = [...new Set(all.map((e) => e.crateVersion!))];
+  let pickVersion = versions.find((v) => v === version);
+  if (!pickVersion) {
+    versions = versions.filter((v) => mm(v) === mm(version)).sort(compareVersions);
+    const older = versions.filter((v) => compareVersions(v, version) <= 0);
+    pickVersion = older.length ? older[older.length - 1] : versions[0];
+  }
+  if (!pickVersion) return undefined;
+  const es = all.filter((e) => e.crateVersion === pickVersion).sort((a, b) => compareVersions(b.rustc, a.rustc));
+  const entry = es.find((e) => e.rustc === rustc) ?? es[0];
+  return { entry, exact: pickVersion === version && entry.rustc === rustc, from: `${crate} ${pickVersion}, rustc ${entry.rustc}` };
+}
+
+/** A field offset from findLayout, or undefined. */
+export function layoutField(type: string, field: string, crate: string, version: string, rustc: string | undefined): { offset: number; found: FoundLayout } | undefined {
+  const found = findLayout(type, crate, version, rustc);
+  const offset = found?.entry.fields[field];
+  return found && offset !== undefined ? { offset, found } : undefined;
+}

@@ -4,6 +4,7 @@
 // it is known to work with. Each library declares its module in
 // src/libs/<library>/probes.ts; the planner and attacher are generic.
 import type { RustLayoutName } from './layouts';
+import type { BinaryInfo, FunctionSymbol } from '../binary';
 
 export type ProbeSite = 'entry' | 'return-sites';
 
@@ -30,7 +31,31 @@ export interface ProbeSpec {
   /** Probes made unnecessary when this one is ready. They are planned but
    * kept on standby, and attached if this one is disabled at run time. */
   replaces?: string[];
+  /**
+   * The offsets the program reads from its probe config (bpf/include/events.h,
+   * struct probe_config), resolved for one function instance from the offsets
+   * database and the function's code. A probe whose config cannot be
+   * resolved is not attached, and says why. Not combined with `layout` or
+   * `fieldChain` (they share cookie bits).
+   */
+  config?: (ctx: ConfigContext) => ConfigResult;
 }
+
+export interface ConfigContext {
+  binary: BinaryInfo;
+  fn: FunctionSymbol;
+  /** Versions of the module's crate found in the binary (the supported ones). */
+  crateVersions: string[];
+}
+
+export type ConfigResult =
+  | { ok: true; values: number[]; /** Where the offsets came from, shown by inspect. */ detail: string }
+  | { ok: false; reason: string };
+
+/** Facts about a whole binary that every BPF program may use (struct binary_context). */
+export type BinaryContextResult =
+  | { ok: true; taskIdTlsOffset: number; detail: string }
+  | { ok: false; reason: string };
 
 /**
  * A pointer field of the argument struct, followed to a u16 behind it. The
@@ -49,14 +74,19 @@ export interface CrateRequirement {
   /** Inclusive lower bound and exclusive upper bound, as "x.y.z". */
   min: string;
   below: string;
+  /** The module stays off when the crate's version is not found in the binary
+   * (its probes sit on another crate's functions, which exist without it). */
+  mustBeFound?: boolean;
 }
 
 export interface ProbeModule {
   name: string;
   /** Instrumentation scope name of the spans it produces. */
   scope: string;
-  /** BPF object file name under build/bpf/ (built from src/libs/<name>/probes.bpf.c). */
-  bpfObject: string;
+  /** BPF object file name under build/bpf/ (built from src/libs/<name>/probes.bpf.c); none for a module without probes. */
+  bpfObject?: string;
   crate: CrateRequirement;
   probes: ProbeSpec[];
+  /** Per-binary facts this module locates for every program (tokio: the current task id in TLS). */
+  binaryContext?: (binary: BinaryInfo, crateVersions: string[]) => BinaryContextResult;
 }

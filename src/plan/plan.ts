@@ -13,8 +13,11 @@ export interface ProbeSite {
   fn: FunctionSymbol;
   vaddr: number;
   fileOffset: number;
-  /** Attach cookie: probe id plus what the program needs to know for this site. */
+  /** Attach cookie: probe id plus what the program needs to know for this site.
+   * The agent adds the binary slot and the config index when it attaches. */
   cookie: bigint;
+  /** The probe config its program reads (ProbeSpec.config), if any. */
+  config?: number[];
 }
 
 export interface PlannedProbe {
@@ -42,11 +45,21 @@ export interface PlannedModule {
   probes: PlannedProbe[];
 }
 
+/** Per-binary facts for every program (bpf/include/events.h, struct binary_context). */
+export interface PlannedContext {
+  /** tokio's current task id at fs_base + this offset; undefined when it cannot be located. */
+  taskIdTlsOffset?: number;
+  /** Where it came from, or why it is unknown. */
+  detail: string;
+  module?: string;
+}
+
 export interface Plan {
   binary: BinaryInfo;
   modules: PlannedModule[];
   /** The probes to attach (status ready), and their standby fallbacks. */
   ready: PlannedProbe[];
+  context: PlannedContext;
 }
 
 /** Probe ids are fixed per (module, probe) for a list of modules (the agent
@@ -73,6 +86,7 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[]): Plan {
   const table = probeTable(modules);
   const rustc = binary.rustc?.version;
   const planned: PlannedModule[] = [];
+  const context: PlannedContext = { detail: 'no module locates the current task id' };
   for (const module of modules) {
     const versions = binary.crates.get(module.crate.crate) ?? [];
     const supported = versions.filter((v) => inRange(v, module.crate.min, module.crate.below));
@@ -81,12 +95,36 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[]): Plan {
     if (versions.length > 0 && supported.length === 0) {
       active = false;
       reason = `${module.crate.crate} ${versions.join(', ')} is outside the supported range ${module.crate.min} to <${module.crate.below}`;
+    } else if (versions.length === 0 && module.crate.mustBeFound) {
+      active = false;
+      reason = `${module.crate.crate} is not in the binary`;
     } else if (versions.length === 0) {
       reason = `${module.crate.crate} version not found in the binary; probes are used if their symbols exist`;
     } else {
       reason = `${module.crate.crate} ${supported.join(', ')}`;
     }
     const probes = module.probes.map((spec) => planOne(binary, module, spec, rustc, active, supported.length ? supported : versions, table));
+    // A module without probes only provides facts about the binary.
+    if (module.probes.length === 0) {
+      if (active && module.binaryContext) {
+        const r = module.binaryContext(binary, supported.length ? supported : versions);
+        if (r.ok) {
+          context.taskIdTlsOffset = r.taskIdTlsOffset;
+          context.detail = r.detail;
+          context.module = module.name;
+          reason = r.detail;
+        } else {
+          active = false;
+          reason = r.reason;
+          if (context.module === undefined) context.detail = `${module.name}: ${r.reason}`;
+        }
+      } else if (active) {
+        active = false;
+        reason = `nothing to provide (${reason})`;
+      }
+      planned.push({ module, active, reason, crateVersions: versions, probes });
+      continue;
+    }
     // A probe whose partner is not ready cannot work alone (ret sites need their entry).
     for (const p of probes) {
       if (p.status !== 'ready' || !p.spec.requires) continue;
@@ -121,7 +159,7 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[]): Plan {
   }
   // Ready and standby: the agent attaches the ready ones and keeps the others at hand.
   const ready = planned.filter((m) => m.active).flatMap((m) => m.probes.filter((p) => p.status === 'ready' || p.status === 'standby'));
-  return { binary, modules: planned, ready };
+  return { binary, modules: planned, ready, context };
 }
 
 /** OTEL_RUST_AGENT_DISABLE_PROBES=probe[,module/probe...]: probes the user turned off. */
@@ -185,8 +223,24 @@ function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc
     base.notes.push(`${spec.fieldChain.outer.type}.${spec.fieldChain.outer.field} = ${base.chain!.outerOffset}, ` +
       `${spec.fieldChain.inner.type}.${spec.fieldChain.inner.field} = ${base.chain!.innerOffset} (${base.chain!.source}: ${base.chain!.detail})`);
   }
+  const configs = new Map<FunctionSymbol, number[]>();
+  if (spec.config) {
+    if (spec.layout || spec.fieldChain) throw new Error(`${module.name}/${spec.id}: a probe config cannot be combined with a layout or field chain (they share cookie bits)`);
+    const details = new Set<string>();
+    for (const fn of fns) {
+      const r = spec.config({ binary, fn, crateVersions });
+      if (!r.ok) {
+        base.status = 'disabled';
+        base.reason = `offsets unknown: ${r.reason}`;
+        return base;
+      }
+      configs.set(fn, r.values);
+      details.add(r.detail);
+    }
+    for (const d of details) base.notes.push(d);
+  }
   if (spec.site === 'entry') {
-    base.sites = fns.map((fn) => ({ fn, vaddr: fn.vaddr, fileOffset: fn.fileOffset, cookie: perFn.get(fn)! }));
+    base.sites = fns.map((fn) => ({ fn, vaddr: fn.vaddr, fileOffset: fn.fileOffset, cookie: perFn.get(fn)!, config: configs.get(fn) }));
   } else {
     let tails = 0;
     let indirect = 0;
@@ -194,7 +248,7 @@ function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc
       const exits = binary.returnSites(fn);
       tails += exits.tailJumps.length;
       indirect += exits.indirectJumps.length;
-      for (const r of exits.rets) base.sites.push({ fn, vaddr: r.vaddr, fileOffset: r.fileOffset, cookie: perFn.get(fn)! });
+      for (const r of exits.rets) base.sites.push({ fn, vaddr: r.vaddr, fileOffset: r.fileOffset, cookie: perFn.get(fn)!, config: configs.get(fn) });
     }
     if (base.sites.length === 0) {
       base.status = 'disabled';

@@ -1,16 +1,21 @@
 // Ring records -> span records: routes each record, by its kind, to the span
 // builder of the library that declared that kind. Generic: it knows the
 // libraries only through the list it is given.
-import type { Library, SpanBuilder, SpanOutput } from '../libs/library';
+import { DEFAULT_SPAN_SETTINGS, type Library, type SpanBuilder, type SpanOutput, type SpanSettings } from '../libs/library';
 import { recordKind, DecodeError, EVENT_HEADER_SIZE } from '../events/header';
+import { ServerSpanContext } from './context';
 
 export class SpanAssembler {
   private readonly byKind: (SpanBuilder | undefined)[] = [];
   readonly builders = new Map<string, SpanBuilder>();
+  /** Shared by every library's builder: the server spans being handled now. */
+  readonly context: ServerSpanContext;
 
-  constructor(libraries: Library[], out: SpanOutput) {
+  constructor(libraries: Library[], out: SpanOutput, settings: SpanSettings = DEFAULT_SPAN_SETTINGS) {
+    this.context = new ServerSpanContext(out);
     for (const lib of libraries) {
-      const b = lib.createSpans(out);
+      if (!lib.createSpans) continue;
+      const b = lib.createSpans(out, this.context, settings);
       this.builders.set(lib.name, b);
       for (const kind of Object.values(lib.layouts.kinds)) {
         if (this.byKind[kind]) throw new Error(`event kind ${kind} is declared by two libraries`);
@@ -32,6 +37,7 @@ export class SpanAssembler {
   forgetProcess(pid: number): number {
     let n = 0;
     for (const b of this.builders.values()) n += b.forgetProcess(pid);
+    this.context.forgetProcess(pid);
     return n;
   }
 
@@ -51,6 +57,7 @@ export class SpanAssembler {
   stats(): Record<string, Record<string, number>> {
     const out: Record<string, Record<string, number>> = {};
     for (const [name, b] of this.builders) out[name] = b.stats();
+    out.context = this.context.stats();
     return out;
   }
 }

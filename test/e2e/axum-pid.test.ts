@@ -57,7 +57,8 @@ test('one SERVER span per request with the HTTP semantic-convention attributes',
   const t1 = nowNs();
   const [s] = await spansFor((x) => x.attributes['url.path'] === '/users/42', 1);
   assert.ok(s, 'span arrived');
-  assert.equal(s.name, 'GET');
+  // axum's matched route names the span (http.route) over HTTP/1 too.
+  assert.equal(s.name, 'GET /users/{id}');
   assert.equal(s.kind, 2);
   assert.deepEqual(s.attributes, {
     'http.request.method': 'GET',
@@ -69,6 +70,7 @@ test('one SERVER span per request with the HTTP semantic-convention attributes',
     'user_agent.original': 'e2e-client/1.0',
     'network.protocol.version': '1.1',
     'http.response.status_code': 200,
+    'http.route': '/users/{id}',
   });
   assert.equal(s.status.code, 0);
   assert.equal(s.parentSpanId, '');
@@ -110,6 +112,10 @@ test('5xx is an ERROR with error.type; 404 is not an error', async () => {
   assert.equal(fail.status.code, 2);
   assert.equal(miss.attributes['http.response.status_code'], 404);
   assert.equal(miss.attributes['error.type'], undefined);
+  // No route matched: the name stays the method, and there is no http.route.
+  assert.equal(fail.name, 'GET /fail');
+  assert.equal(miss.name, 'GET');
+  assert.equal(miss.attributes['http.route'], undefined);
   assert.equal(miss.status.code, 0);
 });
 
@@ -231,7 +237,7 @@ test('POST with a body and an unknown method', async () => {
   assert.deepEqual(res.map((r) => r.status), [200, 404]);
   const [post] = await spansFor((x) => x.attributes['url.query'] === 'run=post', 1);
   const [purge] = await spansFor((x) => x.attributes['url.query'] === 'run=purge', 1);
-  assert.equal(post.name, 'POST');
+  assert.equal(post.name, 'POST /echo');
   assert.equal(post.attributes['server.port'], 80);
   assert.equal(purge.name, 'HTTP');
   assert.equal(purge.attributes['http.request.method'], '_OTHER');

@@ -4,6 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOtlpReceiver, OtlpReceiver } from '../helpers/otlp-receiver';
 import { startService, serviceBinary, attachAgent, rawExchange, waitForStats, freshStats, Service, RunningAgent } from '../helpers/procs';
+import { connectH2, h2Request, closeH2 } from '../helpers/h2client';
 
 let recv: OtlpReceiver;
 let svc: Service;
@@ -72,4 +73,44 @@ test('hyper 0.14: 50 keep-alive requests give exactly 50 spans, 2 probe hits eac
   assert.equal(delta('encode_status'), 50);
   assert.equal(delta('encode'), 0);
   assert.equal(delta('encode_ret'), 0);
+});
+
+test('hyper 0.14 over h2c (h2 0.3): one span per stream with the HTTP attribute set, 2 probe hits each', async () => {
+  recv.clear();
+  const before = await freshStats(agent);
+  const session = await connectH2(`http://127.0.0.1:${svc.port}`);
+  try {
+    const r = await Promise.all([
+      h2Request(session, { ':path': '/?via=h2', 'user-agent': 'h2-014/1' }),
+      h2Request(session, { ':path': '/fail?via=h2', 'user-agent': 'h2-014/1' }),
+      h2Request(session, { ':method': 'DELETE', ':path': '/gone?via=h2', 'user-agent': 'h2-014/1' }),
+    ]);
+    assert.deepEqual(r.map((x) => x.status), [200, 503, 404]);
+  } finally {
+    await closeH2(session);
+  }
+  const spans = await recv.waitForSpans(3, 15_000);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(recv.spans().length, 3);
+  const by = (p: string) => spans.find((s) => s.attributes['url.path'] === p)!;
+  assert.deepEqual(by('/').attributes, {
+    'http.request.method': 'GET', 'url.path': '/', 'url.query': 'via=h2', 'url.scheme': 'http',
+    'server.address': '127.0.0.1', 'server.port': svc.port, 'user_agent.original': 'h2-014/1',
+    'network.protocol.version': '2', 'http.response.status_code': 200,
+  });
+  assert.equal(by('/').name, 'GET');
+  assert.equal(by('/fail').status.code, 2);
+  assert.equal(by('/fail').attributes['error.type'], '503');
+  assert.equal(by('/gone').name, 'DELETE');
+  assert.equal(by('/gone').attributes['http.response.status_code'], 404);
+  assert.equal(by('/').scope.name, 'otel-rust-agent/h2');
+  const after = await waitForStats(agent, (s) => s.probes.find((p) => p.probe === 'send_response')!.hits - (before.probes.find((p) => p.probe === 'send_response')?.hits ?? 0) >= 3);
+  const delta = (probe: string) => after.probes.find((p) => p.probe === probe)!.hits - (before.probes.find((p) => p.probe === probe)?.hits ?? 0);
+  assert.equal(delta('recv_headers'), 3);
+  assert.equal(delta('send_response'), 3);
+  // hyper 0.14 reads a connection's first bytes as HTTP/1 before switching
+  // to HTTP/2: one parse hit per connection, on the preface, and no span.
+  assert.equal(delta('parse'), 1);
+  assert.equal(after.spans['hyper-h1-server'].h2Prefaces - (before.spans['hyper-h1-server']?.h2Prefaces ?? 0), 1);
+  assert.equal(after.spans['hyper-h1-server'].pending, 0);
 });

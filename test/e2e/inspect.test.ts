@@ -42,6 +42,32 @@ test('inspect --json gives the same facts, machine-readable', () => {
   }
 });
 
+test('inspect names h2, axum and tonic, their versions, the task id location and each probe with its status', () => {
+  const r = runAgentSync(['inspect', serviceBinary('tonic-server')]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const [crate, major] of [['h2', '0.4'], ['axum', '0.8'], ['tonic', '0.14'], ['tokio', '1.'], ['http', '1.']])
+    assert.match(r.stdout, new RegExp(`^\\s+${crate} ${lockVersion(crate, major)}$`, 'm'));
+  assert.match(r.stdout, new RegExp(`^task id   current task id at fs-0x[0-9a-f]+ \\(database: tokio ${lockVersion('tokio', '1.')}, rustc [^;]+; confirmed by tokio's code\\)$`, 'm'));
+  assert.match(r.stdout, new RegExp(`^  h2-server: active \\(h2 ${lockVersion('h2', '0.4')}\\)$`, 'm'));
+  assert.match(r.stdout, new RegExp(`^  axum: active \\(axum ${lockVersion('axum', '0.8')}\\)$`, 'm'));
+  assert.match(r.stdout, new RegExp(`^  tonic-server: active \\(tonic ${lockVersion('tonic', '0.14')}\\)$`, 'm'));
+  for (const p of ['recv_headers', 'send_response', 'recv_reset', 'matched_path', 'send_trailers']) assert.match(r.stdout, new RegExp(`\\[found\\] ${p} `));
+  assert.match(r.stdout, /note: response offsets from the database \(h2 [^)]*Arc and lock confirmed by the code/);
+  // No rustls in this build: its module says so.
+  assert.match(r.stdout, /^  rustls-server: inactive \(required probe not available \(client_hello: symbol not found/m);
+
+  const j = JSON.parse(runAgentSync(['inspect', serviceBinary('axum08-server'), '--json']).stdout);
+  const mod = (n: string) => j.modules.find((m: { name: string }) => m.name === n);
+  assert.equal(mod('rustls-server').active, true);
+  assert.deepEqual(mod('rustls-server').probes.map((p: { probe: string; status: string }) => `${p.probe}:${p.status}`), ['client_hello:ready']);
+  assert.deepEqual(mod('h2-server').probes.map((p: { probe: string; status: string }) => `${p.probe}:${p.status}`), ['recv_headers:ready', 'send_response:ready', 'recv_reset:ready']);
+  assert.equal(typeof j.context.taskIdTlsOffset, 'number');
+  const j014 = JSON.parse(runAgentSync(['inspect', serviceBinary('hyper014-server'), '--json']).stdout);
+  const h2014 = j014.modules.find((m: { name: string }) => m.name === 'h2-server');
+  assert.equal(h2014.active, true);
+  assert.deepEqual(h2014.crateVersions, [lockVersion('h2', '0.3')]);
+});
+
 test('inspect on a non-Rust binary says so and exits 3', () => {
   const r = runAgentSync(['inspect', '/bin/ls']);
   assert.equal(r.code, 3);
@@ -65,8 +91,10 @@ test('inspect <pid> shows the live counters of the agent tracing it', async () =
       const r = runAgentSync(['inspect', String(svc.pid)]);
       assert.equal(r.code, 0, r.stderr);
       const live = [...r.stdout.matchAll(/\[(\w+)\] (\w+)[\s\S]*?live: (\d+) hits, (\d+) events, (\d+) drops, (\d+) bad layout/g)].map((m) => `${m[2]}:${m[3]}/${m[4]}/${m[5]}/${m[6]}`);
-      // parse: + the preface sniff; the standby fallbacks are not attached.
-      assert.deepEqual(live, ['parse:5/5/0/0', 'encode_status:4/4/0/0', 'encode:0/0/0/0', 'encode_ret:0/0/0/0']);
+      // parse: + the preface sniff; the standby fallbacks are not attached;
+      // h2 sees nothing of HTTP/1 requests; axum routes each of the four.
+      assert.deepEqual(live, ['parse:5/5/0/0', 'encode_status:4/4/0/0', 'encode:0/0/0/0', 'encode_ret:0/0/0/0',
+        'recv_headers:0/0/0/0', 'send_response:0/0/0/0', 'recv_reset:0/0/0/0', 'matched_path:4/4/0/0']);
     } finally {
       fs.rmSync(link, { force: true });
     }

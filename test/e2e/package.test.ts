@@ -29,7 +29,7 @@ test('npm pack + install gives a working otel-rust-agent command', async () => {
     try {
       await stderr.wait(/tracing process/, 30_000);
       await rawExchange(svc.port, ['GET /users/9?from=package HTTP/1.1\r\nHost: pkg\r\n\r\n'], 1);
-      await stdout.wait(/SERVER\s+GET\s+[\d.]+ ms\s+GET \/users\/9\?from=package -> 200/, 10_000);
+      await stdout.wait(/SERVER\s+GET \/users\/\{id\}\s+[\d.]+ ms\s+GET \/users\/9\?from=package -> 200/, 10_000);
     } finally {
       agent.kill('SIGINT');
       assert.equal(await exited, 0, stderr.text);

@@ -46,6 +46,7 @@ export interface Service {
   proc: ChildProcess;
   pid: number;
   port: number;
+  stdout: Output;
   exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -69,7 +70,7 @@ export async function startServiceCmd(argv: string[], env: Record<string, string
     exited.then((c) => { throw new Error(`${argv.join(' ')} exited with ${c} before listening: ${err.text}`); }),
   ]);
   return {
-    proc, pid: proc.pid!, port: Number(m[1]), exited,
+    proc, pid: proc.pid!, port: Number(m[1]), exited, stdout: out,
     async stop(signal: NodeJS.Signals = 'SIGKILL') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       await exited;
@@ -77,7 +78,9 @@ export async function startServiceCmd(argv: string[], env: Record<string, string
   };
 }
 
-export function serviceBinary(name: 'demo-service' | 'hyper014-server'): string {
+export type AppName = 'demo-service' | 'hyper014-server' | 'axum08-server' | 'axum07-server' | 'tonic-server';
+
+export function serviceBinary(name: AppName): string {
   return appBinary(name);
 }
 
@@ -99,7 +102,8 @@ export interface AgentStats {
   processes: { pid: number; exe: string; origin: string; selected: boolean; why: string; resource: Record<string, string | number | boolean> }[];
   filteredSpans: number;
   probes: { id: number; module: string; probe: string; hits: number; events: number; drops: number; badLayout: number; noEntry: number; disabled: string | null }[];
-  spans: Record<string, number>;
+  /** Counters per library (and `context`). */
+  spans: Record<string, Record<string, number>>;
   export: Record<string, number>;
 }
 

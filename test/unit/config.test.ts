@@ -35,6 +35,7 @@ const DEFAULTS: AgentConfig = {
   durationSec: 0,
   ringBytes: 16 << 20,
   statsFile: undefined,
+  semconvRpcDup: false,
   warnings: [],
 };
 
@@ -57,6 +58,12 @@ function usageError(flags: Flags, env: NodeJS.ProcessEnv, message: string): void
 describe('buildConfig', () => {
   test('defaults with an empty environment', () => {
     assert.deepEqual(buildConfig({}, {}), DEFAULTS);
+  });
+
+  test('OTEL_SEMCONV_STABILITY_OPT_IN: rpc/dup (with precedence over rpc) turns on the older RPC names', () => {
+    for (const v of ['rpc/dup', 'http,rpc/dup', ' RPC/DUP ', 'rpc,rpc/dup']) assert.equal(buildConfig({}, { OTEL_SEMCONV_STABILITY_OPT_IN: v }).semconvRpcDup, true, v);
+    for (const v of ['rpc', 'http/dup', '', 'rpc/duplicate', 'database']) assert.equal(buildConfig({}, { OTEL_SEMCONV_STABILITY_OPT_IN: v }).semconvRpcDup, false, v);
+    assert.deepEqual(buildConfig({}, { OTEL_SEMCONV_STABILITY_OPT_IN: 'rpc,http' }).warnings, []);
   });
 
   test('empty variables count as unset', () => {

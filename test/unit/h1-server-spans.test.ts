@@ -42,6 +42,7 @@ function req(tsNs: bigint, ctxWords: bigint[], head: string | Buffer, opts: { pi
     hdr: { kind: EVENT_KIND.H1_SERVER_REQUEST, probeId: 1, pid: opts.pid ?? PID, tid: 7, cpu: 0, instance: opts.instance ?? 0, tsNs },
     bufAddr: 0x6000_0000_0000,
     ctxWords: ctxWords.map(Number),
+    taskId: 0,
     bufLen: opts.bufLen ?? buf.length,
     head: buf,
   };
@@ -62,12 +63,13 @@ function res(tsNs: bigint, msgWords: bigint[], statusLine: string, opts: { pid?:
 
 function setup(): { spans: AgentSpan[]; s: HyperH1ServerSpans } {
   const spans: AgentSpan[] = [];
-  const s = new HyperH1ServerSpans({ toUnixNano: (mono) => mono + WALL, clock: { hi: Number(WALL >> 32n), lo: Number(WALL & 0xffffffffn) }, emit: (span) => spans.push(span.toAgentSpan()) }, SCOPE);
+  const s = new HyperH1ServerSpans({ toUnixNano: (mono) => mono + WALL, clock: { hi: Number(WALL >> 32n), lo: Number(WALL & 0xffffffffn) },
+    emit: (span) => spans.push(span.toAgentSpan()), libraryActive: () => true }, SCOPE);
   return { spans, s };
 }
 
 function stats(over: Partial<H1ServerStats>): H1ServerStats {
-  return { requests: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, expired: 0, ...over };
+  return { requests: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, expired: 0, h2Prefaces: 0, ...over };
 }
 
 const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: localhost:3000\r\n${extra}\r\n`;

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { LayoutEntry, layoutDb, layoutCookieBits, resolveLayout, ResolvedLayout } from '../../src/plan/layouts';
 import { repoRoot } from '../../src/util/paths';
 import {
-  DEFAULT_COMMENT, ENCODE_FIELDS, flattenFields, formatDb, HEAD_FIELDS, HYPER_ENCODE, HYPER_HEAD, hyperFlavor, hyperProbe,
+  AXUM_TYPES, DEFAULT_COMMENT, ENCODE_FIELDS, flattenFields, H2_TYPES, TOKIO_TYPES, formatDb, HEAD_FIELDS, HYPER_ENCODE, HYPER_HEAD, hyperFlavor, hyperProbe,
   lockedVersions, mergeEntries, parseArgs, parseDwarfdump, pickFields, pickStruct, qualifiedName, readDb, sortFields, StructInfo,
 } from '../../tools/gen-layouts';
 
@@ -45,6 +45,14 @@ function lockedHyper(): string[] {
   return all.sort((a, b) => { const [x, y] = [num(a), num(b)]; return x[0] - y[0] || x[1] - y[1] || x[2] - y[2]; });
 }
 
+/** Versions of a crate apps/Cargo.lock pins, oldest first, read independently of the generator. */
+function locked(name: string): string[] {
+  const lock = fs.readFileSync(path.join(ROOT, 'apps', 'Cargo.lock'), 'utf8');
+  const num = (v: string) => v.split('.').map(Number);
+  return [...lock.matchAll(new RegExp(`\\[\\[package\\]\\]\\nname = "${name}"\\nversion = "([^"]+)"`, 'g'))].map((m) => m[1])
+    .sort((a, b) => { const [x, y] = [num(a), num(b)]; return x[0] - y[0] || x[1] - y[1] || x[2] - y[2]; });
+}
+
 const re = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('generator against a real build', () => {
@@ -54,13 +62,15 @@ describe('generator against a real build', () => {
     const hyperVersions = lockedHyper();
     const committed = readDb(DB_FILE);
     const forRustc = committed.entries.filter((e) => e.rustc === rustc);
-    // What the default run (apps/Cargo.lock versions) must produce.
-    const expected = forRustc.filter((e) => e.crate === undefined || (e.crate === 'bytes' && e.crateVersion === bytesVersion) ||
-      (e.crate === 'hyper' && hyperVersions.includes(e.crateVersion!)));
-    assert.deepEqual(expected.map((e) => [e.type, e.crateVersion]), [
-      ['Vec<u8>', undefined], ['BytesMut', bytesVersion],
-      ...hyperVersions.map((v) => [HYPER_ENCODE, v]), ...hyperVersions.map((v) => [HYPER_HEAD, v]),
-    ], `offsets/layouts.json lacks entries for rustc ${rustc} / bytes ${bytesVersion} / hyper ${hyperVersions.join(', ')}: run node dist/tools/gen-layouts.js`);
+    // What the default run (apps/Cargo.lock versions) must produce: the
+    // bytes and hyper probes, h2 (and its http, bytes and tokio) from the hyper
+    // builds, which serve HTTP/2 too, and the axum probes.
+    const lockedOf = (c: string) => (c === 'bytes' ? [bytesVersion] : c === 'hyper' ? hyperVersions : locked(c));
+    const expected = forRustc.filter((e) => e.crate === undefined || lockedOf(e.crate).includes(e.crateVersion!));
+    const want: string[] = ['Vec<u8>@', `BytesMut@${bytesVersion}`, ...hyperVersions.flatMap((v) => [`${HYPER_ENCODE}@${v}`, `${HYPER_HEAD}@${v}`])];
+    for (const t of [...H2_TYPES, ...TOKIO_TYPES, ...AXUM_TYPES]) for (const v of lockedOf(t.crate)) want.push(`${t.type}@${v}`);
+    assert.deepEqual(expected.map((e) => `${e.type}@${e.crateVersion ?? ''}`).sort(), [...new Set(want)].sort(),
+      `offsets/layouts.json lacks entries for rustc ${rustc} and the crate versions apps/Cargo.lock locks: run node dist/tools/gen-layouts.js`);
     // The database covers more hyper releases than the apps lock.
     assert.ok(forRustc.filter((e) => e.type === HYPER_ENCODE).length > hyperVersions.length, 'no older hyper releases in the database');
 
@@ -78,7 +88,7 @@ describe('generator against a real build', () => {
     const stdout = execFileSync(process.execPath, [GENERATOR, '--out', out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const took = Date.now() - t0;
     assert.match(stdout, new RegExp(`^gen-layouts: ${expected.length} entries for rustc ${re(rustc)} ` +
-      `\\(bytes ${re(bytesVersion)}; hyper ${hyperVersions.map(re).join(', ')}\\) written to `));
+      `\\(bytes ${re(bytesVersion)}; hyper ${hyperVersions.map(re).join(', ')}; axum ${locked('axum').map(re).join(', ')}\\) written to `));
 
     const text = fs.readFileSync(out, 'utf8');
     const got = JSON.parse(text) as { comment: string; entries: LayoutEntry[] };
@@ -119,12 +129,12 @@ describe('generator against a real build', () => {
 
   test('bad arguments are one-line usage errors with exit code 2', () => {
     for (const [args, msg] of [
-      [['--bogus'], 'gen-layouts: error: unknown argument "--bogus" (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...])\n'],
+      [['--bogus'], 'gen-layouts: error: unknown argument "--bogus" (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...] [--h2-version X.Y.Z ...] [--axum-version X.Y.Z ...])\n'],
       [['--bytes-version', 'abc'], 'gen-layouts: error: --bytes-version: "abc" is not a version like 1.12.1\n'],
       [['--hyper-version=1.x'], 'gen-layouts: error: --hyper-version: "1.x" is not a version like 1.12.1\n'],
       [['--hyper-version', '0.13.10'], 'gen-layouts: error: --hyper-version: 0.13.10 is not a hyper 0.14.x or 1.x version\n'],
-      [['--out'], 'gen-layouts: error: --out needs a value (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...])\n'],
-      [['--hyper-version'], 'gen-layouts: error: --hyper-version needs a value (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...])\n'],
+      [['--out'], 'gen-layouts: error: --out needs a value (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...] [--h2-version X.Y.Z ...] [--axum-version X.Y.Z ...])\n'],
+      [['--hyper-version'], 'gen-layouts: error: --hyper-version needs a value (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...] [--h2-version X.Y.Z ...] [--axum-version X.Y.Z ...])\n'],
     ] as const) {
       let err: (Error & { status?: number; stderr?: string }) | undefined;
       try {
@@ -407,13 +417,14 @@ describe('hyper types', () => {
     assert.equal(hyperFlavor('0.14.28'), '0.14');
     assert.equal(hyperFlavor('0.13.10'), undefined);
     assert.equal(hyperFlavor('2.0.0'), undefined);
+    // Both serve HTTP/1 and HTTP/2, so one build gives hyper's and h2's types.
     const p1 = hyperProbe('1.4.1');
-    assert.match(p1.cargoToml, /^hyper = \{ version = "=1\.4\.1", features = \["server", "http1"\] \}$/m);
-    assert.match(p1.cargoToml, /^hyper-util = /m);
+    assert.match(p1.cargoToml, /^hyper = \{ version = "=1\.4\.1", features = \["server", "http1", "http2"\] \}$/m);
+    assert.match(p1.cargoToml, /^hyper-util = \{ version = "0\.1", features = \["server-auto", "tokio"\] \}$/m);
     assert.match(p1.cargoToml, /^\[profile\.release\]\ndebug = true$/m);
-    assert.match(p1.mainRs, /http1::Builder::new\(\)\.serve_connection\(TokioIo::new\(stream\), service_fn\(handle\)\)/);
+    assert.match(p1.mainRs, /auto::Builder::new\(TokioExecutor::new\(\)\)\.serve_connection\(TokioIo::new\(stream\), service_fn\(handle\)\)/);
     const p0 = hyperProbe('0.14.28');
-    assert.match(p0.cargoToml, /^hyper = \{ version = "=0\.14\.28", features = \["server", "http1", "tcp", "runtime"\] \}$/m);
+    assert.match(p0.cargoToml, /^hyper = \{ version = "=0\.14\.28", features = \["server", "http1", "http2", "tcp", "runtime"\] \}$/m);
     assert.doesNotMatch(p0.cargoToml, /hyper-util/);
     assert.match(p0.mainRs, /Server::bind\(.*\)\.serve\(make\)/);
     // Same tokio features in both, so one compiled tokio serves every build.
@@ -483,12 +494,15 @@ describe('database file handling', () => {
   test('lockedVersions and the default bytes and hyper versions come from Cargo.lock', () => {
     const lock = '[[package]]\nname = "bytes"\nversion = "1.12.1"\nsource = "registry"\n\n[[package]]\nname = "bytes-utils"\nversion = "0.1.0"\n\n[[package]]\nname = "bytes"\nversion = "0.5.6"\n';
     assert.deepEqual(lockedVersions(lock, 'bytes'), ['0.5.6', '1.12.1']);
-    assert.deepEqual(parseArgs([], ROOT), { out: DB_FILE, bytesVersions: [lockedBytes()], hyperVersions: lockedHyper() });
+    // h2 comes with the hyper builds; axum versions from the lock.
+    assert.deepEqual(parseArgs([], ROOT), { out: DB_FILE, bytesVersions: [lockedBytes()], hyperVersions: lockedHyper(), h2Versions: [], axumVersions: locked('axum') });
     // With any version flag, only what is asked for is built.
     assert.deepEqual(parseArgs(['--out=x.json', '--bytes-version', '1.5.0', '--bytes-version=1.5.0', '--bytes-version', '1.0.0'], ROOT),
-      { out: path.resolve('x.json'), bytesVersions: ['1.5.0', '1.0.0'], hyperVersions: [] });
+      { out: path.resolve('x.json'), bytesVersions: ['1.5.0', '1.0.0'], hyperVersions: [], h2Versions: [], axumVersions: [] });
     assert.deepEqual(parseArgs(['--hyper-version', '1.4.1', '--hyper-version=0.14.28', '--hyper-version', '1.4.1'], ROOT),
-      { out: DB_FILE, bytesVersions: [], hyperVersions: ['1.4.1', '0.14.28'] });
+      { out: DB_FILE, bytesVersions: [], hyperVersions: ['1.4.1', '0.14.28'], h2Versions: [], axumVersions: [] });
+    assert.deepEqual(parseArgs(['--h2-version', '0.4.10', '--axum-version=0.7.5'], ROOT),
+      { out: DB_FILE, bytesVersions: [], hyperVersions: [], h2Versions: ['0.4.10'], axumVersions: ['0.7.5'] });
     assert.deepEqual(lockedVersions(fs.readFileSync(path.join(ROOT, 'apps', 'Cargo.lock'), 'utf8'), 'hyper'), lockedHyper());
   });
 });

@@ -11,6 +11,8 @@ export interface H1RequestEvent {
   bufAddr: number;
   /** ParseContext, raw words. */
   ctxWords: number[];
+  /** tokio task that parsed it (the connection's task); 0 = unknown. */
+  taskId: number;
   /** Bytes buffered in the BytesMut (may exceed what was captured). */
   bufLen: number;
   head: Buffer;
@@ -45,6 +47,7 @@ export function decodeRequest(dv: DataView, off: number, len: number): H1Request
     hdr: decodeHeader(dv, off),
     bufAddr: readU64Number(dv, off + S.buf_addr),
     ctxWords: words(dv, off + S.ctx_words, L.constants.H1_CTX_WORDS),
+    taskId: readU64Number(dv, off + S.task_id),
     bufLen: dv.getUint32(off + S.buf_len, true),
     head: copyBytes(dv, off + S.head, captured),
   };

@@ -31,6 +31,7 @@ struct h1_request_event {
 	struct event_header hdr;
 	__u64 buf_addr;			/* address of the &mut BytesMut argument */
 	__u64 ctx_words[H1_CTX_WORDS];	/* ParseContext, raw */
+	__u64 task_id;			/* tokio task parsing it: the connection's task (0: unknown) */
 	__u32 buf_len;			/* BytesMut.len: bytes buffered */
 	__u32 captured;			/* bytes copied into head[] */
 	__u8  head[H1_HEAD_CAPTURE];

@@ -8,5 +8,5 @@ export const hyperH1ServerLibrary: Library = {
   name: hyperH1Server.name,
   module: hyperH1Server,
   layouts: H1_SERVER_LAYOUTS,
-  createSpans: (out) => new HyperH1ServerSpans(out, hyperH1Server.scope),
+  createSpans: (out, ctx) => new HyperH1ServerSpans(out, hyperH1Server.scope, ctx),
 };

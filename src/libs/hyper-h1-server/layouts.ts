@@ -13,7 +13,7 @@ export const H1_SERVER_LAYOUTS = {
     H1_STATUS_CAPTURE: 64,
   },
   structs: {
-    h1_request_event: { hdr: 0, buf_addr: 24, ctx_words: 32, buf_len: 96, captured: 100, head: 104, $size: 104 + 2048 },
+    h1_request_event: { hdr: 0, buf_addr: 24, ctx_words: 32, task_id: 96, buf_len: 104, captured: 108, head: 112, $size: 112 + 2048 },
     h1_response_event: {
       hdr: 0, dst_addr: 24, msg_words: 32, entry_ts_ns: 80, written: 88, captured: 92, status: 96, status_line: 104, $size: 104 + 64,
     },

@@ -62,6 +62,7 @@ static __always_inline void emit_request(struct probe_stats *st, __u64 cookie, c
 	e->buf_addr = (__u64)buf_addr;
 	if (bpf_probe_read_user(e->ctx_words, sizeof(e->ctx_words), pctx))
 		__builtin_memset(e->ctx_words, 0, sizeof(e->ctx_words));
+	e->task_id = current_task_id(cookie);
 	e->buf_len = buf->len > 0xffffffffULL ? 0xffffffff : (__u32)buf->len;
 
 	__u32 n = buf->len < cap ? (__u32)buf->len : cap;

@@ -12,6 +12,9 @@
 // request at a time per connection (the dispatcher does not read the next head
 // while a request is in flight), so a new request on a connection with one
 // still pending means the old one was abandoned (client gone, handler panic).
+// The connection's task (in the request event) names the request in the shared
+// context (src/spans/context.ts): enrichers find it there (axum's route), and
+// rustls' handshakes in that task make it https.
 //
 // This is the agent's hot path (one request and one response record per
 // HTTP request): records are read straight from the ring, the head is copied
@@ -19,6 +22,7 @@
 // point into it, and nothing else is allocated per request but the pending
 // entry.
 import type { SpanBuilder, SpanOutput } from '../library';
+import type { ActiveServerSpan, ServerSpanContext } from '../../spans/context';
 import { DecodeError, bytesOf, readU64Number } from '../../events/header';
 import { acquireRecord, releaseRecord, attrKey, attrSet, SpanKind, StatusCode, type AttrSet, type SpanRecord } from '../../spans/record';
 import { HeadScan, scanRequestHead, knownMethod, splitHostBytes, parseStatusLine, splitTarget } from '../../spans/http';
@@ -42,28 +46,34 @@ const K = {
   ua: attrKey('user_agent.original'),
   status: attrKey('http.response.status_code'),
   errorType: attrKey('error.type'),
+  route: attrKey('http.route'),
 };
 
 const VERSIONS: Record<number, string> = { 10: '1.0', 11: '1.1' };
 
 // Attribute sets most spans share, made once: the request line's method,
 // scheme and version; the response status (with error.type for 5xx).
+const SCHEMES = ['http', 'https', undefined] as const;
+type SchemeIndex = 0 | 1 | 2;
 const requestSets = new Map<string, AttrSet>();
-function requestSet(method: string, original: boolean, version: number): AttrSet {
-  const k = `${original ? '_' : ''}${method} ${version}`;
+function requestSet(method: string, original: boolean, version: number, scheme: SchemeIndex): AttrSet {
+  const k = `${original ? '_' : ''}${method} ${version} ${scheme}`;
   let set = requestSets.get(k);
   if (!set) {
     const v = VERSIONS[version] ?? `${Math.floor(version / 10)}.${version % 10}`;
-    set = attrSet([[K.method, original ? '_OTHER' : method], [K.scheme, 'http'], [K.version, v]]);
+    const attrs: [number, string][] = [[K.method, original ? '_OTHER' : method], [K.version, v]];
+    const sch = SCHEMES[scheme];
+    if (sch !== undefined) attrs.push([K.scheme, sch]);
+    set = attrSet(attrs);
     if (requestSets.size < 256) requestSets.set(k, set);
   }
   return set;
 }
 const requestSetsByMethod = new Map<string, AttrSet[]>();
-function knownRequestSet(method: string, version: number): AttrSet {
+function knownRequestSet(method: string, version: number, scheme: SchemeIndex): AttrSet {
   let byVersion = requestSetsByMethod.get(method);
   if (!byVersion) requestSetsByMethod.set(method, (byVersion = []));
-  return byVersion[version] ??= requestSet(method, false, version);
+  return byVersion[version * 3 + scheme] ??= requestSet(method, false, version, scheme);
 }
 const statusSets: AttrSet[] = [];
 function statusSet(status: number): AttrSet {
@@ -75,25 +85,37 @@ function latin1(b: Buffer, start: number, end: number): string {
   return b.toString('latin1', start, end);
 }
 
-interface Pending {
+/** A pending request; pooled (the context unfiles it before it is reused). */
+class Pending implements ActiveServerSpan {
   /** Parse time, CLOCK_MONOTONIC ns, as 32-bit halves (exact) and as a number (for ages). */
-  startLo: number;
-  startHi: number;
-  startMono: number;
+  startLo = 0;
+  startHi = 0;
+  startMono = 0;
+  pid = 0;
   /** The span being built. */
-  rec: SpanRecord;
+  rec!: SpanRecord;
   /** ParseContext words, kept until this instance's key word is known. */
-  ctxWords: number[] | undefined;
+  ctxWords: number[] | undefined = undefined;
   /** The connection entry this request is filed under (the first one, before the key word is known). */
-  conn: Conn | undefined;
+  conn: Conn | undefined = undefined;
   /** The other entries, while the key word is not known. */
-  moreConns: Conn[] | undefined;
-  instance: number; // parse symbol instance
+  moreConns: Conn[] | undefined = undefined;
+  instance = 0; // parse symbol instance
   /** Handed to the output (which released it), so unfile() must not release it again. */
-  emitted: boolean;
+  emitted = false;
+  /** Still waiting for its response (not yet emitted or dropped). */
+  open = true;
+  /** The route an enricher matched (axum), applied when the span ends. */
+  route: string | undefined = undefined;
   /** The process's pending requests, oldest first (intrusive list: no allocation per request). */
-  prev: Pending | undefined;
-  next: Pending | undefined;
+  prev: Pending | undefined = undefined;
+  next: Pending | undefined = undefined;
+
+  constructor(private readonly owner: HyperH1ServerSpans) {}
+
+  finish(tsNs: bigint, shape?: (rec: SpanRecord) => void): void {
+    this.owner.finishEarly(this, tsNs, shape);
+  }
 }
 
 /**
@@ -120,6 +142,14 @@ export interface H1ServerStats {
   notSampled: number;
   /** Requests dropped unanswered after PENDING_MAX_AGE_NS, or beyond PENDING_MAX per process. */
   expired: number;
+  /** Connections whose first bytes were the HTTP/2 preface (served by h2). */
+  h2Prefaces: number;
+}
+
+/** "PRI * HTTP/2.0\r\n": the HTTP/2 connection preface, as hyper 0.14 hands it to its HTTP/1 parser first. */
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
+function isH2Preface(b: Buffer, start: number, end: number): boolean {
+  return end - start >= PREFACE.length && b.compare(PREFACE, 0, PREFACE.length, start, start + PREFACE.length) === 0;
 }
 
 /** A response head sent later than this is not waited for (the client is gone). */
@@ -203,13 +233,13 @@ function learned(keys: number[], instance: number): number {
 }
 
 export class HyperH1ServerSpans implements SpanBuilder {
-  readonly counts: H1ServerStats = { requests: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, expired: 0 };
+  readonly counts: H1ServerStats = { requests: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, expired: 0, h2Prefaces: 0 };
   private procs = new Map<number, ProcessState>();
   private readonly scan = new HeadScan();
   private readonly ctxScratch: number[] = new Array<number>(C.H1_CTX_WORDS).fill(0);
   private readonly msgScratch: number[] = new Array<number>(C.H1_MSG_WORDS).fill(0);
 
-  constructor(private readonly out: SpanOutput, private readonly scope: string) {}
+  constructor(private readonly out: SpanOutput, private readonly scope: string, private readonly ctx?: ServerSpanContext) {}
 
   // ---- records straight from the ring (the hot path)
 
@@ -227,7 +257,7 @@ export class HyperH1ServerSpans implements SpanBuilder {
       else for (let i = 0; i < C.H1_CTX_WORDS; i++) words[i] = readU64Number(dv, off + REQ.ctx_words + i * 8);
       const base = off + REQ.head;
       this.request(p, pid, instance, dv.getUint32(off + 16, true), dv.getUint32(off + 20, true), bytesOf(dv), dv, base, base + captured,
-        dv.getUint32(off + REQ.buf_len, true), words, key);
+        dv.getUint32(off + REQ.buf_len, true), words, key, readU64Number(dv, off + REQ.task_id));
     } else if (kind === KIND.H1_SERVER_RESPONSE) {
       if (len < RES.status_line) throw new DecodeError(`h1 response record too short (${len})`);
       const captured = dv.getUint32(off + RES.captured, true);
@@ -252,7 +282,7 @@ export class HyperH1ServerSpans implements SpanBuilder {
   onRequest(ev: H1RequestEvent): void {
     const p = this.proc(ev.hdr.pid);
     this.request(p, ev.hdr.pid, ev.hdr.instance, Number(ev.hdr.tsNs & 0xffffffffn), Number(ev.hdr.tsNs >> 32n), ev.head,
-      new DataView(ev.head.buffer, ev.head.byteOffset, ev.head.length), 0, ev.head.length, ev.bufLen, ev.ctxWords, learned(p.ctxKey, ev.hdr.instance));
+      new DataView(ev.head.buffer, ev.head.byteOffset, ev.head.length), 0, ev.head.length, ev.bufLen, ev.ctxWords, learned(p.ctxKey, ev.hdr.instance), ev.taskId);
   }
 
   onResponse(ev: H1ResponseEvent): void {
@@ -269,7 +299,13 @@ export class HyperH1ServerSpans implements SpanBuilder {
    * only read during the call; with `key` >= 0 only words[key] is valid.
    */
   private request(p: ProcessState, pid: number, instance: number, tsLo: number, tsHi: number, b: Buffer, bv: DataView, start: number, end: number,
-    bufLen: number, words: number[], key: number): void {
+    bufLen: number, words: number[], key: number, taskId: number): void {
+    if (isH2Preface(b, start, end)) {
+      // hyper 0.14 with HTTP/2 enabled parses a connection's first bytes as
+      // HTTP/1 before it switches to HTTP/2 on seeing the preface: no request.
+      this.counts.h2Prefaces++;
+      return;
+    }
     const n = end - start;
     const truncated = bufLen > n && n >= C.H1_HEAD_CAPTURE;
     const sc = this.scan;
@@ -283,13 +319,17 @@ export class HyperH1ServerSpans implements SpanBuilder {
     rec.kind = SpanKind.SERVER;
     rec.pid = pid;
     rec.scope = this.scope;
+    // TLS is told by the code path that served the connection (a handshake
+    // in this task), never by the port; unknown is left out (context.ts rule 4).
+    const scheme = this.ctx ? this.ctx.schemeFor(pid, taskId) : 'http';
+    const si: SchemeIndex = scheme === 'http' ? 0 : scheme === 'https' ? 1 : 2;
     const method = knownMethod(b, start, sc.methodEnd);
     if (method) {
       rec.name = method;
-      rec.addSet(knownRequestSet(method, sc.version));
+      rec.addSet(knownRequestSet(method, sc.version, si));
     } else {
       rec.name = 'HTTP';
-      rec.addSet(requestSet('', true, sc.version));
+      rec.addSet(requestSet('', true, sc.version, si));
       rec.addBytesCopy(K.methodOriginal, bv, start, sc.methodEnd);
     }
     if (b[sc.targetStart] === 0x2f) {
@@ -312,7 +352,8 @@ export class HyperH1ServerSpans implements SpanBuilder {
       const hp = splitHostBytes(b, sc.hostStart, sc.hostEnd);
       if (hp) {
         rec.addBytesCopy(K.address, bv, hp.addrStart, hp.addrEnd);
-        rec.addInt(K.port, hp.port >= 0 ? hp.port : 80);
+        if (hp.port >= 0) rec.addInt(K.port, hp.port);
+        else if (scheme) rec.addInt(K.port, scheme === 'https' ? 443 : 80);
       }
     }
     if (sc.uaStart >= 0) rec.addBytesCopy(K.ua, bv, sc.uaStart, sc.uaEnd);
@@ -328,7 +369,10 @@ export class HyperH1ServerSpans implements SpanBuilder {
     }
     rec.newSpanId();
 
-    const pend = this.newPending(tsLo, tsHi, rec, instance);
+    const pend = this.newPending(pid, tsLo, tsHi, rec, instance);
+    // The connection's task handles this request until its response head:
+    // enrichers (axum's route) find it by task.
+    this.ctx?.addKey(pend, 'task', taskId);
     if (key >= 0) {
       this.file(p, pend, words[key]);
     } else {
@@ -344,12 +388,11 @@ export class HyperH1ServerSpans implements SpanBuilder {
 
   private readonly freePending: Pending[] = [];
 
-  private newPending(startLo: number, startHi: number, rec: SpanRecord, instance: number): Pending {
-    const pd = this.freePending.pop();
-    const startMono = startHi * 4294967296 + startLo;
-    if (!pd) return { startLo, startHi, startMono, rec, ctxWords: undefined, conn: undefined, moreConns: undefined, instance, emitted: false, prev: undefined, next: undefined };
-    pd.startLo = startLo; pd.startHi = startHi; pd.startMono = startMono;
+  private newPending(pid: number, startLo: number, startHi: number, rec: SpanRecord, instance: number): Pending {
+    const pd = this.freePending.pop() ?? new Pending(this);
+    pd.startLo = startLo; pd.startHi = startHi; pd.startMono = startHi * 4294967296 + startLo; pd.pid = pid;
     pd.rec = rec; pd.ctxWords = undefined; pd.conn = undefined; pd.moreConns = undefined; pd.instance = instance; pd.emitted = false;
+    pd.open = true; pd.route = undefined; pd.prev = pd.next = undefined;
     return pd;
   }
 
@@ -368,6 +411,8 @@ export class HyperH1ServerSpans implements SpanBuilder {
     if (req.moreConns) for (const c of req.moreConns) if (c.pending === req) c.pending = undefined;
     req.conn = req.moreConns = undefined;
     p.unlink(req);
+    this.ctx?.close(req);
+    req.open = false;
     if (!req.emitted) releaseRecord(req.rec);
     req.ctxWords = undefined;
     if (this.freePending.length < 1024) this.freePending.push(req);
@@ -412,6 +457,28 @@ export class HyperH1ServerSpans implements SpanBuilder {
     if (status >= 100 && status <= 999) {
       rec.addSet(statusSet(status));
       if (status >= 500) rec.statusCode = StatusCode.ERROR;
+    }
+    this.end(p, req, tsLo, tsHi);
+  }
+
+  /** A protocol ended the span before its response head (ActiveServerSpan.finish). */
+  finishEarly(req: Pending, tsNs: bigint, shape?: (rec: SpanRecord) => void): void {
+    const p = this.procs.get(req.pid);
+    if (!req.open || !p) return;
+    if ((req.rec.flags & 1) === 0) {
+      this.counts.notSampled++;
+      this.unfile(p, req);
+      return;
+    }
+    shape?.(req.rec);
+    this.end(p, req, Number(tsNs & 0xffffffffn), Number(tsNs >> 32n));
+  }
+
+  private end(p: ProcessState, req: Pending, tsLo: number, tsHi: number): void {
+    const rec = req.rec;
+    if (req.route !== undefined) {
+      rec.name = `${rec.name} ${req.route}`;
+      rec.addString(K.route, req.route);
     }
     const clock = this.out.clock;
     rec.setStartMono(req.startLo, req.startHi, clock);

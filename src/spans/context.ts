@@ -1,0 +1,222 @@
+// The server spans being handled right now, shared by every library's span
+// builder: a library that owns a server span (hyper's HTTP/1 server, h2's
+// streams) files it here under the keys it knows; a library that enriches
+// someone else's span (axum's route, tonic's gRPC status, rustls' TLS) finds
+// it here. The generic spans stage owns this service; libraries only meet
+// through it, never through each other.
+//
+// Rules
+//  1. A span is found by a key, never by guess. Keys are (pid, kind, value):
+//       task     tokio task id (read from the thread's TLS by every probe,
+//                bpf/include/common.h current_task_id): the task that handles
+//                the request. hyper's HTTP/1 server handles a connection's
+//                requests one at a time in the connection's task, so the task
+//                names the request; an h2 stream's task is filed when its
+//                response head goes out (the first event in that task).
+//       request  address of the request's header storage (the heap buffer of
+//                its HeaderMap entries): it moves with the request from the
+//                h2 decoder to the handler (the request is moved, its buffer
+//                is not), so a probe holding the request finds its span.
+//       stream   (connection address, HTTP/2 stream id).
+//     One key names at most one span. Filing a key that already names
+//     another span means the old filing is stale (an allocation reused, a
+//     connection task on its next request): the old span loses that key
+//     (counted as `replacedKeys`), never the new one.
+//  2. A lookup that finds nothing returns undefined; the caller counts it and
+//     drops what it wanted to add. A wrong attribution is worse than none.
+//  3. The owner ends its span and then closes it here; after that no key
+//     finds it. Owners bound and expire their own pending spans.
+//  4. TLS (url.scheme): a library that sees a TLS handshake marks the task it
+//     ran in. A request handled in a marked task is https. A request in an
+//     unmarked task is http if the process never did a TLS handshake, or if
+//     it has shown that its handshakes run in the task that serves the
+//     connection (a marked task served a request); otherwise the scheme is
+//     unknown (`schemeUnknown`) and left out rather than guessed.
+//  5. Protocols carried over HTTP (gRPC) are claimed by the library that
+//     knows them (registerProtocol): the owner of the HTTP span asks, at
+//     request start, whether an active protocol claims the request, and lets
+//     it shape the span and, when it says so, end it.
+//
+// Extending: issue-8 parenting (client spans under the server span of their
+// task) looks up `task` keys from client events; spawn tracking will add
+// keys for child tasks with addKey(). New key kinds go in KeyKind.
+import type { SpanRecord } from './record';
+
+export type KeyKind = 'task' | 'request' | 'stream';
+
+/** What an enricher can do with a server span it found. */
+export interface ActiveServerSpan {
+  readonly pid: number;
+  /** The span being built; attributes added here are exported with it. Not to be kept. */
+  readonly rec: SpanRecord;
+  /** The route template that matched (axum), applied by the owner when the span ends. */
+  route: string | undefined;
+  /** Whether the span is still open (the owner has not ended it). */
+  readonly open: boolean;
+  /** Ends the span now, at `tsNs` (CLOCK_MONOTONIC), after `shape` ran on its record. For protocols that end spans themselves. */
+  finish(tsNs: bigint, shape?: (rec: SpanRecord) => void): void;
+}
+
+/** Request facts an owner offers a protocol: byte ranges [start, end) of `src` (start < 0: absent). */
+export interface HttpRequestFacts {
+  src: Uint8Array;
+  pathStart: number; pathEnd: number;
+  authorityStart: number; authorityEnd: number;
+  contentTypeStart: number; contentTypeEnd: number;
+}
+
+/** The response head as the owner saw it. */
+export interface HttpResponseFacts {
+  status: number;
+  /** The head ended the stream (e.g. a gRPC trailers-only response). */
+  endOfStream: boolean;
+  /** grpc-status / grpc-message sent in the head (-1 / undefined: absent). */
+  grpcStatus: number;
+  grpcMessage: string | undefined;
+}
+
+/** A protocol carried over HTTP requests (gRPC), provided by its library. */
+export interface ServerProtocol {
+  /** Claims only in processes where this library is active. */
+  readonly library: string;
+  claims(req: HttpRequestFacts): boolean;
+  /** Names the span and adds the protocol's attributes at request start. */
+  start(rec: SpanRecord, req: HttpRequestFacts): void;
+  /**
+   * The response head went out. Return true to have the owner end the span
+   * now (after this shaped it); false when the protocol ends it later with
+   * its own event (ActiveServerSpan.finish).
+   */
+  responseHead(rec: SpanRecord, res: HttpResponseFacts): boolean;
+  /** The request was reset before the protocol ended it: shape the failed span. */
+  reset(rec: SpanRecord, errorType: string): void;
+}
+
+export interface ContextEnv {
+  /** Whether a library's probes are attached in the process (the agent knows the plan). */
+  libraryActive(pid: number, library: string): boolean;
+}
+
+export interface ContextStats {
+  replacedKeys: number;
+  schemeUnknown: number;
+  tlsHandshakes: number;
+}
+
+class ProcessContext {
+  readonly keys = new Map<string, Map<number | string, ActiveServerSpan>>();
+  /** Tasks that did a TLS handshake, oldest first. */
+  readonly tlsTasks = new Set<number>();
+  tlsSeen = false;
+  /** A TLS-marked task served a request: handshakes run in the serving task here. */
+  tlsConfirmed = false;
+
+  map(kind: KeyKind): Map<number | string, ActiveServerSpan> {
+    let m = this.keys.get(kind);
+    if (!m) this.keys.set(kind, (m = new Map()));
+    return m;
+  }
+}
+
+/** At most this many TLS tasks are remembered per process (oldest forgotten first). */
+export const TLS_TASKS_MAX = 65_536;
+
+export class ServerSpanContext {
+  readonly counts: ContextStats = { replacedKeys: 0, schemeUnknown: 0, tlsHandshakes: 0 };
+  private procs = new Map<number, ProcessContext>();
+  private readonly protocols: ServerProtocol[] = [];
+  /** Keys filed per span, to unfile them on close. */
+  private filed = new WeakMap<ActiveServerSpan, { kind: KeyKind; value: number | string }[]>();
+
+  constructor(private readonly env: ContextEnv) {}
+
+  private proc(pid: number): ProcessContext {
+    let p = this.procs.get(pid);
+    if (!p) this.procs.set(pid, (p = new ProcessContext()));
+    return p;
+  }
+
+  /** Files `span` under a key (rule 1). A value of 0 is no key and is ignored. */
+  addKey(span: ActiveServerSpan, kind: KeyKind, value: number | string): void {
+    if (value === 0 || value === '') return;
+    const m = this.proc(span.pid).map(kind);
+    const old = m.get(value);
+    if (old === span) return;
+    if (old) {
+      this.counts.replacedKeys++;
+      const ks = this.filed.get(old);
+      if (ks) this.filed.set(old, ks.filter((k) => !(k.kind === kind && k.value === value)));
+    }
+    m.set(value, span);
+    let ks = this.filed.get(span);
+    if (!ks) this.filed.set(span, (ks = []));
+    ks.push({ kind, value });
+  }
+
+  /** The span is done (rule 3): no key finds it any more. */
+  close(span: ActiveServerSpan): void {
+    const ks = this.filed.get(span);
+    if (!ks) return;
+    const p = this.procs.get(span.pid);
+    for (const k of ks) {
+      const m = p?.keys.get(k.kind);
+      if (m?.get(k.value) === span) m.delete(k.value);
+    }
+    this.filed.delete(span);
+  }
+
+  find(pid: number, kind: KeyKind, value: number | string): ActiveServerSpan | undefined {
+    if (value === 0 || value === '') return undefined;
+    return this.procs.get(pid)?.keys.get(kind)?.get(value);
+  }
+
+  /** The key value of an HTTP/2 stream. */
+  static streamKey(conn: number, streamId: number): string {
+    return `${conn}:${streamId}`;
+  }
+
+  // ------------------------------------------------------------- TLS (rule 4)
+
+  markTlsTask(pid: number, task: number): void {
+    this.counts.tlsHandshakes++;
+    const p = this.proc(pid);
+    p.tlsSeen = true;
+    if (task === 0) return; // the handshake ran outside any task: nothing to mark
+    p.tlsTasks.delete(task);
+    p.tlsTasks.add(task);
+    if (p.tlsTasks.size > TLS_TASKS_MAX) p.tlsTasks.delete(p.tlsTasks.values().next().value as number);
+  }
+
+  /** url.scheme of a request handled in `task`, or undefined when it cannot be told. */
+  schemeFor(pid: number, task: number): 'http' | 'https' | undefined {
+    const p = this.procs.get(pid);
+    if (!p || !p.tlsSeen) return 'http';
+    if (task !== 0 && p.tlsTasks.has(task)) {
+      p.tlsConfirmed = true;
+      return 'https';
+    }
+    if (p.tlsConfirmed) return 'http';
+    this.counts.schemeUnknown++;
+    return undefined;
+  }
+
+  // ------------------------------------------------------- protocols (rule 5)
+
+  registerProtocol(p: ServerProtocol): void {
+    this.protocols.push(p);
+  }
+
+  /** The protocol that claims this request in process `pid`, if any. */
+  protocolFor(pid: number, req: HttpRequestFacts): ServerProtocol | undefined {
+    for (const p of this.protocols) if (p.claims(req) && this.env.libraryActive(pid, p.library)) return p;
+    return undefined;
+  }
+
+  forgetProcess(pid: number): void {
+    this.procs.delete(pid);
+  }
+
+  stats(): Record<string, number> {
+    return { ...this.counts };
+  }
+}
