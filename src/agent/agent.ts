@@ -690,9 +690,10 @@ export class Agent {
         filteredSpans: snap.filteredSpans,
         discovery: snap.discovery ?? null,
       };
-      fs.mkdirSync(path.dirname(this.statsFile), { recursive: true });
+      // Root only: it names every traced process with its command line and resource.
+      fs.mkdirSync(path.dirname(this.statsFile), { recursive: true, mode: 0o700 });
       const tmp = `${this.statsFile}.tmp`;
-      fs.writeFileSync(tmp, JSON.stringify(body, null, 2));
+      fs.writeFileSync(tmp, JSON.stringify(body, null, 2), { mode: 0o600 });
       fs.renameSync(tmp, this.statsFile);
     } catch (e) {
       warnEvery('stats', 60_000, `cannot write ${this.statsFile}: ${(e as Error).message}`);

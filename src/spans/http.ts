@@ -275,3 +275,55 @@ function digits(b: Uint8Array, s: number, e: number): number {
   }
   return v;
 }
+
+// ---------------------------------------------------------------------------
+// Sensitive query values. The semantic conventions (url.query) say query
+// values of these keys SHOULD be replaced by "REDACTED" by default: they are
+// signatures and access keys of pre-signed URLs (S3, GCS, Azure SAS).
+
+export const SENSITIVE_QUERY_KEYS = ['AWSAccessKeyId', 'Signature', 'sig', 'X-Goog-Signature'];
+const SENSITIVE = SENSITIVE_QUERY_KEYS.map((k) => Buffer.from(k, 'latin1'));
+const SENSITIVE_LENGTHS = new Uint8Array(32);
+for (const k of SENSITIVE) SENSITIVE_LENGTHS[k.length] = 1;
+
+function sensitiveKey(b: Uint8Array, s: number, e: number): boolean {
+  const n = e - s;
+  if (n >= 32 || SENSITIVE_LENGTHS[n] === 0) return false;
+  for (const k of SENSITIVE) {
+    if (k.length !== n) continue;
+    let i = 0;
+    while (i < n && b[s + i] === k[i]) i++;
+    if (i === n) return true;
+  }
+  return false;
+}
+
+/**
+ * The query b[start..end) with the values of sensitive keys replaced by
+ * REDACTED, or undefined when it has none (the common case: no string is
+ * made, the bytes can be used as they are).
+ */
+export function redactedQuery(b: Uint8Array, start: number, end: number): string | undefined {
+  let out: string | undefined;
+  let copied = start;
+  let p = start;
+  while (p <= end) {
+    let k = p;
+    while (k < end && b[k] !== 0x3d && b[k] !== 0x26) k++; // '=' or '&'
+    let next = k;
+    while (next < end && b[next] !== 0x26) next++;
+    if (k < end && b[k] === 0x3d && next > k + 1 && sensitiveKey(b, p, k)) {
+      out = (out ?? '') + Buffer.from(b.buffer, b.byteOffset + copied, k + 1 - copied).toString('latin1') + 'REDACTED';
+      copied = next;
+    }
+    p = next + 1;
+  }
+  if (out === undefined) return undefined;
+  return out + Buffer.from(b.buffer, b.byteOffset + copied, end - copied).toString('latin1');
+}
+
+/** The same for a query string (rare paths: absolute-form targets). */
+export function redactQueryString(q: string): string {
+  const b = Buffer.from(q, 'latin1');
+  return redactedQuery(b, 0, b.length) ?? q;
+}

@@ -54,6 +54,8 @@ export interface OtlpReceiverOptions {
   tls?: { key: Buffer; cert: Buffer; ca?: Buffer; requireClientCert?: boolean };
   /** Answer every request with a partial success rejecting this many spans. */
   partialReject?: number;
+  /** Keep every request body as it came (rawBodies()), to search the bytes on the wire. */
+  keepRaw?: boolean;
   /** Answer each request this long after it arrived (a slow collector). */
   answerDelayMs?: number;
 }
@@ -71,6 +73,8 @@ export interface OtlpReceiver {
   readonly requestsCount: number;
   /** Requests answered with a failure (failing mode or undecodable body). */
   readonly failedRequests: number;
+  /** Every request body, undecoded (with keepRaw). */
+  rawBodies(): Buffer[];
   /** Headers / metadata of the last request (lowercase keys). */
   lastHeaders(): Record<string, string>;
   /** Failing mode on/off; with ms, switches itself off after ms. */
@@ -167,6 +171,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
   requestType(); // fail early if the .proto files are missing
 
   const received: ReceivedSpan[] = [];
+  const raw: Buffer[] = [];
   let requests = 0;
   let failed = 0;
   let failing = false;
@@ -196,6 +201,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
   const accept = (body: Buffer, via: 'grpc' | 'http', hdrs: Record<string, string>): string | null => {
     const index = requests++;
     headers = hdrs;
+    if (opts.keepRaw) raw.push(Buffer.from(body));
     if (failing) { failed++; return 'receiver is failing on purpose'; }
     let spans: ReceivedSpan[];
     try {
@@ -312,6 +318,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
     get requestsCount() { return requests; },
     get failedRequests() { return failed; },
     lastHeaders: () => ({ ...headers }),
+    rawBodies: () => raw.slice(),
     setFailing,
     clear: () => { received.length = 0; },
     async close() {
