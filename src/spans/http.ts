@@ -34,7 +34,8 @@ export function parseRequestHead(buf: Buffer, truncated: boolean): RequestHead |
     // RFC 9112 §5.1: no whitespace between a field name and its colon (hyper
     // rejects such a request), so a name is never trimmed.
     const name = lines[i].slice(0, c).toLowerCase();
-    if (!headers.has(name)) headers.set(name, lines[i].slice(c + 1).trim());
+    // Optional whitespace around a value is spaces and tabs only (RFC 9110 §5.6.3).
+    if (!headers.has(name)) headers.set(name, lines[i].slice(c + 1).replace(/^[ \t]+|[ \t]+$/g, ''));
   }
   return { method: m[1], target: m[2], version: m[3], headers, complete };
 }
@@ -220,11 +221,9 @@ export function scanRequestHead(b: Uint8Array, v: DataView, start: number, end: 
     } else if (first === 0x75) {
       if (s.uaStart < 0 && ls + 10 < le && b[ls + 10] === 0x3a && nameIs(b, ls, ls + 10, 'user-agent')) setValue(s, H_UA, b, ls + 10, le);
     } else if (first === 0x74) {
-      if (ls + 11 < le && b[ls + 11] === 0x3a) {
-        if (s.tpStart < 0 && nameIs(b, ls, ls + 11, 'traceparent')) setValue(s, H_TP, b, ls + 11, le);
-      } else if (ls + 10 < le && b[ls + 10] === 0x3a) {
-        if (s.tsStart < 0 && nameIs(b, ls, ls + 10, 'tracestate')) setValue(s, H_TS, b, ls + 10, le);
-      }
+      // Both tried: "tracestate::v" has a colon at the length of "traceparent" too.
+      if (s.tpStart < 0 && ls + 11 < le && b[ls + 11] === 0x3a && nameIs(b, ls, ls + 11, 'traceparent')) setValue(s, H_TP, b, ls + 11, le);
+      else if (s.tsStart < 0 && ls + 10 < le && b[ls + 10] === 0x3a && nameIs(b, ls, ls + 10, 'tracestate')) setValue(s, H_TS, b, ls + 10, le);
     }
     ls = le + 2;
   }
