@@ -19,6 +19,7 @@ const cases: Mutation[] | undefined = casesFile ? JSON.parse(fs.readFileSync(cas
 const first = Number(firstS);
 const count = cases ? cases.length : Number(countS);
 
+async function main(): Promise<void> {
 for (let i = first; i < first + count; i++) {
   const m = cases ? cases[i - first] : mutation(original, regions, Number(seedS), i);
   process.stdout.write(JSON.stringify({ i, start: true, m }) + '\n');
@@ -26,10 +27,13 @@ for (let i = first; i < first + count; i++) {
   const t0 = Date.now();
   let result: { code: number; error?: string; internal?: boolean; lines?: number };
   try {
-    result = { code: inspect(file, false, () => undefined) };
+    result = { code: await inspect(file, false, () => undefined) };
   } catch (e) {
     if (e instanceof UserError) result = { code: e.exitCode, error: e.message, lines: e.message.split('\n').length };
     else result = { code: 1, internal: true, error: `${(e as Error)?.name}: ${(e as Error)?.message}\n${(e as Error)?.stack ?? ''}` };
   }
   process.stdout.write(JSON.stringify({ i, ms: Date.now() - t0, ...result }) + '\n');
 }
+}
+
+void main();
