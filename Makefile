@@ -64,7 +64,7 @@ demo: build
 	node dist/tools/demo.js
 
 test: build deploy-tools
-	node --test --test-concurrency=1 --test-timeout=600000 dist/test/unit/ dist/test/e2e/ dist/test/deploy/
+	node --test --test-concurrency=1 --test-timeout=1800000 dist/test/unit/ dist/test/e2e/ dist/test/deploy/
 
 test-unit: build
 	node --test --test-concurrency=1 dist/test/unit/

@@ -43,7 +43,7 @@ test('each plain request is one trace of one SERVER span, with its attributes an
     assert.equal(tag(p, 'process.runtime.name'), 'rustc');
   }
   const users = byPath.get('/users/42')!.spans[0];
-  // axum's route names the span (issue 6): "METHOD route".
+  // The demo's router is axum's: the span is named after the route.
   assert.equal(users.operationName, 'GET /users/{id}');
   assert.equal(tag(users, 'http.route'), '/users/{id}');
   assert.equal(tag(users, 'http.request.method'), 'GET');
