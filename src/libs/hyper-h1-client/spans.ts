@@ -1,0 +1,472 @@
+// hyper HTTP/1 client events -> CLIENT spans, one per request on the wire.
+//
+// A request event (encode entry) files a pending call under the pointer words
+// of hyper's Encode; the response event (parse entry) carries the ParseContext
+// word that found the call in BPF (`&mut conn.state.method`, one address per
+// connection), the call's start time, thread and task, and both heads: the
+// request head still in the connection's write buffer and the response bytes.
+// So a response event alone makes the span; the pending table is only there so
+// that a request that never gets a response head ends, with error.type, and is
+// counted, instead of being forgotten.
+//
+// Redirects: a 3xx response with a Location remembers the resolved URL for a
+// short while; the next request in the same process for exactly that URL,
+// started after that response, is its resend (http.request.resend_count =
+// the previous hop's + 1). hyper itself never follows redirects: whoever does
+// (reqwest, tower-http) sends the next hop as a new request, which is a new
+// span here.
+//
+// TLS is not visible at this layer (the heads are plaintext on both sides of
+// rustls): url.full says http unless the connection is known to be TLS; see
+// README.md.
+import type { SpanBuilder, SpanOutput } from '../library';
+import type { ServerSpanContext } from '../../spans/context';
+import { DecodeError, bytesOf, readU64Number } from '../../events/header';
+import { acquireRecord, releaseRecord, attrKey, attrSet, SpanKind, StatusCode, type AttrSet, type SpanRecord } from '../../spans/record';
+import { HeadScan, scanRequestHead, knownMethod, splitHostBytes } from '../../spans/http';
+import { H1_CLIENT_LAYOUTS } from './layouts';
+import { safeUrl, resolveLocation } from './url';
+import { ProcessMemory } from '../../targets/memory';
+
+const { kinds: KIND, constants: C, structs: S } = H1_CLIENT_LAYOUTS;
+const REQ = S.h1c_request_event;
+const RES = S.h1c_response_event;
+
+const K = {
+  method: attrKey('http.request.method'),
+  methodOriginal: attrKey('http.request.method_original'),
+  url: attrKey('url.full'),
+  version: attrKey('network.protocol.version'),
+  address: attrKey('server.address'),
+  port: attrKey('server.port'),
+  status: attrKey('http.response.status_code'),
+  errorType: attrKey('error.type'),
+  resend: attrKey('http.request.resend_count'),
+};
+
+/** A request that got no response head within this long is ended as `timeout` (OTEL_RUST_AGENT_CLIENT_TIMEOUT_MS). */
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** At most this many calls wait for a response per process; beyond, the oldest is ended (counted `overflow`). */
+export const PENDING_MAX = 16_384;
+/** A redirect's next hop is expected within this long. */
+const REDIRECT_WINDOW_NS = 30e9;
+/** Calls waiting longer than this get their request head read from the process (readHeads). */
+const HEAD_READ_AFTER_NS = 20e6;
+const HEAD_READ_TICK_MS = 25;
+
+const methodSets = new Map<string, AttrSet>();
+function methodSet(method: string, version: number): AttrSet {
+  const k = `${method} ${version}`;
+  let s = methodSets.get(k);
+  if (!s) {
+    const v = version === 11 ? '1.1' : version === 10 ? '1.0' : `${Math.floor(version / 10)}.${version % 10}`;
+    s = attrSet([[K.method, method], [K.version, v]]);
+    if (methodSets.size < 64) methodSets.set(k, s);
+  }
+  return s;
+}
+const statusSets: AttrSet[] = [];
+function statusSet(status: number): AttrSet {
+  // Client side: 4xx and 5xx are errors (semconv HTTP client spans).
+  return statusSets[status] ??= attrSet(status >= 400
+    ? [[K.status, status], [K.errorType, String(status)]]
+    : [[K.status, status]]);
+}
+
+interface Pending {
+  pid: number;
+  startMono: number;
+  startLo: number;
+  startHi: number;
+  tid: number;
+  taskId: number;
+  words: number[];
+  open: boolean;
+  /** The connection's head buffer (Vec<u8>) and its ptr/cap word indexes. */
+  dstAddr: number;
+  vecPtrIdx: number;
+  vecCapIdx: number;
+  /** The request head, read from the process while it waits (slow calls only), for a span that ends unanswered. */
+  head: Buffer | undefined;
+  headTried: boolean;
+  prev: Pending | undefined;
+  next: Pending | undefined;
+}
+
+class ProcessState {
+  /** Pending calls by Encode word (only pointer-shaped words are filed). */
+  byWord = new Map<number, Pending>();
+  head: Pending | undefined;
+  tail: Pending | undefined;
+  size = 0;
+  /** Encode word index that holds the connection key, per encode instance (-1: not yet known). */
+  keyWord: number[] = [];
+  /** Resolved Location of recent 3xx responses -> (resend count of that hop, response time). */
+  redirects = new Map<string, { count: number; at: number }>();
+
+  link(r: Pending): void {
+    r.prev = this.tail; r.next = undefined;
+    if (this.tail) this.tail.next = r; else this.head = r;
+    this.tail = r;
+    this.size++;
+  }
+
+  unlink(r: Pending): void {
+    if (r.prev) r.prev.next = r.next; else this.head = r.next;
+    if (r.next) r.next.prev = r.prev; else this.tail = r.prev;
+    r.prev = r.next = undefined;
+    this.size--;
+  }
+}
+
+function pointerLike(w: number): boolean {
+  return w >= 0x10000 && w < 0x800000000000 && w % 8 === 0;
+}
+
+export interface H1ClientStats {
+  requests: number;
+  spans: number;
+  partialResponses: number;
+  unparsableResponses: number;
+  /** Response events whose request head no longer parsed (overwritten before the response came). */
+  requestHeadLost: number;
+  /** Responses whose request event was not seen (attached mid-call): spans made from the response alone. */
+  unmatchedResponses: number;
+  timeouts: number;
+  /** A new request on a connection whose previous request had no response: that one ended as connection_closed. */
+  closed: number;
+  overflow: number;
+  redirectsFollowed: number;
+  informational: number;
+  /** Request heads read from the process for calls still waiting after 20 ms. */
+  headReads: number;
+  /** Unanswered calls ended without a readable request head (no method/URL on the span). */
+  unansweredWithoutHead: number;
+}
+
+/** Status line at b[p..end): 'HTTP/d.d SP ddd'; returns the status or -1. */
+function statusAt(b: Uint8Array, p: number, end: number): number {
+  if (end - p < 12 || b[p] !== 0x48 || b[p + 1] !== 0x54 || b[p + 2] !== 0x54 || b[p + 3] !== 0x50 || b[p + 4] !== 0x2f || b[p + 8] !== 0x20) return -1;
+  let v = 0;
+  for (let i = 9; i < 12; i++) {
+    const d = b[p + i] - 0x30;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/** Index just past the CRLFCRLF ending the head that starts at p, or -1. */
+function headEnd(b: Buffer, p: number, end: number): number {
+  const i = b.indexOf('\r\n\r\n', p, 'latin1');
+  return i < 0 || i + 4 > end ? -1 : i + 4;
+}
+
+/** The Location header's value in the head b[p..e), or undefined. */
+function locationIn(b: Buffer, p: number, e: number): string | undefined {
+  let ls = b.indexOf('\r\n', p, 'latin1') + 2;
+  while (ls > 1 && ls < e) {
+    const le = b.indexOf('\r\n', ls, 'latin1');
+    if (le < 0 || le > e || le === ls) return undefined;
+    if (le - ls > 9 && (b[ls] | 0x20) === 0x6c && b[ls + 8] === 0x3a && b.toString('latin1', ls, ls + 8).toLowerCase() === 'location') {
+      return b.toString('latin1', ls + 9, le).trim();
+    }
+    ls = le + 2;
+  }
+  return undefined;
+}
+
+export class HyperH1ClientSpans implements SpanBuilder {
+  readonly counts: H1ClientStats = {
+    requests: 0, spans: 0, partialResponses: 0, unparsableResponses: 0, requestHeadLost: 0, unmatchedResponses: 0,
+    timeouts: 0, closed: 0, overflow: 0, redirectsFollowed: 0, informational: 0, headReads: 0, unansweredWithoutHead: 0,
+  };
+  private procs = new Map<number, ProcessState>();
+  private readonly scan = new HeadScan();
+  private readonly timeoutNs: number;
+
+  constructor(private readonly out: SpanOutput, private readonly scope: string, private readonly ctx?: ServerSpanContext) {
+    const ms = Number(process.env.OTEL_RUST_AGENT_CLIENT_TIMEOUT_MS);
+    this.timeoutNs = (Number.isFinite(ms) && ms > 0 ? ms : DEFAULT_TIMEOUT_MS) * 1e6;
+  }
+
+  handle(kind: number, dv: DataView, off: number, len: number): void {
+    if (kind === KIND.H1_CLIENT_REQUEST) {
+      if (len < REQ.$size) throw new DecodeError(`h1 client request record too short (${len})`);
+      this.request(dv, off);
+    } else if (kind === KIND.H1_CLIENT_RESPONSE) {
+      if (len < RES.$size) throw new DecodeError(`h1 client response record too short (${len})`);
+      this.response(dv, off);
+    } else {
+      throw new DecodeError(`hyper-h1-client: unknown event kind ${kind}`);
+    }
+  }
+
+  private proc(pid: number): ProcessState {
+    let p = this.procs.get(pid);
+    if (!p) this.procs.set(pid, (p = new ProcessState()));
+    return p;
+  }
+
+  private request(dv: DataView, off: number): void {
+    const pid = dv.getUint32(off + 4, true);
+    const instance = dv.getUint16(off + 14, true);
+    const p = this.proc(pid);
+    this.counts.requests++;
+    const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
+    const words: number[] = [];
+    for (let i = 0; i < C.H1C_MSG_WORDS; i++) words.push(readU64Number(dv, off + REQ.msg_words + i * 8));
+    const pend: Pending = {
+      pid, startLo: tsLo, startHi: tsHi, startMono: tsHi * 4294967296 + tsLo, tid: dv.getUint32(off + 8, true),
+      taskId: readU64Number(dv, off + REQ.task_id), words, open: true, prev: undefined, next: undefined,
+      dstAddr: readU64Number(dv, off + REQ.dst_addr), vecPtrIdx: dv.getUint32(off + REQ.vec_ptr_idx, true),
+      vecCapIdx: dv.getUint32(off + REQ.vec_cap_idx, true), head: undefined, headTried: false,
+    };
+    this.armHeadReads();
+    const key = p.keyWord[instance] ?? -1;
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i];
+      if (!pointerLike(w) || (key >= 0 && i !== key)) continue;
+      const old = p.byWord.get(w);
+      // A new request on the same connection while the last one is still
+      // pending: hyper sends one request at a time per HTTP/1 connection, so
+      // the old one will get no response (its connection was closed and this
+      // address reused).
+      if (old && old.open && key >= 0) this.endUnanswered(p, old, 'connection_closed', tsLo, tsHi);
+      p.byWord.set(w, pend);
+    }
+    p.link(pend);
+    if (p.size > PENDING_MAX) {
+      this.counts.overflow++;
+      this.drop(p, p.head!);
+    }
+  }
+
+  private response(dv: DataView, off: number): void {
+    const pid = dv.getUint32(off + 4, true);
+    const instance = dv.getUint16(off + 14, true);
+    const p = this.proc(pid);
+    const b = bytesOf(dv);
+    const key = readU64Number(dv, off + RES.key);
+    const resCaptured = Math.min(dv.getUint32(off + RES.res_captured, true), C.H1C_RES_CAPTURE);
+    const reqCaptured = Math.min(dv.getUint32(off + RES.req_captured, true), C.H1C_REQ_CAPTURE);
+    const rs = off + RES.res_head, re = rs + resCaptured;
+
+    // The response head; 1xx heads before it are skipped (hyper's parse loops over them).
+    let hs = rs;
+    let status = -1;
+    let he = -1;
+    for (;;) {
+      status = statusAt(b, hs, re);
+      if (status < 0) { this.counts.unparsableResponses++; return; }
+      he = headEnd(b, hs, re);
+      if (he < 0) {
+        if (resCaptured < C.H1C_RES_CAPTURE) { this.counts.partialResponses++; return; } // hyper parses again when more arrives
+        break; // a head longer than the capture: the status line is enough
+      }
+      if (status >= 200 || status === 101) break;
+      this.counts.informational++;
+      hs = he;
+    }
+
+    const pend = p.byWord.get(key);
+    if (pend && pend.open) {
+      // Learn which Encode word is the connection's (for this instance).
+      if ((p.keyWord[instance] ?? -1) < 0) {
+        const i = pend.words.indexOf(key);
+        if (i >= 0) p.keyWord[instance] = i;
+      }
+      this.drop(p, pend);
+    } else {
+      this.counts.unmatchedResponses++;
+    }
+
+    const qs = off + RES.req_head, qe = qs + reqCaptured;
+    const sc = this.scan;
+    if (!scanRequestHead(b, dv, qs, qe, reqCaptured >= C.H1C_REQ_CAPTURE, sc)) {
+      this.counts.requestHeadLost++;
+      return;
+    }
+    const rec = acquireRecord();
+    try {
+      rec.kind = SpanKind.CLIENT;
+      rec.pid = pid;
+      rec.scope = this.scope;
+      const method = knownMethod(b, qs, sc.methodEnd);
+      if (method) {
+        rec.name = method;
+        rec.addSet(methodSet(method, sc.version));
+      } else {
+        rec.name = 'HTTP';
+        rec.addSet(methodSet('_OTHER', sc.version));
+        rec.addBytesCopy(K.methodOriginal, dv, qs, sc.methodEnd);
+      }
+      const scheme = 'http';
+      let authority = '';
+      if (sc.hostStart >= 0) {
+        authority = b.toString('latin1', sc.hostStart, sc.hostEnd);
+        const hp = splitHostBytes(b, sc.hostStart, sc.hostEnd);
+        if (hp) {
+          rec.addBytesCopy(K.address, dv, hp.addrStart, hp.addrEnd);
+          rec.addInt(K.port, hp.port >= 0 ? hp.port : 80);
+        }
+      }
+      const url = safeUrl(scheme, authority, b.toString('latin1', sc.targetStart, sc.targetEnd));
+      rec.addString(K.url, url);
+      const startLo = dv.getUint32(off + RES.req_ts_ns, true), startHi = dv.getUint32(off + RES.req_ts_ns + 4, true);
+      const startMono = startHi * 4294967296 + startLo;
+      const hop = p.redirects.get(url);
+      if (hop) {
+        p.redirects.delete(url);
+        if (startMono >= hop.at && startMono - hop.at < REDIRECT_WINDOW_NS) {
+          rec.addInt(K.resend, hop.count + 1);
+          this.counts.redirectsFollowed++;
+        }
+      }
+      rec.addSet(statusSet(status));
+      if (status >= 400) rec.statusCode = StatusCode.ERROR;
+      if (status >= 300 && status < 400 && he > 0) {
+        const loc = locationIn(b, hs, he);
+        const next = loc ? resolveLocation(url, loc) : undefined;
+        if (next) {
+          const endMono = dv.getUint32(off + 20, true) * 4294967296 + dv.getUint32(off + 16, true);
+          if (p.redirects.size > 1024) p.redirects.clear();
+          p.redirects.set(next, { count: hop ? hop.count + 1 : 0, at: endMono });
+        }
+      }
+      rec.newTraceId();
+      rec.flags = 1;
+      rec.newSpanId();
+      const clock = this.out.clock;
+      rec.setStartMono(startLo, startHi, clock);
+      rec.setEndMono(dv.getUint32(off + 16, true), dv.getUint32(off + 20, true), clock);
+      this.counts.spans++;
+      this.out.emit(rec);
+    } finally {
+      releaseRecord(rec);
+    }
+  }
+
+  /** Removes a pending call from the tables (its span is made elsewhere, or not at all). */
+  private drop(p: ProcessState, r: Pending): void {
+    if (!r.open) return;
+    r.open = false;
+    for (const w of r.words) if (p.byWord.get(w) === r) p.byWord.delete(w);
+    p.unlink(r);
+  }
+
+  /**
+   * A request that never got a response head: an ERROR span with what the
+   * request event carries (its head was not yet readable then), ended when
+   * the agent knew.
+   */
+  private endUnanswered(p: ProcessState, r: Pending, errorType: string, endLo: number, endHi: number): void {
+    this.drop(p, r);
+    if (errorType === 'timeout') this.counts.timeouts++; else this.counts.closed++;
+    const rec = acquireRecord();
+    try {
+      rec.kind = SpanKind.CLIENT;
+      rec.pid = r.pid;
+      rec.scope = this.scope;
+      rec.name = 'HTTP';
+      if (!r.head || !this.requestAttrs(rec, r.head)) this.counts.unansweredWithoutHead++;
+      rec.addString(K.errorType, errorType);
+      rec.statusCode = StatusCode.ERROR;
+      rec.newTraceId();
+      rec.flags = 1;
+      rec.newSpanId();
+      const clock = this.out.clock;
+      rec.setStartMono(r.startLo, r.startHi, clock);
+      rec.setEndMono(endLo, endHi, clock);
+      this.counts.spans++;
+      this.out.emit(rec);
+    } finally {
+      releaseRecord(rec);
+    }
+  }
+
+  private readonly mem = new ProcessMemory();
+  private headTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * A call still waiting after HEAD_READ_AFTER_NS has its request head read
+   * from the process (two preads, /proc/PID/mem): encode has long finished
+   * writing it, and the connection is still alive, so the buffer holds it.
+   * Fast calls (nearly all) never pay this; a call that then ends unanswered
+   * (timeout, dropped future, closed connection) keeps its method and URL.
+   */
+  private armHeadReads(): void {
+    if (this.headTimer) return;
+    this.headTimer = setTimeout(() => { this.headTimer = undefined; this.readHeads(); }, HEAD_READ_TICK_MS);
+    this.headTimer.unref();
+  }
+
+  private readHeads(): void {
+    const now = Number(process.hrtime.bigint());
+    let waiting = false;
+    for (const [pid, p] of this.procs) {
+      for (let r = p.head; r; r = r.next) {
+        if (r.headTried) continue;
+        if (now - r.startMono < HEAD_READ_AFTER_NS) { waiting = true; continue; }
+        r.headTried = true;
+        const w = this.mem.read(pid, r.dstAddr, 24);
+        if (!w || r.vecPtrIdx > 2 || r.vecCapIdx > 2) continue;
+        const ptr = readU64Number(new DataView(w.buffer, w.byteOffset, 24), r.vecPtrIdx * 8);
+        const cap = readU64Number(new DataView(w.buffer, w.byteOffset, 24), r.vecCapIdx * 8);
+        r.head = this.mem.read(pid, ptr, Math.min(cap, C.H1C_REQ_CAPTURE)) ?? this.mem.read(pid, ptr, Math.min(cap, 4096 - (ptr % 4096)));
+        this.counts.headReads++;
+      }
+    }
+    if (waiting) this.armHeadReads();
+  }
+
+  stats(): Record<string, number> {
+    let pending = 0;
+    for (const p of this.procs.values()) pending += p.size;
+    return { ...this.counts, pending };
+  }
+
+  forgetProcess(pid: number): number {
+    this.mem.forget(pid);
+    const p = this.procs.get(pid);
+    this.procs.delete(pid);
+    return p ? p.size : 0;
+  }
+
+  pids(): number[] {
+    return [...this.procs.keys()];
+  }
+
+  expire(nowMono: bigint): void {
+    const now = Number(nowMono);
+    for (const p of this.procs.values()) {
+      while (p.head && now - p.head.startMono >= this.timeoutNs) {
+        const end = p.head.startMono + this.timeoutNs;
+        this.endUnanswered(p, p.head, 'timeout', end % 4294967296, Math.floor(end / 4294967296));
+      }
+      for (const [u, h] of p.redirects) if (now - h.at > REDIRECT_WINDOW_NS) p.redirects.delete(u);
+    }
+  }
+
+  /** Request attributes from a head read while waiting (readHeads); false when there is none that parses. */
+  private requestAttrs(rec: SpanRecord, b: Buffer): boolean {
+    const dv = new DataView(b.buffer, b.byteOffset, b.length);
+    const sc = this.scan;
+    if (!scanRequestHead(b, dv, 0, b.length, b.length >= C.H1C_REQ_CAPTURE, sc)) return false;
+    const method = knownMethod(b, 0, sc.methodEnd);
+    rec.name = method ?? 'HTTP';
+    rec.addSet(methodSet(method ?? '_OTHER', sc.version));
+    if (!method) rec.addBytesCopy(K.methodOriginal, dv, 0, sc.methodEnd);
+    let authority = '';
+    if (sc.hostStart >= 0) {
+      authority = b.toString('latin1', sc.hostStart, sc.hostEnd);
+      const hp = splitHostBytes(b, sc.hostStart, sc.hostEnd);
+      if (hp) {
+        rec.addBytesCopy(K.address, dv, hp.addrStart, hp.addrEnd);
+        rec.addInt(K.port, hp.port >= 0 ? hp.port : 80);
+      }
+    }
+    rec.addString(K.url, safeUrl('http', authority, b.toString('latin1', sc.targetStart, sc.targetEnd)));
+    return true;
+  }
+}

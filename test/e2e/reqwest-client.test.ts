@@ -1,0 +1,145 @@
+// End to end: CLIENT spans of a service that calls out with reqwest 0.12
+// (async, HTTP/1 plaintext) to a local Node target; the service's own server
+// span (axum) is traced in the same run.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startOtlpReceiver, OtlpReceiver, ReceivedSpan } from '../helpers/otlp-receiver';
+import { startService, serviceBinary, attachAgent, freshStats, waitForStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
+
+let recv: OtlpReceiver;
+let svc: Service;
+let agent: RunningAgent;
+let target: http.Server;
+let tport = 0;
+const hung: http.ServerResponse[] = [];
+
+before(async () => {
+  target = http.createServer((req, res) => {
+    const u = new URL(req.url!, 'http://x');
+    if (u.pathname === '/ok') { res.end('ok'); return; }
+    if (u.pathname === '/redirect') { res.writeHead(302, { location: `/ok?from=redirect` }); res.end(); return; }
+    if (u.pathname === '/chain') { res.writeHead(302, { location: `http://127.0.0.1:${tport}/redirect` }); res.end(); return; }
+    if (u.pathname === '/missing') { res.writeHead(404); res.end('no'); return; }
+    if (u.pathname === '/unavailable') { res.writeHead(503); res.end('busy'); return; }
+    if (u.pathname === '/hang') { hung.push(res); return; } // never answers
+    res.writeHead(500); res.end();
+  });
+  await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+  tport = (target.address() as AddressInfo).port;
+  recv = await startOtlpReceiver({ grpc: false, http: true });
+  svc = await startService(serviceBinary('reqwest12-client'));
+  agent = await attachAgent(['--pid', String(svc.pid), '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint, '--service-name', 'caller'],
+    { OTEL_RUST_AGENT_CLIENT_TIMEOUT_MS: '1500' });
+});
+
+after(async () => {
+  for (const r of hung) r.destroy();
+  const code = await agent?.stop();
+  await svc?.stop();
+  await recv?.close();
+  await new Promise((r) => target?.close(r));
+  assert.equal(code, 0, agent?.stderr.text);
+});
+
+async function call(q: Record<string, string | number>): Promise<string[]> {
+  const qs = new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)])).toString();
+  const res = await fetch(`http://127.0.0.1:${svc.port}/call?${qs}`);
+  assert.equal(res.status, 200);
+  return (await res.text()).trim().split('\n');
+}
+
+const clientSpans = (): ReceivedSpan[] => recv.spans().filter((s) => s.kind === 3);
+const hits = (s: AgentStats, probe: string) => s.probes.find((p) => p.probe === probe)?.hits ?? 0;
+
+test('reqwest 0.12 async over HTTP/1: one CLIENT span with the exact attributes, url.full redacted; 2 emulated hits', async () => {
+  recv.clear();
+  const before = await freshStats(agent);
+  const out = await call({ url: `http://127.0.0.1:${tport}/ok?a=1&sig=secret&Signature=x&b=2` });
+  assert.deepEqual(out, ['200']);
+  await recv.waitForSpans(2, 15_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const cs = clientSpans();
+  assert.equal(cs.length, 1);
+  const c = cs[0];
+  assert.equal(c.name, 'GET');
+  assert.deepEqual(c.attributes, {
+    'http.request.method': 'GET', 'url.full': `http://127.0.0.1:${tport}/ok?a=1&sig=REDACTED&Signature=REDACTED&b=2`,
+    'server.address': '127.0.0.1', 'server.port': tport, 'network.protocol.version': '1.1', 'http.response.status_code': 200,
+  });
+  assert.equal(c.status.code, 0);
+  assert.equal(c.scope.name, 'otel-rust-agent/hyper-client');
+  assert.ok(c.endTimeUnixNano > c.startTimeUnixNano);
+  const server = recv.spans().find((s) => s.kind === 2)!;
+  assert.equal(server.attributes['url.path'], '/call');
+  assert.ok(c.startTimeUnixNano >= server.startTimeUnixNano && c.endTimeUnixNano <= server.endTimeUnixNano);
+  const after = await waitForStats(agent, (s) => hits(s, 'client_parse') - hits(before, 'client_parse') >= 1);
+  assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 1);
+  assert.equal(hits(after, 'client_parse') - hits(before, 'client_parse'), 1);
+});
+
+test('reqwest 0.12: 404 and 503 are ERROR with error.type; a followed redirect gives one span per hop with resend_count', async () => {
+  recv.clear();
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${tport}/missing` }), ['404']);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${tport}/unavailable` }), ['503']);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${tport}/chain` }), ['200']);
+  await recv.waitForSpans(3 + 5, 15_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const cs = clientSpans();
+  assert.equal(cs.length, 5);
+  const by = (u: string) => cs.filter((s) => s.attributes['url.full'] === `http://127.0.0.1:${tport}${u}`);
+  const [missing] = by('/missing');
+  assert.equal(missing.status.code, 2);
+  assert.equal(missing.attributes['error.type'], '404');
+  assert.equal(missing.attributes['http.response.status_code'], 404);
+  const [busy] = by('/unavailable');
+  assert.equal(busy.status.code, 2);
+  assert.equal(busy.attributes['error.type'], '503');
+  const [h0] = by('/chain');
+  const [h1] = by('/redirect');
+  const [h2] = by('/ok?from=redirect');
+  assert.equal(h0.attributes['http.response.status_code'], 302);
+  assert.equal(h0.attributes['http.request.resend_count'], undefined);
+  assert.equal(h0.status.code, 0);
+  assert.equal(h1.attributes['http.response.status_code'], 302);
+  assert.equal(h1.attributes['http.request.resend_count'], 1);
+  assert.equal(h2.attributes['http.response.status_code'], 200);
+  assert.equal(h2.attributes['http.request.resend_count'], 2);
+  assert.ok(h0.endTimeUnixNano <= h1.startTimeUnixNano && h1.endTimeUnixNano <= h2.startTimeUnixNano);
+});
+
+test('reqwest 0.12: 200 concurrent calls from one task give exactly 200 CLIENT spans, 2 hits each', async () => {
+  recv.clear();
+  const before = await freshStats(agent);
+  const out = await call({ url: `http://127.0.0.1:${tport}/ok?n=200`, n: 200 });
+  assert.equal(out.length, 200);
+  assert.ok(out.every((l) => l === '200'));
+  await recv.waitForSpans(201, 20_000);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(clientSpans().length, 200);
+  assert.ok(clientSpans().every((s) => s.attributes['url.full'] === `http://127.0.0.1:${tport}/ok?n=200` && s.attributes['http.response.status_code'] === 200));
+  const after = await waitForStats(agent, (s) => hits(s, 'client_parse') - hits(before, 'client_parse') >= 200);
+  assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 200);
+  assert.equal(hits(after, 'client_parse') - hits(before, 'client_parse'), 200);
+  assert.equal(after.spans['hyper-h1-client'].pending, 0);
+});
+
+test('reqwest 0.12: a request that never gets an answer ends as ERROR timeout, counted, nothing left pending', async () => {
+  recv.clear();
+  const before = await freshStats(agent);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${tport}/hang`, timeout_ms: 200 }), ['error timeout']);
+  await recv.waitForSpans(2, 15_000);
+  const after = await waitForStats(agent, (s) => s.spans['hyper-h1-client'].timeouts - (before.spans['hyper-h1-client']?.timeouts ?? 0) >= 1);
+  const cs = clientSpans();
+  assert.equal(cs.length, 1);
+  assert.equal(cs[0].status.code, 2);
+  assert.equal(cs[0].name, 'GET');
+  assert.deepEqual(cs[0].attributes, {
+    'http.request.method': 'GET', 'url.full': `http://127.0.0.1:${tport}/hang`, 'server.address': '127.0.0.1', 'server.port': tport,
+    'network.protocol.version': '1.1', 'error.type': 'timeout',
+  });
+  // Ended when the agent's limit (1.5 s here) passed.
+  assert.equal(cs[0].endTimeUnixNano - cs[0].startTimeUnixNano, 1_500_000_000n);
+  assert.equal(after.spans['hyper-h1-client'].pending, 0);
+});
