@@ -53,7 +53,7 @@ async function call(q: Record<string, string | number>): Promise<string[]> {
 const clientSpans = (): ReceivedSpan[] => recv.spans().filter((s) => s.kind === 3);
 const hits = (s: AgentStats, probe: string) => s.probes.find((p) => p.probe === probe)?.hits ?? 0;
 
-test('reqwest 0.12 async over HTTP/1: one CLIENT span with the exact attributes, url.full redacted; 2 emulated hits', async () => {
+test('reqwest 0.12 async over HTTP/1: one CLIENT span with the exact attributes, url.full redacted, the handler's server span as parent; 3 emulated hits', async () => {
   recv.clear();
   const before = await freshStats(agent);
   const out = await call({ url: `http://127.0.0.1:${tport}/ok?a=1&sig=secret&Signature=x&b=2` });
@@ -74,9 +74,16 @@ test('reqwest 0.12 async over HTTP/1: one CLIENT span with the exact attributes,
   const server = recv.spans().find((s) => s.kind === 2)!;
   assert.equal(server.attributes['url.path'], '/call');
   assert.ok(c.startTimeUnixNano >= server.startTimeUnixNano && c.endTimeUnixNano <= server.endTimeUnixNano);
+  // Made in the handler's task: the server span being handled is its parent.
+  assert.equal(c.traceId, server.traceId);
+  assert.equal(c.parentSpanId, server.spanId);
   const after = await waitForStats(agent, (s) => hits(s, 'client_parse') - hits(before, 'client_parse') >= 1);
+  assert.equal(hits(after, 'reqwest_execute') - hits(before, 'reqwest_execute'), 1);
   assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 1);
   assert.equal(hits(after, 'client_parse') - hits(before, 'client_parse'), 1);
+  const d = (k: string) => after.spans['hyper-h1-client'][k] - (before.spans['hyper-h1-client']?.[k] ?? 0);
+  assert.equal(d('callsMatched'), 1);
+  assert.equal(d('parentHits'), 1);
 });
 
 test('reqwest 0.12: 404 and 503 are ERROR with error.type; a followed redirect gives one span per hop with resend_count', async () => {
@@ -107,9 +114,12 @@ test('reqwest 0.12: 404 and 503 are ERROR with error.type; a followed redirect g
   assert.equal(h2.attributes['http.response.status_code'], 200);
   assert.equal(h2.attributes['http.request.resend_count'], 2);
   assert.ok(h0.endTimeUnixNano <= h1.startTimeUnixNano && h1.endTimeUnixNano <= h2.startTimeUnixNano);
+  // Every hop is a child of the handler's server span.
+  const server = recv.spans().find((s) => s.kind === 2 && s.attributes['url.query']?.toString().includes('chain'))!;
+  for (const h of [h0, h1, h2]) { assert.equal(h.traceId, server.traceId); assert.equal(h.parentSpanId, server.spanId); }
 });
 
-test('reqwest 0.12: 200 concurrent calls from one task give exactly 200 CLIENT spans, 2 hits each', async () => {
+test('reqwest 0.12: 200 concurrent calls from one task give exactly 200 CLIENT spans, 3 hits each, all children of the handler's span', async () => {
   recv.clear();
   const before = await freshStats(agent);
   const out = await call({ url: `http://127.0.0.1:${tport}/ok?n=200`, n: 200 });
@@ -119,7 +129,10 @@ test('reqwest 0.12: 200 concurrent calls from one task give exactly 200 CLIENT s
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(clientSpans().length, 200);
   assert.ok(clientSpans().every((s) => s.attributes['url.full'] === `http://127.0.0.1:${tport}/ok?n=200` && s.attributes['http.response.status_code'] === 200));
+  const server = recv.spans().find((s) => s.kind === 2)!;
+  assert.ok(clientSpans().every((s) => s.parentSpanId === server.spanId && s.traceId === server.traceId));
   const after = await waitForStats(agent, (s) => hits(s, 'client_parse') - hits(before, 'client_parse') >= 200);
+  assert.equal(hits(after, 'reqwest_execute') - hits(before, 'reqwest_execute'), 200);
   assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 200);
   assert.equal(hits(after, 'client_parse') - hits(before, 'client_parse'), 200);
   assert.equal(after.spans['hyper-h1-client'].pending, 0);
@@ -139,7 +152,35 @@ test('reqwest 0.12: a request that never gets an answer ends as ERROR timeout, c
     'http.request.method': 'GET', 'url.full': `http://127.0.0.1:${tport}/hang`, 'server.address': '127.0.0.1', 'server.port': tport,
     'network.protocol.version': '1.1', 'error.type': 'timeout',
   });
-  // Ended when the agent's limit (1.5 s here) passed.
-  assert.equal(cs[0].endTimeUnixNano - cs[0].startTimeUnixNano, 1_500_000_000n);
+  // Ended when the agent's limit (1.5 s here, from the encode) passed; parent
+  // taken when the call was made (the server span ended long before).
+  const dur = cs[0].endTimeUnixNano - cs[0].startTimeUnixNano;
+  assert.ok(dur >= 1_500_000_000n && dur < 1_600_000_000n, String(dur));
+  const server = recv.spans().find((s) => s.kind === 2)!;
+  assert.equal(cs[0].parentSpanId, server.spanId);
   assert.equal(after.spans['hyper-h1-client'].pending, 0);
+});
+
+test('reqwest 0.12: calls made in spawned tasks stay roots (no server span in that task); reqwest::blocking gives one span per call', async () => {
+  recv.clear();
+  const before = await freshStats(agent);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${tport}/ok?via=spawn`, n: 3, mode: 'spawn' }), ['200', '200', '200']);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${tport}/missing?via=blocking`, n: 2, mode: 'blocking' }), ['404', '404']);
+  await recv.waitForSpans(2 + 5, 15_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const cs = clientSpans();
+  assert.equal(cs.length, 5);
+  const spawned = cs.filter((s) => s.attributes['url.full'] === `http://127.0.0.1:${tport}/ok?via=spawn`);
+  assert.equal(spawned.length, 3);
+  for (const s of spawned) assert.equal(s.parentSpanId, '');
+  const blocking = cs.filter((s) => s.attributes['url.full'] === `http://127.0.0.1:${tport}/missing?via=blocking`);
+  assert.equal(blocking.length, 2);
+  for (const s of blocking) {
+    assert.equal(s.status.code, 2);
+    assert.equal(s.attributes['error.type'], '404');
+    assert.equal(s.parentSpanId, '');
+  }
+  const after = await waitForStats(agent, (s) => hits(s, 'client_parse') - hits(before, 'client_parse') >= 5);
+  assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 5);
+  assert.equal(after.spans['hyper-h1-client'].parentHits - before.spans['hyper-h1-client'].parentHits, 0);
 });

@@ -11,6 +11,7 @@
 enum hyper_h1_client_event_kind {
 	EV_H1_CLIENT_REQUEST  = 0x50,	/* Client::encode entered: a request head is being written */
 	EV_H1_CLIENT_RESPONSE = 0x51,	/* Client::parse entered: response bytes, and the request head */
+	EV_REQWEST_CALL       = 0x52,	/* reqwest's Client::execute_request entered, in the caller's task */
 };
 
 /* Words of hyper's Encode / ParseContext copied. Both hold
@@ -22,6 +23,9 @@ enum hyper_h1_client_event_kind {
  * the response arrives) and of the response head copied. */
 #define H1C_REQ_CAPTURE 1024
 #define H1C_RES_CAPTURE 512
+/* Words of reqwest's Request scanned for its Url's String, and URL bytes copied. */
+#define RQ_SCAN_WORDS 32
+#define RQ_URL_CAPTURE 512
 
 struct h1c_request_event {
 	struct event_header hdr;
@@ -43,6 +47,14 @@ struct h1c_response_event {
 	__u32 res_captured;		/* bytes copied into res_head[] */
 	__u8  res_head[H1C_RES_CAPTURE];
 	__u8  req_head[H1C_REQ_CAPTURE];
+};
+
+struct reqwest_call_event {
+	struct event_header hdr;
+	__u64 task_id;			/* the caller's tokio task (0: none / unknown) */
+	__u32 url_len;			/* Url.serialization length */
+	__u32 captured;			/* bytes copied into url[] */
+	__u8  url[RQ_URL_CAPTURE];
 };
 
 #endif

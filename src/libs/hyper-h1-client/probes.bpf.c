@@ -190,3 +190,83 @@ int h1_client_parse(struct pt_regs *ctx)
 		__sync_fetch_and_add(&st->events, 1);
 	return 0;
 }
+
+/*
+ * reqwest: <Client>::execute_request(&self, req: Request) entry, in the
+ * caller's task (RequestBuilder::send and Client::execute both funnel into
+ * it; reqwest::blocking forwards to it on its runtime thread). rsi = &Request.
+ * The URL is found by shape, not by layout: the String (Vec<u8> order from
+ * the cookie) among Request's words whose bytes start with http:// or
+ * https://, which is Url.serialization.
+ */
+struct rq_scan {
+	__u64 w[RQ_SCAN_WORDS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rq_scan);
+} rq_scratch SEC(".maps");
+
+SEC("uprobe")
+int reqwest_execute_request(struct pt_regs *ctx)
+{
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
+	__u32 zero = 0;
+	/* Only read within this program run (no preemption concern for a read-only scan). */
+	struct rq_scan *sc = bpf_map_lookup_elem(&rq_scratch, &zero);
+	if (!sc)
+		return 0;
+	const void *req = (const void *)PT_REGS_PARM2(ctx);
+	if (bpf_probe_read_user(sc->w, sizeof(sc->w), req)) {
+		count_bad_layout(st);
+		return 0;
+	}
+	__u32 pi = COOKIE_PTR_IDX(cookie), li = COOKIE_LEN_IDX(cookie), ci = COOKIE_CAP_IDX(cookie);
+	if (pi > 2 || li > 2 || ci > 2 || pi == li || pi == ci || li == ci)
+		return 0;
+	__u64 url = 0, len = 0;
+	for (__u32 i = 0; i + 2 < RQ_SCAN_WORDS; i++) {
+		__u64 p = sc->w[(i + pi) & (RQ_SCAN_WORDS - 1)];
+		__u64 l = sc->w[(i + li) & (RQ_SCAN_WORDS - 1)];
+		__u64 c = sc->w[(i + ci) & (RQ_SCAN_WORDS - 1)];
+		if (!user_ptr_ok(p) || l < 10 || l > c || l > 65536)
+			continue;
+		__u64 head = 0;
+		if (bpf_probe_read_user(&head, sizeof(head), (const void *)p))
+			continue;
+		/* "http://" (7 bytes) or "https://" (little-endian words) */
+		if ((head & 0x00ffffffffffffffULL) == 0x002f2f3a70747468ULL || head == 0x2f2f3a7370747468ULL) {
+			url = p;
+			len = l;
+			break;
+		}
+	}
+	if (!url) {
+		count_bad_layout(st);
+		return 0;
+	}
+	struct reqwest_call_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		if (st)
+			__sync_fetch_and_add(&st->drops, 1);
+		return 0;
+	}
+	fill_header(&e->hdr, EV_REQWEST_CALL, cookie);
+	e->task_id = current_task_id(cookie);
+	e->url_len = (__u32)len;
+	__u32 n = len < RQ_URL_CAPTURE ? (__u32)len : RQ_URL_CAPTURE;
+	n &= (RQ_URL_CAPTURE * 2 - 1);
+	if (n > RQ_URL_CAPTURE)
+		n = RQ_URL_CAPTURE;
+	if (bpf_probe_read_user(e->url, n, (const void *)url))
+		n = 0;
+	e->captured = n;
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	if (st)
+		__sync_fetch_and_add(&st->events, 1);
+	return 0;
+}

@@ -40,5 +40,15 @@ export const hyperH1Client: ProbeModule = {
       required: true,
       purpose: 'response head bytes, and the request head still in the write buffer; span end',
     },
+    {
+      // reqwest 0.11-0.13: the call as the application made it, in its own
+      // task. Optional: without reqwest the wire spans stand alone.
+      id: 'reqwest_execute',
+      symbol: 'reqwest::async_impl::client::Client::execute_request',
+      site: 'entry',
+      program: 'reqwest_execute_request',
+      layout: 'Vec<u8>',
+      purpose: 'reqwest call handed over (time, the caller\'s task and thread, the URL); span start and parent',
+    },
   ],
 };

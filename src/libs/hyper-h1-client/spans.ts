@@ -31,6 +31,7 @@ import { ProcessMemory } from '../../targets/memory';
 const { kinds: KIND, constants: C, structs: S } = H1_CLIENT_LAYOUTS;
 const REQ = S.h1c_request_event;
 const RES = S.h1c_response_event;
+const RQ = S.reqwest_call_event;
 
 const K = {
   method: attrKey('http.request.method'),
@@ -93,7 +94,35 @@ interface Pending {
   next: Pending | undefined;
 }
 
+/** A reqwest call as handed over by the application (execute_request entry), waiting for its first wire request. */
+interface Call {
+  tsLo: number;
+  tsHi: number;
+  mono: number;
+  tid: number;
+  task: number;
+  scheme: 'http' | 'https';
+  /** url.full of the call (credentials removed, sensitive query values redacted). */
+  url: string;
+  /** The open server span of the caller's task when the call was made (found: ids copied; the span may end before the response). */
+  parent: boolean;
+  t0: number; t1: number; t2: number; t3: number; s0: number; s1: number; flags: number;
+}
+
+/** Parent and caller facts a redirect hop inherits from the hop before it. */
+interface Lineage {
+  count: number;
+  at: number;
+  scheme: string;
+  task: number;
+  /** Trace id words and parent span id words (p0 = p1 = 0: root). */
+  t0: number; t1: number; t2: number; t3: number; p0: number; p1: number; flags: number;
+}
+
 class ProcessState {
+  /** reqwest calls by `authority target` (what the wire request will carry), oldest first. */
+  calls = new Map<string, Call[]>();
+  callCount = 0;
   /** Pending calls by Encode word (only pointer-shaped words are filed). */
   byWord = new Map<number, Pending>();
   head: Pending | undefined;
@@ -102,7 +131,7 @@ class ProcessState {
   /** Encode word index that holds the connection key, per encode instance (-1: not yet known). */
   keyWord: number[] = [];
   /** Resolved Location of recent 3xx responses -> (resend count of that hop, response time). */
-  redirects = new Map<string, { count: number; at: number }>();
+  redirects = new Map<string, Lineage>();
 
   link(r: Pending): void {
     r.prev = this.tail; r.next = undefined;
@@ -138,6 +167,17 @@ export interface H1ClientStats {
   overflow: number;
   redirectsFollowed: number;
   informational: number;
+  /** reqwest calls seen (execute_request), and those matched to their first wire request. */
+  calls: number;
+  callsMatched: number;
+  /** Calls whose URL could not be read or parsed. */
+  callsUnparsable: number;
+  /** Calls that never showed up on the wire (connect failure, error before sending), dropped after the timeout. */
+  callsWithoutWire: number;
+  /** Parents: spans given the caller task's server span / calls whose task had no open server span / spans left without one because calls for the same URL from several tasks were waiting. */
+  parentHits: number;
+  parentMisses: number;
+  parentAmbiguous: number;
   /** Request heads read from the process for calls still waiting after 20 ms. */
   headReads: number;
   /** Unanswered calls ended without a readable request head (no method/URL on the span). */
@@ -176,10 +216,28 @@ function locationIn(b: Buffer, p: number, e: number): string | undefined {
   return undefined;
 }
 
+/** scheme, authority (without userinfo) and origin-form target of an http(s) URL as reqwest serializes it. */
+function splitUrl(u: string): { scheme: 'http' | 'https'; authority: string; target: string } | undefined {
+  const scheme = u.startsWith('https://') ? 'https' : u.startsWith('http://') ? 'http' : undefined;
+  if (!scheme) return undefined;
+  const s = scheme.length + 3;
+  let e = s;
+  while (e < u.length && u[e] !== '/' && u[e] !== '?' && u[e] !== '#') e++;
+  let authority = u.slice(s, e);
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) authority = authority.slice(at + 1);
+  let target = u.slice(e);
+  const hash = target.indexOf('#');
+  if (hash >= 0) target = target.slice(0, hash);
+  if (!target.startsWith('/')) target = `/${target}`;
+  return { scheme, authority, target };
+}
+
 export class HyperH1ClientSpans implements SpanBuilder {
   readonly counts: H1ClientStats = {
     requests: 0, spans: 0, partialResponses: 0, unparsableResponses: 0, requestHeadLost: 0, unmatchedResponses: 0,
     timeouts: 0, closed: 0, overflow: 0, redirectsFollowed: 0, informational: 0, headReads: 0, unansweredWithoutHead: 0,
+    calls: 0, callsMatched: 0, callsUnparsable: 0, callsWithoutWire: 0, parentHits: 0, parentMisses: 0, parentAmbiguous: 0,
   };
   private procs = new Map<number, ProcessState>();
   private readonly scan = new HeadScan();
@@ -197,6 +255,9 @@ export class HyperH1ClientSpans implements SpanBuilder {
     } else if (kind === KIND.H1_CLIENT_RESPONSE) {
       if (len < RES.$size) throw new DecodeError(`h1 client response record too short (${len})`);
       this.response(dv, off);
+    } else if (kind === KIND.REQWEST_CALL) {
+      if (len < RQ.$size) throw new DecodeError(`reqwest call record too short (${len})`);
+      this.call(dv, off);
     } else {
       throw new DecodeError(`hyper-h1-client: unknown event kind ${kind}`);
     }
@@ -206,6 +267,77 @@ export class HyperH1ClientSpans implements SpanBuilder {
     let p = this.procs.get(pid);
     if (!p) this.procs.set(pid, (p = new ProcessState()));
     return p;
+  }
+
+  private call(dv: DataView, off: number): void {
+    const pid = dv.getUint32(off + 4, true);
+    const p = this.proc(pid);
+    this.counts.calls++;
+    const len = dv.getUint32(off + RQ.url_len, true);
+    const captured = Math.min(dv.getUint32(off + RQ.captured, true), C.RQ_URL_CAPTURE);
+    const parts = captured === len ? splitUrl(bytesOf(dv).toString('latin1', off + RQ.url, off + RQ.url + captured)) : undefined;
+    if (!parts) { this.counts.callsUnparsable++; return; }
+    const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
+    const c: Call = {
+      tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, tid: dv.getUint32(off + 8, true), task: readU64Number(dv, off + RQ.task_id),
+      scheme: parts.scheme, url: safeUrl(parts.scheme, parts.authority, parts.target),
+      parent: false, t0: 0, t1: 0, t2: 0, t3: 0, s0: 0, s1: 0, flags: 1,
+    };
+    // The caller's server span, looked up now, while it is surely open.
+    const srv = this.ctx && c.task !== 0 ? this.ctx.find(pid, 'task', c.task) : undefined;
+    if (srv && srv.open) {
+      const pr = srv.rec;
+      c.parent = true;
+      c.t0 = pr.t0; c.t1 = pr.t1; c.t2 = pr.t2; c.t3 = pr.t3; c.s0 = pr.s0; c.s1 = pr.s1; c.flags = pr.flags;
+    } else if (this.ctx && c.task !== 0) {
+      this.counts.parentMisses++;
+    }
+    const k = `${parts.authority} ${parts.target}`;
+    const list = p.calls.get(k);
+    if (list) list.push(c); else p.calls.set(k, [c]);
+    if (++p.callCount > PENDING_MAX) this.dropOldestCall(p);
+  }
+
+  private dropOldestCall(p: ProcessState): void {
+    let oldK: string | undefined;
+    let old = Infinity;
+    for (const [k, l] of p.calls) if (l[0].mono < old) { old = l[0].mono; oldK = k; }
+    if (oldK === undefined) return;
+    const l = p.calls.get(oldK)!;
+    l.shift();
+    if (l.length === 0) p.calls.delete(oldK);
+    p.callCount--;
+    this.counts.callsWithoutWire++;
+  }
+
+  /**
+   * The reqwest call a wire request (Host `authority`, `target`, encoded at
+   * `encMono`) belongs to: the oldest one for the same authority and target
+   * handed over before it. `ambiguous` when calls for that URL from more than
+   * one task were waiting: FIFO order between tasks is not known, so the
+   * caller's task (the parent) is not used then.
+   */
+  private takeCall(p: ProcessState, authority: string, target: string, encMono: number): { call: Call; ambiguous: boolean } | undefined {
+    const k = `${authority} ${target}`;
+    const l = p.calls.get(k);
+    if (!l || l[0].mono > encMono) return undefined;
+    const call = l[0];
+    let ambiguous = false;
+    for (let i = 1; i < l.length && l[i].mono <= encMono; i++) if (l[i].task !== call.task) { ambiguous = true; break; }
+    l.shift();
+    if (l.length === 0) p.calls.delete(k);
+    p.callCount--;
+    this.counts.callsMatched++;
+    return { call, ambiguous };
+  }
+
+  /** Parent = the server span that was open in the caller's task when it made the call (context key `task`); counted. */
+  private parentFrom(rec: SpanRecord, c: Call): void {
+    if (!c.parent) return;
+    rec.t0 = c.t0; rec.t1 = c.t1; rec.t2 = c.t2; rec.t3 = c.t3;
+    rec.p0 = c.s0; rec.p1 = c.s1;
+    rec.flags = c.flags;
+    this.counts.parentHits++;
   }
 
   private request(dv: DataView, off: number): void {
@@ -301,26 +433,44 @@ export class HyperH1ClientSpans implements SpanBuilder {
         rec.addSet(methodSet('_OTHER', sc.version));
         rec.addBytesCopy(K.methodOriginal, dv, qs, sc.methodEnd);
       }
-      const scheme = 'http';
       let authority = '';
+      if (sc.hostStart >= 0) authority = b.toString('latin1', sc.hostStart, sc.hostEnd);
+      const target = b.toString('latin1', sc.targetStart, sc.targetEnd);
+      const startLo0 = dv.getUint32(off + RES.req_ts_ns, true), startHi0 = dv.getUint32(off + RES.req_ts_ns + 4, true);
+      const encMono = startHi0 * 4294967296 + startLo0;
+      const m = this.takeCall(p, authority, target, encMono);
+      let scheme = m ? m.call.scheme : 'http';
+      let url = m ? m.call.url : safeUrl(scheme, authority, target);
+      const hop = m ? undefined : p.redirects.get(url) ?? p.redirects.get(safeUrl('https', authority, target));
+      if (hop) { scheme = hop.scheme === 'https' ? 'https' : 'http'; url = safeUrl(scheme, authority, target); }
       if (sc.hostStart >= 0) {
-        authority = b.toString('latin1', sc.hostStart, sc.hostEnd);
         const hp = splitHostBytes(b, sc.hostStart, sc.hostEnd);
         if (hp) {
           rec.addBytesCopy(K.address, dv, hp.addrStart, hp.addrEnd);
-          rec.addInt(K.port, hp.port >= 0 ? hp.port : 80);
+          rec.addInt(K.port, hp.port >= 0 ? hp.port : scheme === 'https' ? 443 : 80);
         }
       }
-      const url = safeUrl(scheme, authority, b.toString('latin1', sc.targetStart, sc.targetEnd));
       rec.addString(K.url, url);
-      const startLo = dv.getUint32(off + RES.req_ts_ns, true), startHi = dv.getUint32(off + RES.req_ts_ns + 4, true);
-      const startMono = startHi * 4294967296 + startLo;
-      const hop = p.redirects.get(url);
+      // Start: when the application handed the call to reqwest (first hop),
+      // else when hyper encoded the head.
+      const startLo = m ? m.call.tsLo : startLo0, startHi = m ? m.call.tsHi : startHi0;
+      rec.newTraceId();
+      rec.flags = 1;
+      let task = 0;
+      if (m) {
+        task = m.call.task;
+        if (m.ambiguous) this.counts.parentAmbiguous++;
+        else this.parentFrom(rec, m.call);
+      }
       if (hop) {
         p.redirects.delete(url);
-        if (startMono >= hop.at && startMono - hop.at < REDIRECT_WINDOW_NS) {
+        if (encMono >= hop.at && encMono - hop.at < REDIRECT_WINDOW_NS) {
           rec.addInt(K.resend, hop.count + 1);
           this.counts.redirectsFollowed++;
+          task = hop.task;
+          if (hop.p0 !== 0 || hop.p1 !== 0) {
+            rec.t0 = hop.t0; rec.t1 = hop.t1; rec.t2 = hop.t2; rec.t3 = hop.t3; rec.p0 = hop.p0; rec.p1 = hop.p1; rec.flags = hop.flags;
+          }
         }
       }
       rec.addSet(statusSet(status));
@@ -331,11 +481,12 @@ export class HyperH1ClientSpans implements SpanBuilder {
         if (next) {
           const endMono = dv.getUint32(off + 20, true) * 4294967296 + dv.getUint32(off + 16, true);
           if (p.redirects.size > 1024) p.redirects.clear();
-          p.redirects.set(next, { count: hop ? hop.count + 1 : 0, at: endMono });
+          p.redirects.set(next, {
+            count: hop ? hop.count + 1 : 0, at: endMono, scheme: next.startsWith('https:') ? 'https' : 'http', task,
+            t0: rec.t0, t1: rec.t1, t2: rec.t2, t3: rec.t3, p0: rec.p0, p1: rec.p1, flags: rec.flags,
+          });
         }
       }
-      rec.newTraceId();
-      rec.flags = 1;
       rec.newSpanId();
       const clock = this.out.clock;
       rec.setStartMono(startLo, startHi, clock);
@@ -369,11 +520,11 @@ export class HyperH1ClientSpans implements SpanBuilder {
       rec.pid = r.pid;
       rec.scope = this.scope;
       rec.name = 'HTTP';
-      if (!r.head || !this.requestAttrs(rec, r.head)) this.counts.unansweredWithoutHead++;
-      rec.addString(K.errorType, errorType);
-      rec.statusCode = StatusCode.ERROR;
       rec.newTraceId();
       rec.flags = 1;
+      if (!r.head || !this.requestAttrs(p, r, rec, r.head)) this.counts.unansweredWithoutHead++;
+      rec.addString(K.errorType, errorType);
+      rec.statusCode = StatusCode.ERROR;
       rec.newSpanId();
       const clock = this.out.clock;
       rec.setStartMono(r.startLo, r.startHi, clock);
@@ -445,11 +596,15 @@ export class HyperH1ClientSpans implements SpanBuilder {
         this.endUnanswered(p, p.head, 'timeout', end % 4294967296, Math.floor(end / 4294967296));
       }
       for (const [u, h] of p.redirects) if (now - h.at > REDIRECT_WINDOW_NS) p.redirects.delete(u);
+      for (const [k, l] of p.calls) {
+        while (l.length && now - l[0].mono >= this.timeoutNs) { l.shift(); p.callCount--; this.counts.callsWithoutWire++; }
+        if (l.length === 0) p.calls.delete(k);
+      }
     }
   }
 
   /** Request attributes from a head read while waiting (readHeads); false when there is none that parses. */
-  private requestAttrs(rec: SpanRecord, b: Buffer): boolean {
+  private requestAttrs(p: ProcessState, r: Pending, rec: SpanRecord, b: Buffer): boolean {
     const dv = new DataView(b.buffer, b.byteOffset, b.length);
     const sc = this.scan;
     if (!scanRequestHead(b, dv, 0, b.length, b.length >= C.H1C_REQ_CAPTURE, sc)) return false;
@@ -457,16 +612,23 @@ export class HyperH1ClientSpans implements SpanBuilder {
     rec.name = method ?? 'HTTP';
     rec.addSet(methodSet(method ?? '_OTHER', sc.version));
     if (!method) rec.addBytesCopy(K.methodOriginal, dv, 0, sc.methodEnd);
-    let authority = '';
+    const authority = sc.hostStart >= 0 ? b.toString('latin1', sc.hostStart, sc.hostEnd) : '';
+    const target = b.toString('latin1', sc.targetStart, sc.targetEnd);
+    const m = this.takeCall(p, authority, target, r.startMono);
+    const scheme = m ? m.call.scheme : 'http';
     if (sc.hostStart >= 0) {
-      authority = b.toString('latin1', sc.hostStart, sc.hostEnd);
       const hp = splitHostBytes(b, sc.hostStart, sc.hostEnd);
       if (hp) {
         rec.addBytesCopy(K.address, dv, hp.addrStart, hp.addrEnd);
-        rec.addInt(K.port, hp.port >= 0 ? hp.port : 80);
+        rec.addInt(K.port, hp.port >= 0 ? hp.port : scheme === 'https' ? 443 : 80);
       }
     }
-    rec.addString(K.url, safeUrl('http', authority, b.toString('latin1', sc.targetStart, sc.targetEnd)));
+    rec.addString(K.url, m ? m.call.url : safeUrl(scheme, authority, target));
+    if (m) {
+      r.startLo = m.call.tsLo; r.startHi = m.call.tsHi;
+      if (m.ambiguous) this.counts.parentAmbiguous++;
+      else this.parentFrom(rec, m.call);
+    }
     return true;
   }
 }
