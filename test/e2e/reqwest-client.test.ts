@@ -4,6 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as https from 'node:https';
+import { testPki } from '../helpers/tls';
 import type { AddressInfo } from 'node:net';
 import { startOtlpReceiver, OtlpReceiver, ReceivedSpan } from '../helpers/otlp-receiver';
 import { startService, serviceBinary, attachAgent, freshStats, waitForStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
@@ -13,6 +15,8 @@ let svc: Service;
 let agent: RunningAgent;
 let target: http.Server;
 let tport = 0;
+let tlsTarget: https.Server;
+let tlsPort = 0;
 const hung: http.ServerResponse[] = [];
 
 before(async () => {
@@ -28,6 +32,14 @@ before(async () => {
   });
   await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
   tport = (target.address() as AddressInfo).port;
+  // HTTP/1.1 over TLS (no ALPN h2 offered back: reqwest then speaks HTTP/1.1).
+  const pki = testPki();
+  tlsTarget = https.createServer({ key: pki.serverKey, cert: pki.serverCert }, (req, res) => {
+    if (req.url!.startsWith('/missing')) { res.writeHead(404); res.end(); return; }
+    res.end('secure');
+  });
+  await new Promise<void>((r) => tlsTarget.listen(0, '127.0.0.1', r));
+  tlsPort = (tlsTarget.address() as AddressInfo).port;
   recv = await startOtlpReceiver({ grpc: false, http: true });
   svc = await startService(serviceBinary('reqwest12-client'));
   agent = await attachAgent(['--pid', String(svc.pid), '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint, '--service-name', 'caller'],
@@ -40,6 +52,7 @@ after(async () => {
   await svc?.stop();
   await recv?.close();
   await new Promise((r) => target?.close(r));
+  await new Promise((r) => tlsTarget?.close(r));
   assert.equal(code, 0, agent?.stderr.text);
 });
 
@@ -53,7 +66,7 @@ async function call(q: Record<string, string | number>): Promise<string[]> {
 const clientSpans = (): ReceivedSpan[] => recv.spans().filter((s) => s.kind === 3);
 const hits = (s: AgentStats, probe: string) => s.probes.find((p) => p.probe === probe)?.hits ?? 0;
 
-test('reqwest 0.12 async over HTTP/1: one CLIENT span with the exact attributes, url.full redacted, the handler's server span as parent; 3 emulated hits', async () => {
+test('reqwest 0.12 async over HTTP/1: one CLIENT span with the exact attributes, url.full redacted, the handler server span as parent; 3 emulated hits', async () => {
   recv.clear();
   const before = await freshStats(agent);
   const out = await call({ url: `http://127.0.0.1:${tport}/ok?a=1&sig=secret&Signature=x&b=2` });
@@ -119,7 +132,7 @@ test('reqwest 0.12: 404 and 503 are ERROR with error.type; a followed redirect g
   for (const h of [h0, h1, h2]) { assert.equal(h.traceId, server.traceId); assert.equal(h.parentSpanId, server.spanId); }
 });
 
-test('reqwest 0.12: 200 concurrent calls from one task give exactly 200 CLIENT spans, 3 hits each, all children of the handler's span', async () => {
+test('reqwest 0.12: 200 concurrent calls from one task give exactly 200 CLIENT spans, 3 hits each, all children of the handler span', async () => {
   recv.clear();
   const before = await freshStats(agent);
   const out = await call({ url: `http://127.0.0.1:${tport}/ok?n=200`, n: 200 });
@@ -183,4 +196,24 @@ test('reqwest 0.12: calls made in spawned tasks stay roots (no server span in th
   const after = await waitForStats(agent, (s) => hits(s, 'client_parse') - hits(before, 'client_parse') >= 5);
   assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 5);
   assert.equal(after.spans['hyper-h1-client'].parentHits - before.spans['hyper-h1-client'].parentHits, 0);
+});
+
+test('reqwest 0.12 over TLS (rustls, HTTP/1.1): url.full says https, from the call reqwest was handed', async () => {
+  recv.clear();
+  assert.deepEqual(await call({ url: `https://127.0.0.1:${tlsPort}/secure?token=1` }), ['200']);
+  assert.deepEqual(await call({ url: `https://localhost:${tlsPort}/missing` }), ['404']);
+  await recv.waitForSpans(2 + 2, 15_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const cs = clientSpans();
+  assert.equal(cs.length, 2);
+  const ok = cs.find((s) => s.attributes['http.response.status_code'] === 200)!;
+  assert.deepEqual(ok.attributes, {
+    'http.request.method': 'GET', 'url.full': `https://127.0.0.1:${tlsPort}/secure?token=1`,
+    'server.address': '127.0.0.1', 'server.port': tlsPort, 'network.protocol.version': '1.1', 'http.response.status_code': 200,
+  });
+  const missing = cs.find((s) => s.attributes['http.response.status_code'] === 404)!;
+  assert.equal(missing.attributes['url.full'], `https://localhost:${tlsPort}/missing`);
+  assert.equal(missing.attributes['server.address'], 'localhost');
+  assert.equal(missing.status.code, 2);
+  for (const c of cs) assert.notEqual(c.parentSpanId, '');
 });

@@ -58,7 +58,7 @@ export { repoRoot };
 let appsBuilt = false;
 
 /** Builds the apps/ cargo workspace (release, locked) once per run and returns the binary's path. */
-export function appBinary(name: 'demo-service' | 'hyper014-server' | 'threads-demo' | 'axum08-server' | 'axum07-server' | 'tonic-server' | 'reqwest12-client'): string {
+export function appBinary(name: 'demo-service' | 'hyper014-server' | 'threads-demo' | 'axum08-server' | 'axum07-server' | 'tonic-server' | 'reqwest12-client' | 'reqwest11-client'): string {
   const apps = path.join(repoRoot(), 'apps');
   if (!appsBuilt) {
     // Cargo waits on its own lock if another build of the workspace is running.

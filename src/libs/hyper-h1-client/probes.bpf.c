@@ -210,25 +210,14 @@ struct {
 	__type(value, struct rq_scan);
 } rq_scratch SEC(".maps");
 
-SEC("uprobe")
-int reqwest_execute_request(struct pt_regs *ctx)
+/* The Url String among the RQ_SCAN_WORDS words at `req`: its address, or 0. */
+static __always_inline __u64 find_url(struct rq_scan *sc, const void *req, __u64 cookie, __u64 *len_out)
 {
-	__u64 cookie;
-	struct probe_stats *st = count_hit(ctx, &cookie);
-	__u32 zero = 0;
-	/* Only read within this program run (no preemption concern for a read-only scan). */
-	struct rq_scan *sc = bpf_map_lookup_elem(&rq_scratch, &zero);
-	if (!sc)
+	if (!user_ptr_ok((__u64)req) || bpf_probe_read_user(sc->w, sizeof(sc->w), req))
 		return 0;
-	const void *req = (const void *)PT_REGS_PARM2(ctx);
-	if (bpf_probe_read_user(sc->w, sizeof(sc->w), req)) {
-		count_bad_layout(st);
-		return 0;
-	}
 	__u32 pi = COOKIE_PTR_IDX(cookie), li = COOKIE_LEN_IDX(cookie), ci = COOKIE_CAP_IDX(cookie);
 	if (pi > 2 || li > 2 || ci > 2 || pi == li || pi == ci || li == ci)
 		return 0;
-	__u64 url = 0, len = 0;
 	for (__u32 i = 0; i + 2 < RQ_SCAN_WORDS; i++) {
 		__u64 p = sc->w[(i + pi) & (RQ_SCAN_WORDS - 1)];
 		__u64 l = sc->w[(i + li) & (RQ_SCAN_WORDS - 1)];
@@ -240,11 +229,28 @@ int reqwest_execute_request(struct pt_regs *ctx)
 			continue;
 		/* "http://" (7 bytes) or "https://" (little-endian words) */
 		if ((head & 0x00ffffffffffffffULL) == 0x002f2f3a70747468ULL || head == 0x2f2f3a7370747468ULL) {
-			url = p;
-			len = l;
-			break;
+			*len_out = l;
+			return p;
 		}
 	}
+	return 0;
+}
+
+SEC("uprobe")
+int reqwest_execute_request(struct pt_regs *ctx)
+{
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
+	__u32 zero = 0;
+	struct rq_scan *sc = bpf_map_lookup_elem(&rq_scratch, &zero);
+	if (!sc)
+		return 0;
+	/* &Request is rsi where Pending comes back in rax:rdx (0.12, 0.13) and
+	 * rdx where it comes back through a hidden sret pointer in rdi (0.11). */
+	__u64 len = 0;
+	__u64 url = find_url(sc, (const void *)PT_REGS_PARM2(ctx), cookie, &len);
+	if (!url)
+		url = find_url(sc, (const void *)PT_REGS_PARM3(ctx), cookie, &len);
 	if (!url) {
 		count_bad_layout(st);
 		return 0;
