@@ -217,3 +217,30 @@ test('reqwest 0.12 over TLS (rustls, HTTP/1.1): url.full says https, from the ca
   assert.equal(missing.status.code, 2);
   for (const c of cs) assert.notEqual(c.parentSpanId, '');
 });
+
+test('hyper-util legacy client used directly (no reqwest): one CLIENT span per request from the wire probes alone, 2 hits', async () => {
+  recv.clear();
+  const before = await freshStats(agent);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${tport}/ok?via=hyper-util`, n: 2, mode: 'hyper' }), ['200', '200']);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${tport}/unavailable?via=hyper-util`, mode: 'hyper' }), ['503']);
+  await recv.waitForSpans(2 + 3, 15_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const cs = clientSpans();
+  assert.equal(cs.length, 3);
+  const ok = cs.filter((s) => s.attributes['url.full'] === `http://127.0.0.1:${tport}/ok?via=hyper-util`);
+  assert.equal(ok.length, 2);
+  assert.deepEqual(ok[0].attributes, {
+    'http.request.method': 'GET', 'url.full': `http://127.0.0.1:${tport}/ok?via=hyper-util`,
+    'server.address': '127.0.0.1', 'server.port': tport, 'network.protocol.version': '1.1', 'http.response.status_code': 200,
+  });
+  const busy = cs.find((s) => s.attributes['http.response.status_code'] === 503)!;
+  assert.equal(busy.status.code, 2);
+  assert.equal(busy.attributes['error.type'], '503');
+  // No caller-side probe for hyper-util: the request is encoded in hyper's
+  // connection task, so these stay roots (issue 8 links them).
+  for (const s of cs) assert.equal(s.parentSpanId, '');
+  const after = await waitForStats(agent, (s) => hits(s, 'client_parse') - hits(before, 'client_parse') >= 3);
+  assert.equal(hits(after, 'reqwest_execute') - hits(before, 'reqwest_execute'), 0);
+  assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 3);
+  assert.equal(hits(after, 'client_parse') - hits(before, 'client_parse'), 3);
+});

@@ -4,8 +4,10 @@
 //!   GET /call?url=U&n=N&mode=async|blocking|spawn&h2c=1&timeout_ms=T
 //!       makes N calls to U (async: concurrently, from the handler's task;
 //!       spawn: each in a new tokio task; blocking: one after the other with
-//!       reqwest::blocking on a spawn_blocking thread) and answers one line per
-//!       call: the status code, or `error <kind>`.
+//!       reqwest::blocking on a spawn_blocking thread; hyper: one after the
+//!       other with hyper-util's legacy client directly, no reqwest, when built
+//!       with the `hyper-direct` feature) and answers one line per call: the
+//!       status code, or `error <kind>`.
 //!   GET /       -> 200 "ok"
 //!
 //! Listens on 127.0.0.1:$PORT (0 = any free port), prints `listening on <addr>`.
@@ -71,12 +73,42 @@ fn blocking(url: &str, n: usize, timeout: Option<Duration>) -> Vec<String> {
         .collect()
 }
 
+#[cfg(feature = "hyper-direct")]
+async fn hyper_calls(url: &str, n: usize) -> Vec<String> {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    static CLIENT: OnceLock<Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Empty<bytes::Bytes>>> = OnceLock::new();
+    let c = CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build_http());
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let uri: hyper::Uri = match url.parse() {
+            Ok(u) => u,
+            Err(_) => { out.push("error uri".to_string()); continue; }
+        };
+        match c.get(uri).await {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                let _ = http_body_util::BodyExt::collect(r.into_body()).await;
+                out.push(s.to_string());
+            }
+            Err(e) => out.push(if e.is_connect() { "error connect".to_string() } else { "error request".to_string() }),
+        }
+    }
+    out
+}
+
+#[cfg(not(feature = "hyper-direct"))]
+async fn hyper_calls(_url: &str, n: usize) -> Vec<String> {
+    vec!["error unsupported".to_string(); n]
+}
+
 async fn call(Query(q): Query<HashMap<String, String>>) -> String {
     let url = q.get("url").cloned().unwrap_or_default();
     let n: usize = q.get("n").and_then(|v| v.parse().ok()).unwrap_or(1);
     let h2c = q.get("h2c").map(|v| v == "1").unwrap_or(false);
     let timeout = q.get("timeout_ms").and_then(|v| v.parse().ok()).map(Duration::from_millis);
     let lines: Vec<String> = match q.get("mode").map(String::as_str).unwrap_or("async") {
+        "hyper" => hyper_calls(&url, n).await,
         "blocking" => tokio::task::spawn_blocking(move || blocking(&url, n, timeout)).await.expect("blocking calls"),
         "spawn" => {
             let hs: Vec<_> = (0..n).map(|_| tokio::spawn(one(url.clone(), h2c, timeout))).collect();
