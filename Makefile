@@ -6,6 +6,7 @@
 #   make image           the container image (podman; Debian base made with debootstrap)
 #   make manifests       deploy/kubernetes/ rendered from the Helm chart
 #   make test-container  the container tests alone (also part of make test)
+#   make test-matrix  the compatibility table: fixtures x compilers x profiles, into docs/compatibility.md
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
@@ -18,7 +19,7 @@ BPF_OBJ := $(LIB_BPF_OBJ) build/bpf/calibrate.bpf.o
 BPF_HDR := $(wildcard bpf/include/*.h)
 TS_SRC  := $(shell find src test tools bench -name '*.ts' 2>/dev/null)
 
-.PHONY: all setup build bpf ts apps libotelctx demo test test-unit test-e2e test-deploy test-container deploy-tools demo-jaeger jaeger-screenshot image manifests bench bench-pipeline clean
+.PHONY: all setup build bpf ts apps libotelctx demo test test-unit test-e2e test-matrix toolchains test-deploy test-container deploy-tools demo-jaeger jaeger-screenshot image manifests bench bench-pipeline clean
 
 all: build
 
@@ -68,6 +69,16 @@ test-unit: build
 
 test-e2e: build
 	node --test --test-concurrency=1 --test-timeout=600000 dist/test/e2e/
+
+# Debian's rustc 1.85 and 1.96 (rustc-web), unpacked into build/toolchains/
+# (cached); the tests and the matrix fetch them themselves when they need them.
+toolchains:
+	@scripts/toolchains.sh
+
+# About an hour on 2 vCPUs: every fixture of src/libs/*/matrix.ts x three
+# compilers x the release profiles. MATRIX_ARGS narrows it (see tools/test-matrix.ts).
+test-matrix: build toolchains
+	node dist/tools/test-matrix.js $(MATRIX_ARGS)
 
 # Deployment: Helm chart, container image, systemd unit, Jaeger. The tools are
 # built or installed once and cached outside the repository

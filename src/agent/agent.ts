@@ -29,6 +29,7 @@ import { checkBpfPrivileges, checkTracingPrivileges } from './privileges';
 import { ProcessTable, TracedProcess, Origin } from './processes';
 import { Discovery, DiscoveryStats, DiscoveryHost } from './discovery';
 import { MetricsServer } from './metrics';
+import { prefetchSymbols } from '../binary/symbol-sources';
 import { bpfObjectPath } from '../util/paths';
 import { log, warnEvery } from '../util/log';
 import { WallClock } from '../util/clock';
@@ -168,9 +169,11 @@ export class Agent {
     // Every named target is opened and analysed before anything is loaded: a
     // bad one is a clear error, at once.
     const initial: { file: PinnedFile; plan: Plan; shownAs: string }[] = [];
-    const analyse = (file: PinnedFile, shownAs: string) => {
+    const analyse = async (file: PinnedFile, shownAs: string) => {
       try {
-        initial.push({ file, plan: requirePlan(analyzeTarget(file.path, shownAs), shownAs), shownAs });
+        const realPath = realPathOf(file, shownAs);
+        for (const w of await prefetchSymbols(file.path, realPath, cfg.symbols)) log.warn(`debuginfod: ${w}`);
+        initial.push({ file, plan: requirePlan(analyzeTarget(file.path, shownAs, cfg.symbols, realPath), shownAs), shownAs });
       } catch (e) {
         file.close();
         throw e;
@@ -179,13 +182,13 @@ export class Agent {
     try {
       if (cfg.targetPid !== undefined) {
         const shownAs = requireProcess(cfg.targetPid);
-        analyse(pinFile(`/proc/${cfg.targetPid}/exe`, shownAs), shownAs);
+        await analyse(pinFile(`/proc/${cfg.targetPid}/exe`, shownAs), shownAs);
       }
       for (const exe of cfg.targetExes) {
         const file = pinFile(requireExecutable(exe), exe);
         this.exeTargets.push({ path: exe, watcher: undefined, candidate: undefined, failedBuilds: new Set() });
         if (initial.some((t) => t.file.key === file.key)) file.close(); // the same file by two names
-        else analyse(file, exe);
+        else await analyse(file, exe);
       }
       checkBpfPrivileges();
       let mode;
@@ -600,7 +603,7 @@ export class Agent {
     let file: PinnedFile | undefined;
     try {
       file = PinnedFile.open(t.path);
-      const plan = requirePlan(analyzeTarget(file.path, t.path), t.path);
+      const plan = requirePlan(analyzeTarget(file.path, t.path, this.cfg.symbols, t.path), t.path);
       // A file that discovery attached is now an --exe target's.
       const prev = this.binaries.get(file.key);
       if (prev) this.dropBinary(prev, `it is now at ${t.path}`);
@@ -705,6 +708,11 @@ export class Agent {
     this.discovery?.close();
     this.resolveDone(0);
   }
+}
+
+/** Where the binary lives, for debug files next to it (file.path is a /proc/self/fd path). */
+function realPathOf(file: PinnedFile, shownAs: string): string {
+  try { return fs.realpathSync(file.openedAs); } catch { return shownAs; }
 }
 
 export interface AgentSnapshot {

@@ -1,7 +1,7 @@
 // Resolving what the user pointed at (a PID or an executable) into a binary we
 // can instrument, with a clear error for everything we cannot.
 import * as fs from 'node:fs';
-import { analyzeBinary, BinaryInfo } from '../binary';
+import { analyzeBinary, BinaryInfo, type SymbolOptions } from '../binary';
 import { planProbes, Plan } from '../plan/plan';
 import { PROBE_MODULES } from '../libs';
 import { UserError, EXIT } from '../util/errors';
@@ -30,19 +30,20 @@ export function requireExecutable(p: string): string {
   return fs.realpathSync(p);
 }
 
-/** Reads and checks the binary: ELF, Rust, symbols present. */
-export function analyzeTarget(path: string, shownAs = path): BinaryInfo {
+/** Reads and checks the binary: ELF, Rust. Symbols may come from elsewhere
+ * (symbol-sources.ts) or, failing that, functions are identified without them
+ * (the planner says which could not be). `realPath`: the binary's real
+ * location, for debug files next to it. */
+export function analyzeTarget(path: string, shownAs = path, symbols?: SymbolOptions, realPath = shownAs): BinaryInfo {
   let info: BinaryInfo;
   try {
-    info = analyzeBinary(path);
+    info = analyzeBinary(path, symbols, realPath);
   } catch (e) {
     // Say it with the name the user gave, not /proc/self/fd/N.
     if (e instanceof UserError && path !== shownAs) throw new UserError(e.message.split(path).join(shownAs), e.exitCode);
     throw e;
   }
   if (!info.isRust) throw new UserError(`${shownAs}: not a Rust binary (no rustc marker, no Rust symbols)`, EXIT.TARGET);
-  if (info.stripped)
-    throw new UserError(`${shownAs}: the binary is stripped of its symbol table; build without strip = "symbols" (cargo's default keeps it)`, EXIT.TARGET);
   return info;
 }
 

@@ -206,3 +206,148 @@ export function findLoadThenLocked(code: Buffer, startVaddr: number, argRegister
   }
   return [...found.values()];
 }
+
+/**
+ * Registers and stack slots known to hold the value an argument register had
+ * at entry, followed in a straight line through the code: register copies,
+ * spills (`mov [rsp+X], r`) and reloads (`mov r, [rsp+X]`). Anything that
+ * writes a register or a slot forgets what was known about it; a change of
+ * rsp after the prologue forgets every slot. This is a linear sweep, not a
+ * control-flow analysis: it tells what the code does with the argument in
+ * the common case, which callers then check against an independent source
+ * (the offsets database) or treat only as a candidate.
+ */
+class ArgTracker {
+  private readonly regs = new Set<number>();
+  private readonly slots = new Set<number>();
+  constructor(private readonly iced: ReturnType<typeof loadIced>, argRegister: number) {
+    this.regs.add(argRegister);
+  }
+  private full(r: number): number { return this.iced.RegisterExt.fullRegister(r); }
+  /** Is `[base + disp]` (no index) an operand based on the argument? */
+  isArgBase(instr: InstanceType<ReturnType<typeof loadIced>['Instruction']>): boolean {
+    return this.regs.has(instr.memoryBase) && instr.memoryIndex === this.iced.Register.None;
+  }
+  /** Updates the facts for one executed instruction. */
+  step(instr: InstanceType<ReturnType<typeof loadIced>['Instruction']>, info: InstanceType<ReturnType<typeof loadIced>['InstructionInfo']>): void {
+    const { Mnemonic, OpKind, Register, MemorySize, OpAccess } = this.iced;
+    const m = instr.mnemonic;
+    let define: (() => void) | undefined;
+    if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
+        this.regs.has(this.full(instr.op1Register)) && instr.op0Register === this.full(instr.op0Register)) {
+      const dst = instr.op0Register;
+      define = () => this.regs.add(dst);
+    } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Memory && instr.op1Kind === OpKind.Register &&
+        instr.memoryBase === Register.RSP && instr.memoryIndex === Register.None && instr.memorySize === MemorySize.UInt64 &&
+        this.regs.has(this.full(instr.op1Register)) && instr.op1Register === this.full(instr.op1Register)) {
+      const slot = Number(instr.memoryDisplacement);
+      define = () => this.slots.add(slot);
+    } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+        instr.memoryBase === Register.RSP && instr.memoryIndex === Register.None && instr.memorySize === MemorySize.UInt64 &&
+        this.slots.has(Number(instr.memoryDisplacement))) {
+      const dst = this.full(instr.op0Register);
+      define = () => this.regs.add(dst);
+    }
+    // Writes to the stack: a store over a slot forgets it; moving rsp forgets all.
+    if (instr.op0Kind === OpKind.Memory && instr.memoryBase === Register.RSP) {
+      const d = Number(instr.memoryDisplacement);
+      for (const s of this.slots) if (Math.abs(s - d) < 8) this.slots.delete(s);
+    }
+    for (const u of info.usedRegisters()) {
+      const acc = u.access;
+      if (acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite) {
+        const r = this.full(u.register);
+        // A call moves rsp and puts it back: the frame's slots survive it.
+        if (r === Register.RSP && instr.flowControl !== this.iced.FlowControl.Call && instr.flowControl !== this.iced.FlowControl.IndirectCall) this.slots.clear();
+        this.regs.delete(r);
+      }
+      u.free();
+    }
+    define?.();
+  }
+}
+
+/**
+ * Offsets of the u16 fields `[ARG + B]` that the function compares with `imm`
+ * (`movzx r32, word [ARG + B]` then `cmp r16, imm`, or `cmp word [ARG + B], imm`),
+ * where ARG is what `argRegister` held at entry, through copies and stack
+ * spills. Inlined code keeps the shape of the function it came from:
+ * hyper's Conn::write_head, into which fat LTO inlines Server::encode, tests
+ * `head.subject == 101` on its `head: &MessageHead` argument.
+ */
+export function findU16ArgCompare(code: Buffer, startVaddr: number, argRegister: 'RSI' | 'RDI' | 'RDX', imm: number, maxInstructions = 4000): { offset: number; at: number }[] {
+  const iced = loadIced();
+  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, RegisterExt, MemorySize } = iced;
+  const decoder = new Decoder(64, code, DecoderOptions.None);
+  const instr = new Instruction();
+  const infoFactory = new InstructionInfoFactory();
+  const args = new ArgTracker(iced, iced.Register[argRegister]);
+  const widened = new Map<number, number>(); // register holding the u16 -> B
+  const found = new Map<number, { offset: number; at: number }>();
+  const isImm = (k: number) => k === OpKind.Immediate8to16 || k === OpKind.Immediate16 || k === OpKind.Immediate8to32 || k === OpKind.Immediate32;
+  try {
+    decoder.ip = BigInt(startVaddr);
+    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
+      decoder.decodeOut(instr);
+      const m = instr.mnemonic;
+      let define: (() => void) | undefined;
+      if (m === Mnemonic.Movzx && instr.op1Kind === OpKind.Memory && instr.memorySize === MemorySize.UInt16 && args.isArgBase(instr)) {
+        const dst = RegisterExt.fullRegister(instr.op0Register), b = Number(instr.memoryDisplacement);
+        define = () => widened.set(dst, b);
+      } else if (m === Mnemonic.Cmp && instr.op0Kind === OpKind.Register && widened.has(RegisterExt.fullRegister(instr.op0Register)) &&
+          isImm(instr.op1Kind) && Number(instr.immediate(1)) === imm) {
+        const b = widened.get(RegisterExt.fullRegister(instr.op0Register))!;
+        if (!found.has(b)) found.set(b, { offset: b, at: Number(instr.ip) });
+      } else if (m === Mnemonic.Cmp && instr.op0Kind === OpKind.Memory && instr.memorySize === MemorySize.UInt16 && args.isArgBase(instr) &&
+          isImm(instr.op1Kind) && Number(instr.immediate(1)) === imm) {
+        const b = Number(instr.memoryDisplacement);
+        if (!found.has(b)) found.set(b, { offset: b, at: Number(instr.ip) });
+      }
+      const info = infoFactory.info(instr);
+      for (const u of info.usedRegisters()) {
+        const acc = u.access;
+        if (acc !== iced.OpAccess.Read && acc !== iced.OpAccess.CondRead && acc !== iced.OpAccess.None) widened.delete(RegisterExt.fullRegister(u.register));
+      }
+      args.step(instr, info);
+      info.free();
+      define?.();
+    }
+  } finally {
+    instr.free();
+    decoder.free();
+    infoFactory.free();
+  }
+  return [...found.values()];
+}
+
+/**
+ * Offsets of the 8-byte words the function loads from `[ARG + A]` in its
+ * first `maxInstructions` (ARG followed as in findU16ArgCompare). The
+ * expected argument use of a function that takes `&mut BytesMut` is loads of
+ * its ptr and len words.
+ */
+export function argWordLoads(code: Buffer, startVaddr: number, argRegister: 'RSI' | 'RDI' | 'RDX', maxInstructions = 400): Set<number> {
+  const iced = loadIced();
+  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, MemorySize } = iced;
+  const decoder = new Decoder(64, code, DecoderOptions.None);
+  const instr = new Instruction();
+  const infoFactory = new InstructionInfoFactory();
+  const args = new ArgTracker(iced, iced.Register[argRegister]);
+  const out = new Set<number>();
+  try {
+    decoder.ip = BigInt(startVaddr);
+    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
+      decoder.decodeOut(instr);
+      if (instr.mnemonic === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+          instr.memorySize === MemorySize.UInt64 && args.isArgBase(instr)) out.add(Number(instr.memoryDisplacement));
+      const info = infoFactory.info(instr);
+      args.step(instr, info);
+      info.free();
+    }
+  } finally {
+    instr.free();
+    decoder.free();
+    infoFactory.free();
+  }
+  return out;
+}

@@ -25,6 +25,7 @@ import * as os from 'node:os';
 import { resolveOtlpUrl, type ExportConfig, type Compression, type TlsFiles } from '../export/exporter';
 import { parseSelector, type Selector } from '../targets/selectors';
 import { inClusterUrl, type K8sApiSettings } from '../targets/k8s';
+import { defaultDebuginfodCache, type SymbolOptions } from '../binary/symbol-sources';
 
 export type Protocol = 'grpc' | 'http/protobuf';
 export type ExporterName = 'otlp' | 'console';
@@ -66,12 +67,57 @@ export interface AgentConfig {
   durationSec: number;
   /** Where live counters are written for `inspect --pid` and the bench. */
   statsFile?: string;
+  /** Where symbols of a stripped binary are looked for. */
+  symbols: SymbolOptions;
   /** OTEL_SEMCONV_STABILITY_OPT_IN: rpc/dup adds the older experimental RPC attributes to gRPC spans. */
   semconvRpcDup: boolean;
   /** OTEL_RUST_AGENT_RECORD_EVENTS: a developer aid, raw ring records are appended to this file (make bench-pipeline). */
   recordEventsFile?: string;
   /** Environment values that were ignored, one line each, for the caller to log as warnings. */
   warnings: string[];
+}
+
+/**
+ * Symbol sources for stripped binaries: --symbols FILE / OTEL_RUST_AGENT_SYMBOLS
+ * (an unstripped build of the target), --debug-dir DIR / OTEL_RUST_AGENT_DEBUG_DIR
+ * (colon-separated debug-file roots, searched before /usr/lib/debug), and the
+ * debuginfod client's variables DEBUGINFOD_URLS (space-separated),
+ * DEBUGINFOD_CACHE_PATH and DEBUGINFOD_TIMEOUT (seconds). A symbols file or
+ * debug directory that does not exist is an error from either source; a
+ * debuginfod URL that is not http(s) is warned about and skipped.
+ */
+export function symbolOptions(flags: Flags, env: NodeJS.ProcessEnv, warnings: string[]): SymbolOptions {
+  const symSrc = sources(flags, env, 'symbols', ['OTEL_RUST_AGENT_SYMBOLS'])[0];
+  let symbolsFile: string | undefined;
+  if (symSrc) {
+    symbolsFile = symSrc.value;
+    let st: fs.Stats | undefined;
+    try { st = fs.statSync(symbolsFile); } catch { /* reported below */ }
+    if (!st) throw new UserError(`${symSrc.name}: ${symbolsFile}: no such file`, EXIT.USAGE);
+    if (!st.isFile()) throw new UserError(`${symSrc.name}: ${symbolsFile}: not a regular file`, EXIT.USAGE);
+  }
+  const dirSrc = sources(flags, env, 'debug-dir', ['OTEL_RUST_AGENT_DEBUG_DIR'])[0];
+  const debugDirs: string[] = [];
+  for (const d of dirSrc ? dirSrc.value.split(':').map((x) => x.trim()).filter(Boolean) : []) {
+    let ok = false;
+    try { ok = fs.statSync(d).isDirectory(); } catch { /* reported below */ }
+    if (!ok) throw new UserError(`${dirSrc!.name}: ${d}: not a directory`, EXIT.USAGE);
+    debugDirs.push(d);
+  }
+  const debuginfodUrls: string[] = [];
+  for (const u of (env.DEBUGINFOD_URLS ?? '').split(/\s+/).filter(Boolean)) {
+    let proto = '';
+    try { proto = new URL(u).protocol; } catch { /* not a URL */ }
+    if (proto === 'http:' || proto === 'https:') debuginfodUrls.push(u);
+    else warnings.push(`DEBUGINFOD_URLS: "${u}" is not an http(s) URL; ignored`);
+  }
+  let timeoutS = 90;
+  const t = env.DEBUGINFOD_TIMEOUT?.trim();
+  if (t) {
+    if (/^\d+$/.test(t) && Number(t) > 0) timeoutS = Math.min(Number(t), 3600);
+    else warnings.push(`DEBUGINFOD_TIMEOUT: "${t}" is not a number of seconds; ignored, using 90`);
+  }
+  return { symbolsFile, debugDirs, debuginfodUrls, debuginfodCache: defaultDebuginfodCache(env), debuginfodTimeoutMs: timeoutS * 1000 };
 }
 
 export interface MetricsAddress {
@@ -435,6 +481,8 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
   const attrSrc = firstSource('resource-attributes');
   const resourceAttributes = parseKeyValueList(attrSrc?.value, attrSrc?.name ?? FLAG_ENV['resource-attributes']);
 
+  const symbols = symbolOptions(flags, env, warnings);
+
   const serviceName = first('service-name');
   if (serviceName !== undefined && discover && targetExes.length === 0) {
     const why = 'names the processes of --pid / --exe targets; discovered processes are named by their own OTEL_SERVICE_NAME, or their executable';
@@ -445,6 +493,7 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
   return {
     targetExes,
     targetPid,
+    symbols,
     discover,
     include,
     exclude,

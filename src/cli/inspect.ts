@@ -3,7 +3,9 @@
 // agent, it adds that agent's live probe counters.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { analyzeBinary } from '../binary';
+import { analyzeBinary, type SymbolOptions } from '../binary';
+import { defaultSymbolOptions, prefetchSymbols } from '../binary/symbol-sources';
+import { log } from '../util/log';
 import { planProbes } from '../plan/plan';
 import { PROBE_MODULES } from '../libs';
 import { requireExecutable, requireProcess } from '../agent/target';
@@ -24,7 +26,7 @@ function liveCounters(pid: number): { agentPid: number; probes: LiveProbe[] } | 
   return undefined;
 }
 
-export function inspect(target: string, json: boolean, out: (s: string) => void): number {
+export async function inspect(target: string, json: boolean, out: (s: string) => void, symbols: SymbolOptions = defaultSymbolOptions()): Promise<number> {
   let binPath: string;
   let shownAs: string;
   let pid: number | undefined;
@@ -36,9 +38,11 @@ export function inspect(target: string, json: boolean, out: (s: string) => void)
     binPath = requireExecutable(target);
     shownAs = binPath;
   }
+  const realPath = pid !== undefined ? shownAs : binPath;
+  for (const w of await prefetchSymbols(binPath, realPath, symbols)) log.warn(`debuginfod: ${w}`);
   const t0 = process.hrtime.bigint();
-  const bin = analyzeBinary(binPath);
-  const plan = bin.isRust && !bin.stripped ? planProbes(bin, PROBE_MODULES) : undefined;
+  const bin = analyzeBinary(binPath, symbols, realPath);
+  const plan = bin.isRust ? planProbes(bin, PROBE_MODULES) : undefined;
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const live = pid !== undefined ? liveCounters(pid) : undefined;
 
@@ -48,6 +52,7 @@ export function inspect(target: string, json: boolean, out: (s: string) => void)
       pid,
       isRust: bin.isRust,
       stripped: bin.stripped,
+      symbols: { source: bin.symbolSource.kind, path: bin.symbolSource.path ?? null, detail: bin.symbolSource.detail, tried: bin.symbolSource.tried },
       rustc: bin.rustc?.full ?? null,
       buildId: bin.elf.buildId() ?? null,
       crates: Object.fromEntries(bin.crates),
@@ -72,6 +77,9 @@ export function inspect(target: string, json: boolean, out: (s: string) => void)
   out(`rustc     ${bin.rustc?.full ?? 'unknown (.comment has no rustc marker)'}`);
   const bid = bin.elf.buildId();
   if (bid) out(`build-id  ${bid}`);
+  const src = bin.symbolSource;
+  out(`symbols   ${src.kind === 'own' ? 'own .symtab' : src.kind === 'none' ? `none: ${src.detail}` : `${src.path} (${src.detail})`}`);
+  for (const t of src.tried) out(`          not used: ${t}`);
   const crates = [...bin.crates].sort(([a], [b]) => a.localeCompare(b));
   out(`crates    ${crates.length} found in panic locations`);
   const interesting = new Set(['hyper', 'h2', 'axum', 'tonic', 'reqwest', 'tokio', 'bytes', 'http', 'hyper-util', 'opentelemetry', 'opentelemetry_sdk', 'rustls', 'tokio-rustls']);
@@ -80,10 +88,7 @@ export function inspect(target: string, json: boolean, out: (s: string) => void)
     out('not a Rust binary: nothing to instrument');
     return EXIT.TARGET;
   }
-  if (!plan) {
-    out('stripped: functions cannot be found by name, nothing to instrument');
-    return EXIT.TARGET;
-  }
+  if (!plan) return EXIT.TARGET;
   out(`task id   ${plan.context.taskIdTlsOffset !== undefined ? plan.context.detail : `unknown: ${plan.context.detail}`}`);
   out('probes');
   for (const m of plan.modules) {

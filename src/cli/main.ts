@@ -11,7 +11,7 @@ const HELP = `otel-rust-agent: zero-code OpenTelemetry tracing for Rust services
 
 Usage:
   otel-rust-agent [run] --pid PID | --exe PATH... | --discover [--include SEL]... [--exclude SEL]... [options]
-  otel-rust-agent inspect <EXECUTABLE | PID> [--json]
+  otel-rust-agent inspect <EXECUTABLE | PID> [--json] [--symbols FILE] [--debug-dir DIR]
   otel-rust-agent ctx --pid PID [--json]
   otel-rust-agent --help | --version
 
@@ -73,13 +73,20 @@ Options (each mirrors an environment variable; the flag wins over it):
                                (default: until Ctrl-C or the target exits)
   --stats-file PATH            where live probe counters are written
                                (default /run/otel-rust-agent/<agent pid>.json)
+  --symbols FILE               OTEL_RUST_AGENT_SYMBOLS      symbols of a stripped target: an unstripped
+                                                            build of it (same build id or identical
+                                                            loaded segments)
+  --debug-dir DIR[:DIR]        OTEL_RUST_AGENT_DEBUG_DIR    debug-file roots (DIR/.build-id/xx/yyyy.debug,
+                                                            .gnu_debuglink), before /usr/lib/debug
 
 Also read: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (full URL, used as is),
 OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_HEADERS (merged
 over OTEL_EXPORTER_OTLP_HEADERS), OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT (ms,
 default 10000, 0 = no limit), OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, and for
 TLS OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE
-(PEM files) and _INSECURE (gRPC without a scheme: plaintext). Order: flag, then OTEL_EXPORTER_OTLP_TRACES_*,
+(PEM files) and _INSECURE (gRPC without a scheme: plaintext); DEBUGINFOD_URLS
+(servers asked for the debug file of a stripped target, cached in
+DEBUGINFOD_CACHE_PATH or ~/.cache/debuginfod_client). Order: flag, then OTEL_EXPORTER_OTLP_TRACES_*,
 then OTEL_EXPORTER_OTLP_*, then the default. A bad flag value is an error; an
 unknown protocol, exporter, log level, timeout or boolean in a variable is one
 warning and is ignored. OTEL_RUST_AGENT_SCAN_INTERVAL (ms, default 1000): how
@@ -107,6 +114,7 @@ export async function main(argv: string[]): Promise<number> {
         endpoint: { type: 'string' }, protocol: { type: 'string' }, headers: { type: 'string' },
         'resource-attributes': { type: 'string' }, exporter: { type: 'string' }, stdout: { type: 'boolean' },
         'log-level': { type: 'string' }, compression: { type: 'string' }, duration: { type: 'string' }, 'stats-file': { type: 'string' },
+        symbols: { type: 'string' }, 'debug-dir': { type: 'string' },
         json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' },
       },
     });
@@ -121,7 +129,11 @@ export async function main(argv: string[]): Promise<number> {
   if (cmd === 'inspect') {
     const { inspect, requireInspectTarget } = await import('./inspect');
     const target = requireInspectTarget(rest[0] ?? (values.pid as string | undefined) ?? (values.exe as string[] | undefined)?.[0]);
-    return inspect(target, Boolean(values.json), (s) => process.stdout.write(s + '\n'));
+    const { symbolOptions } = await import('./config');
+    const warnings: string[] = [];
+    const symbols = symbolOptions(values as Record<string, string | boolean | undefined>, process.env, warnings);
+    for (const w of warnings) log.warn(w);
+    return inspect(target, Boolean(values.json), (s) => process.stdout.write(s + '\n'), symbols);
   }
   if (cmd === 'ctx') {
     const { ctxCommand } = await import('./ctx');

@@ -7,11 +7,12 @@ import type { BinaryInfo, FunctionSymbol } from '../binary';
 import { findU16FieldCompare } from '../binary/patterns';
 import type { FieldChainSpec } from './module';
 import { layoutDb, compareVersions } from './layouts';
+import { dwarfOffset } from './identify';
 
 export interface ResolvedChain {
   outerOffset: number;
   innerOffset: number;
-  source: 'db+code' | 'db' | 'code';
+  source: 'dwarf+code' | 'dwarf' | 'db+code' | 'db' | 'code';
   detail: string;
 }
 
@@ -40,6 +41,18 @@ export function resolveFieldChain(binary: BinaryInfo, fn: FunctionSymbol, spec: 
     code = findU16FieldCompare(binary.elf.readAtVaddr(fn.vaddr, fn.size), fn.vaddr, spec.code.argRegister, spec.code.compareWith);
   } catch { /* unreadable code: no cross-check */ }
   const fits = (o: number) => o % 8 === 0 && o / 8 < 6; // the word must be inside what the program copies (H1_MSG_WORDS)
+  // The binary's own DWARF (debug = true, or its debug file) first: it
+  // describes exactly this build.
+  const dwOuter = dwarfOffset(binary, spec.outer.dwarf, spec.outer.field);
+  const dwInner = dwarfOffset(binary, spec.inner.dwarf, spec.inner.field);
+  if (typeof dwOuter === 'number' && typeof dwInner === 'number') {
+    const from = binary.dwarfSource() === binary.elf ? 'the binary\'s own DWARF' : 'DWARF of its debug file';
+    if (!fits(dwOuter)) return { ok: false, reason: `${spec.outer.type}.${spec.outer.field} at ${dwOuter} is outside the copied words` };
+    if (code.some((c) => c.outerOffset === dwOuter && c.innerOffset === dwInner)) return { ok: true, chain: { outerOffset: dwOuter, innerOffset: dwInner, source: 'dwarf+code', detail: `${from}, confirmed by the code` } };
+    if (code.length > 0) return { ok: false, reason: `${from} (${dwOuter}, ${dwInner}) and code (${code.map((c) => `${c.outerOffset}, ${c.innerOffset}`).join('; ')}) disagree` };
+    return { ok: true, chain: { outerOffset: dwOuter, innerOffset: dwInner, source: 'dwarf', detail: from } };
+  }
+  if (typeof dwOuter === 'object' || typeof dwInner === 'object') return { ok: false, reason: 'the binary\'s DWARF has conflicting layouts of these types' };
   if (db) {
     if (!fits(db.outer)) return { ok: false, reason: `${spec.outer.type}.${spec.outer.field} at ${db.outer} is outside the copied words` };
     const agree = code.some((c) => c.outerOffset === db.outer && c.innerOffset === db.inner);

@@ -31,6 +31,16 @@ export interface ProbeSpec {
   /** Probes made unnecessary when this one is ready. They are planned but
    * kept on standby, and attached if this one is disabled at run time. */
   replaces?: string[];
+  /** A fallback: planned only when every probe named here is missing (its
+   * function not in the binary, e.g. inlined by fat LTO). */
+  onlyIfMissing?: string[];
+  /** How the function is recognised in a binary without symbols, and the
+   * check every candidate (and, with `filterNamed`, every named instance)
+   * must pass before a probe goes there. */
+  identify?: IdentifySpec;
+  /** A u16 field of the struct an argument register points to (the cookie's
+   * COOKIE_CHAIN_OFF), from the offsets database, cross-checked with the code. */
+  argField?: ArgFieldSpec;
   /**
    * The offsets the program reads from its probe config (bpf/include/events.h,
    * struct probe_config), resolved for one function instance from the offsets
@@ -39,6 +49,36 @@ export interface ProbeSpec {
    * `fieldChain` (they share cookie bits).
    */
   config?: (ctx: ConfigContext) => ConfigResult;
+}
+
+export type ArgRegister = 'RSI' | 'RDI' | 'RDX';
+
+/** What the code of the function must show about its arguments. */
+export type FunctionCheck =
+  /** The function loads these words of the struct `register` points to (e.g. BytesMut ptr and len). */
+  | { kind: 'arg-words'; register: ArgRegister; layout: RustLayoutName; fields: ('ptr' | 'len' | 'cap')[] }
+  /** `[[register + A] + B]` (a u16 two loads away) is compared with `compareWith`. */
+  | { kind: 'u16-chain'; register: ArgRegister; compareWith: number }
+  /** `[register + B]` (a u16 of the struct the argument points to) is compared with `compareWith`. */
+  | { kind: 'arg-u16'; register: ArgRegister; compareWith: number };
+
+export interface IdentifySpec {
+  /** Whose panic locations (offsets/signatures.json) mark the function; default: the probe's symbol.
+   * A function inlined into its caller takes its panic sites along, so the
+   * caller is found by the callee's locations. */
+  anchorsOf?: string;
+  check: FunctionCheck;
+  /** A generic function: also check the instances found by name, keeping
+   * those that pass (it has instances for other types too); without symbols,
+   * every candidate that passes is an instance, instead of one being required. */
+  filterNamed?: boolean;
+}
+
+export interface ArgFieldSpec {
+  type: string;
+  field: string;
+  dwarf?: string;
+  code: { argRegister: ArgRegister; compareWith: number };
 }
 
 export interface ConfigContext {
@@ -64,8 +104,9 @@ export type BinaryContextResult =
  * code, which loads the same chain and compares it with a known constant.
  */
 export interface FieldChainSpec {
-  outer: { type: string; field: string };
-  inner: { type: string; field: string };
+  /** `dwarf`: the type's qualified name in DWARF, where a binary with debuginfo (or its debug file) gives the offsets itself. */
+  outer: { type: string; field: string; dwarf?: string };
+  inner: { type: string; field: string; dwarf?: string };
   code: { argRegister: 'RSI' | 'RDI' | 'RDX'; compareWith: number };
 }
 

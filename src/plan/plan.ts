@@ -5,6 +5,7 @@ import type { BinaryInfo, FunctionSymbol } from '../binary';
 import type { ProbeModule, ProbeSpec } from './module';
 import { compareVersions, resolveLayout, layoutCookieBits, ResolvedLayout } from './layouts';
 import { resolveFieldChain, chainCookieBits, ResolvedChain } from './field-chain';
+import { functionsFor, resolveArgField, type ResolvedArgField } from './identify';
 
 /** standby: planned and attachable, but replaced by a better probe that is ready. */
 export type ProbeStatus = 'ready' | 'standby' | 'missing' | 'disabled';
@@ -33,6 +34,7 @@ export interface PlannedProbe {
   sites: ProbeSite[];
   layout?: ResolvedLayout;
   chain?: ResolvedChain;
+  argField?: ResolvedArgField;
   /** The probe that replaced this one (status standby). */
   replacedBy?: string;
 }
@@ -103,7 +105,19 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[]): Plan {
     } else {
       reason = `${module.crate.crate} ${supported.join(', ')}`;
     }
-    const probes = module.probes.map((spec) => planOne(binary, module, spec, rustc, active, supported.length ? supported : versions, table));
+    // Fallbacks (onlyIfMissing) are planned after the probes they stand in for.
+    const probes: PlannedProbe[] = new Array(module.probes.length);
+    const order = module.probes.map((spec, i) => ({ spec, i })).sort((a, b) => Number(!!a.spec.onlyIfMissing) - Number(!!b.spec.onlyIfMissing));
+    for (const { spec, i } of order) {
+      // Found: planned and not missing (a fallback that was not needed itself does not count).
+      const present = spec.onlyIfMissing?.filter((id) => probes.find((p) => p?.spec.id === id && p.status !== 'missing' && !(p.spec.onlyIfMissing && p.functions.length === 0)));
+      if (present && present.length > 0) {
+        probes[i] = { module, spec, probeId: table.find((t) => t.module === module && t.spec === spec)?.probeId ?? 0, status: 'disabled',
+          reason: `not needed: ${present.join(', ')} found`, notes: [], functions: [], sites: [] };
+        continue;
+      }
+      probes[i] = planOne(binary, module, spec, rustc, active, supported.length ? supported : versions, table);
+    }
     // A module without probes only provides facts about the binary.
     if (module.probes.length === 0) {
       if (active && module.binaryContext) {
@@ -186,14 +200,18 @@ function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc
     base.reason = 'disabled by OTEL_RUST_AGENT_DISABLE_PROBES';
     return base;
   }
-  const fns = binary.functionsByName(spec.symbol);
+  const found = functionsFor(binary, module, spec, crateVersions);
+  const fns = found.fns;
   base.functions = fns;
-  if (fns.length === 0) {
-    base.reason = binary.stripped
-      ? 'binary is stripped: no symbol table'
-      : 'symbol not found (not linked, or inlined by LTO)';
+  if (!found.ok) {
+    base.reason = found.reason;
     return base;
   }
+  if (fns.length === 0) {
+    base.reason = 'symbol not found (not linked, or inlined by LTO)';
+    return base;
+  }
+  base.notes.push(...found.notes);
   if (spec.layout) {
     const layout = resolveLayout(spec.layout, rustc);
     if (!layout) {
@@ -223,9 +241,22 @@ function planOne(binary: BinaryInfo, module: ProbeModule, spec: ProbeSpec, rustc
     base.notes.push(`${spec.fieldChain.outer.type}.${spec.fieldChain.outer.field} = ${base.chain!.outerOffset}, ` +
       `${spec.fieldChain.inner.type}.${spec.fieldChain.inner.field} = ${base.chain!.innerOffset} (${base.chain!.source}: ${base.chain!.detail})`);
   }
+  if (spec.argField) {
+    for (const fn of fns) {
+      const r = resolveArgField(binary, fn, spec.argField, module.crate.crate, crateVersions);
+      if (!r.ok) {
+        base.status = 'disabled';
+        base.reason = `offsets unknown: ${r.reason}`;
+        return base;
+      }
+      base.argField = r.field;
+      perFn.set(fn, perFn.get(fn)! | (BigInt(r.field.offset & 0xffff) << 24n));
+    }
+    base.notes.push(`${spec.argField.type}.${spec.argField.field} = ${base.argField!.offset} (${base.argField!.source}: ${base.argField!.detail})`);
+  }
   const configs = new Map<FunctionSymbol, number[]>();
   if (spec.config) {
-    if (spec.layout || spec.fieldChain) throw new Error(`${module.name}/${spec.id}: a probe config cannot be combined with a layout or field chain (they share cookie bits)`);
+    if (spec.layout || spec.fieldChain || spec.argField) throw new Error(`${module.name}/${spec.id}: a probe config cannot be combined with a layout, field chain or arg field (they share cookie bits)`);
     const details = new Set<string>();
     for (const fn of fns) {
       const r = spec.config({ binary, fn, crateVersions });

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOtlpReceiver, OtlpReceiver, ReceivedSpan } from '../helpers/otlp-receiver';
-import { startService, serviceBinary, attachAgent, rawExchange, waitForStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
+import { startService, serviceBinary, attachAgent, rawExchange, waitForStats, freshStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
 import { connectH2, h2Request, closeH2 } from '../helpers/h2client';
 
 let recv: OtlpReceiver;
@@ -35,7 +35,7 @@ async function one(query: string): Promise<ReceivedSpan> {
 const hits = (s: AgentStats, module: string, probe: string) => s.probes.find((p) => p.module === module && p.probe === probe)?.hits ?? 0;
 
 test('axum 0.7 over HTTP/1.1: http.route is the 0.7 template, nested routers joined, no route keeps the method alone', async () => {
-  const before = await waitForStats(agent, () => true);
+  const before = await freshStats(agent);
   const res = await rawExchange(svc.port, [
     'GET /users/12?r=h1-user HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
     'GET /api/v1/users/x9?r=h1-nested HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',

@@ -30,7 +30,7 @@ before(async () => {
     assert.equal(r.status, 200);
   }
   agent = await attachAgent(['--pid', String(svc.pid)], { OTEL_EXPORTER_OTLP_ENDPOINT: recv.grpcEndpoint });
-  earlyBefore = await waitForStats(agent, () => true);
+  earlyBefore = await freshStats(agent);
 });
 
 after(async () => {

@@ -35,11 +35,15 @@ test('inspect --json gives the same facts, machine-readable', () => {
   assert.deepEqual(j.crates.hyper, [lockVersion('hyper', '0.14')]);
   const m = j.modules.find((x: { name: string }) => x.name === 'hyper-h1-server');
   assert.equal(m.active, true);
-  assert.deepEqual(m.probes.map((p: { probe: string; status: string }) => `${p.probe}:${p.status}`), ['parse:ready', 'encode_status:ready', 'encode:standby', 'encode_ret:standby']);
-  for (const p of m.probes) {
+  assert.equal(j.symbols.source, 'own');
+  assert.deepEqual(m.probes.map((p: { probe: string; status: string }) => `${p.probe}:${p.status}`),
+    ['parse:ready', 'encode_status:ready', 'encode:standby', 'encode_ret:standby', 'write_head_status:disabled', 'encode_head_status:disabled']);
+  for (const p of m.probes.slice(0, 4)) {
     assert.equal(p.functions.length, 1);
     assert.equal(p.sites.length, 1);
   }
+  // The fat-LTO fallbacks are not even looked for when encode is there.
+  assert.deepEqual(m.probes.slice(4).map((p: { reason: string }) => p.reason), ['not needed: encode_status, encode found', 'not needed: encode_status, encode found']);
 });
 
 test('inspect names h2, axum and tonic, their versions, the task id location and each probe with its status', () => {
@@ -90,8 +94,9 @@ test('inspect <pid> shows the live counters of the agent tracing it', async () =
     try {
       const r = runAgentSync(['inspect', String(svc.pid)]);
       assert.equal(r.code, 0, r.stderr);
-      const live = [...r.stdout.matchAll(/\[(\w+)\] (\w+)[\s\S]*?live: (\d+) hits, (\d+) events, (\d+) drops, (\d+) bad layout/g)].map((m) => `${m[2]}:${m[3]}/${m[4]}/${m[5]}/${m[6]}`);
-      // parse: + the preface sniff; the standby fallbacks are not attached;
+      const live = [...r.stdout.matchAll(/\[(\w+)\] (\w+)(?:(?!\n\s*\[)[\s\S])*?live: (\d+) hits, (\d+) events, (\d+) drops, (\d+) bad layout/g)].map((m) => `${m[2]}:${m[3]}/${m[4]}/${m[5]}/${m[6]}`);
+      // parse: + the preface sniff; the standby fallbacks are not attached
+      // (the fat-LTO fallback, not needed, has no live line);
       // h2 sees nothing of HTTP/1 requests; axum routes each of the four.
       assert.deepEqual(live, ['parse:5/5/0/0', 'encode_status:4/4/0/0', 'encode:0/0/0/0', 'encode_ret:0/0/0/0',
         'recv_headers:0/0/0/0', 'send_response:0/0/0/0', 'recv_reset:0/0/0/0', 'matched_path:4/4/0/0']);

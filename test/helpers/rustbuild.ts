@@ -56,19 +56,99 @@ export function buildRustc(srcText: string, opts: RustcOptions): string {
 export { repoRoot };
 
 let appsBuilt = false;
+const APPS = ['demo-service', 'hyper014-server', 'threads-demo', 'axum08-server', 'axum07-server', 'tonic-server', 'reqwest12-client', 'reqwest11-client'] as const;
 
-/** Builds the apps/ cargo workspace (release, locked) once per run and returns the binary's path. */
-export function appBinary(name: 'demo-service' | 'hyper014-server' | 'threads-demo' | 'axum08-server' | 'axum07-server' | 'tonic-server' | 'reqwest12-client' | 'reqwest11-client'): string {
-  const apps = path.join(repoRoot(), 'apps');
+/**
+ * Builds the apps/ cargo workspace (release, locked) once per run and returns
+ * the binary's path: a copy in build/fixtures/, because builds of other
+ * profiles (profileBuild) share the target directory and overwrite
+ * target/release/<app>.
+ */
+export function appBinary(name: (typeof APPS)[number]): string {
+  const root = repoRoot();
+  const apps = path.join(root, 'apps');
+  // One folder per build variant: the file keeps the app's name (the agent
+  // names the service after the executable).
+  const fixtures = path.join(root, 'build', 'fixtures', 'default-rustup');
   if (!appsBuilt) {
     // Cargo waits on its own lock if another build of the workspace is running.
     run('cargo', ['build', '--release', '--locked'], apps);
+    fs.mkdirSync(fixtures, { recursive: true });
+    for (const a of APPS) {
+      fs.copyFileSync(path.join(apps, 'target', 'release', a), path.join(fixtures, `${a}.tmp`));
+      fs.renameSync(path.join(fixtures, `${a}.tmp`), path.join(fixtures, a));
+    }
     appsBuilt = true;
   }
-  return path.join(apps, 'target', 'release', name);
+  return path.join(fixtures, name);
 }
 
 /** Runs a tool (objdump, readelf, …) and returns its stdout. */
 export function tool(cmd: string, ...args: string[]): string {
   return run(cmd, args);
+}
+
+/** Profile settings, as cargo's CARGO_PROFILE_RELEASE_* variables take them. */
+/** strip is given to the final rustc only (see profileBuild). */
+export interface ProfileSettings {
+  lto?: 'false' | 'thin' | 'fat';
+  codegenUnits?: number;
+  optLevel?: '3' | 's' | 'z';
+  panic?: 'unwind' | 'abort';
+  strip?: 'none' | 'debuginfo' | 'symbols';
+  debug?: boolean;
+}
+
+export function profileEnv(p: ProfileSettings): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (p.lto) env.CARGO_PROFILE_RELEASE_LTO = p.lto;
+  if (p.codegenUnits) env.CARGO_PROFILE_RELEASE_CODEGEN_UNITS = String(p.codegenUnits);
+  if (p.optLevel) env.CARGO_PROFILE_RELEASE_OPT_LEVEL = p.optLevel;
+  if (p.panic) env.CARGO_PROFILE_RELEASE_PANIC = p.panic;
+  if (p.debug !== undefined) env.CARGO_PROFILE_RELEASE_DEBUG = p.debug ? 'true' : 'false';
+  return env;
+}
+
+/** Debian toolchains the tests use besides rustup's (scripts/toolchains.sh fetches them once). */
+export type Toolchain = 'rustup' | '1.85' | '1.96';
+
+const toolchainEnvs = new Map<Toolchain, Record<string, string>>();
+export function toolchainEnv(tc: Toolchain): Record<string, string> {
+  if (tc === 'rustup') return {};
+  let env = toolchainEnvs.get(tc);
+  if (!env) {
+    const out = execFileSync(path.join(repoRoot(), 'scripts', 'toolchains.sh'), ['--env', tc], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    env = Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    toolchainEnvs.set(tc, env);
+  }
+  return env;
+}
+
+/**
+ * One app of apps/ built with a release profile and a toolchain, copied out
+ * to build/fixtures/ (the next build overwrites target/release/<app>). All
+ * profiles of one toolchain share one target directory: cargo keeps each
+ * profile's artifacts apart and rebuilds only what the profile changes.
+ */
+export function profileBuild(app: 'demo-service' | 'hyper014-server', name: string, profile: ProfileSettings, tc: Toolchain = 'rustup'): string {
+  const root = repoRoot();
+  const apps = path.join(root, 'apps');
+  const targetDir = tc === 'rustup' ? path.join(apps, 'target') : path.join(root, 'build', `cargo-${tc}`);
+  const out = path.join(root, 'build', 'fixtures', `${name}-${tc}`, app);
+  const env = { ...process.env, ...toolchainEnv(tc), ...profileEnv(profile) };
+  // strip only changes the link of the final binary, but as a profile setting
+  // it would rebuild every dependency: pass it to that one rustc instead
+  // (what cargo does with the profile setting: -C strip=...).
+  const args = profile.strip
+    ? ['rustc', '--release', '--locked', '-q', '-p', app, '--bin', app, '--target-dir', targetDir, '--', '-C', `strip=${profile.strip}`]
+    : ['build', '--release', '--locked', '-q', '-p', app, '--target-dir', targetDir];
+  try {
+    execFileSync(env.CARGO ?? 'cargo', args, { cwd: apps, env, stdio: ['ignore', 'inherit', 'pipe'] });
+  } catch (e) {
+    throw new Error(`cargo build of ${app} (${name}, ${tc}) failed: ${(e as { stderr?: Buffer }).stderr?.toString() ?? (e as Error).message}`);
+  }
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.copyFileSync(path.join(targetDir, 'release', app), `${out}.tmp`);
+  fs.renameSync(`${out}.tmp`, out);
+  return out;
 }

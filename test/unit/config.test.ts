@@ -2,6 +2,8 @@
 import { recordFromAgentSpan as rec } from '../../src/spans/record';
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import {
   AgentConfig, buildConfig, parseKeyValueList, exportSettings,
   MAX_DURATION_SEC, MAX_TIMEOUT_MS,
@@ -34,6 +36,7 @@ const DEFAULTS: AgentConfig = {
   logLevel: 'info',
   durationSec: 0,
   statsFile: undefined,
+  symbols: { symbolsFile: undefined, debugDirs: [], debuginfodUrls: [], debuginfodCache: path.join(os.homedir(), '.cache', 'debuginfod_client'), debuginfodTimeoutMs: 90_000 },
   semconvRpcDup: false,
   warnings: [],
 };

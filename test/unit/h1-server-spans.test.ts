@@ -389,3 +389,50 @@ describe('connections', () => {
     assert.deepEqual(spans.map((x) => x.attributes['url.path']), ['/other']);
   });
 });
+
+describe('fat-LTO fallback: responses carry the Conn address', () => {
+  // write_head / encode_head pass &mut Conn; the ParseContext key
+  // (&mut conn.state.method) lies 0x208 bytes into it (as in a real build).
+  const DELTA = 0x208n;
+  function connRes(tsNs: bigint, conn: bigint, status: number, instance = 0): H1ResponseEvent {
+    const e = res(tsNs, [conn - DELTA, 0n, 0n, 0n, 0n, 0n], '', { status, instance });
+    e.hdr.kind = EVENT_KIND.H1_SERVER_RESPONSE_CONN;
+    return e;
+  }
+
+  test('one connection: the distance is learned from the first response', () => {
+    const { spans, s } = setup();
+    s.onRequest(req(100n, ctxFor(CONN_A), get('/a')));
+    s.onResponse(connRes(200n, CONN_A, 200), true);
+    s.onRequest(req(300n, ctxFor(CONN_A), get('/b')));
+    s.onResponse(connRes(400n, CONN_A, 503), true);
+    assert.deepEqual(spans.map((x) => [x.attributes['url.path'], x.attributes['http.response.status_code']]), [['/a', 200], ['/b', 503]]);
+    assert.deepEqual(s.counts, stats({ requests: 2, spans: 2 }));
+  });
+
+  test('connections in flight together: ambiguous at first, learned when two responses agree on the distance', () => {
+    const { spans, s } = setup();
+    // Three connections 4 KiB apart: each response alone fits several requests.
+    s.onRequest(req(100n, ctxFor(CONN_A), get('/a1')));
+    s.onRequest(req(101n, ctxFor(CONN_B), get('/b1')));
+    s.onRequest(req(102n, ctxFor(CONN_C), get('/c1')));
+    s.onResponse(connRes(200n, CONN_A, 200), true); // A, B and C all within reach of A's Conn
+    assert.equal(spans.length, 0);
+    s.onRequest(req(201n, ctxFor(CONN_D), get('/d1')));
+    s.onResponse(connRes(202n, CONN_C, 201), true); // the smallest distance is 0x208 again: trusted
+    assert.deepEqual(spans.map((x) => [x.attributes['url.path'], x.attributes['http.response.status_code']]), [['/c1', 201]]);
+    s.onResponse(connRes(203n, CONN_B, 202), true);
+    s.onResponse(connRes(204n, CONN_D, 204), true);
+    assert.deepEqual(spans.map((x) => [x.attributes['url.path'], x.attributes['http.response.status_code']]), [['/c1', 201], ['/b1', 202], ['/d1', 204]]);
+    assert.equal(s.counts.unmatchedResponses, 1);
+  });
+
+  test('a Conn address far from every waiting request matches nothing', () => {
+    const { spans, s } = setup();
+    s.onRequest(req(100n, ctxFor(CONN_A), get('/a')));
+    s.onResponse(connRes(200n, CONN_A + 0x100000n, 200), true);
+    assert.equal(spans.length, 0);
+    assert.equal(s.counts.unmatchedResponses, 1);
+    assert.equal(s.pendingCount(), 1);
+  });
+});

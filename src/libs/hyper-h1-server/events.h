@@ -11,6 +11,10 @@
 enum hyper_h1_server_event_kind {
 	EV_H1_SERVER_REQUEST  = 0x01,	/* request head parsed */
 	EV_H1_SERVER_RESPONSE = 0x02,	/* response head encoded */
+	/* response head about to be written (Conn::write_head, the fat-LTO
+	 * fallback): an h1_response_event whose msg_words[0] is the address of
+	 * the Conn itself, not words of an Encode */
+	EV_H1_SERVER_RESPONSE_CONN = 0x03,
 };
 
 /* Bytes of the request head copied per request. Request line, Host,

@@ -4,7 +4,7 @@
 import type { EventLayouts } from '../library';
 
 export const H1_SERVER_LAYOUTS = {
-  kinds: { H1_SERVER_REQUEST: 0x01, H1_SERVER_RESPONSE: 0x02 },
+  kinds: { H1_SERVER_REQUEST: 0x01, H1_SERVER_RESPONSE: 0x02, H1_SERVER_RESPONSE_CONN: 0x03 },
   constants: {
     H1_HEAD_CAPTURE: 2048,
     H1_HEAD_CAPTURE_SMALL: 512,

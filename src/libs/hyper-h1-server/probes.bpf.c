@@ -9,6 +9,10 @@
  * the binary, the layout-free fallback:
  *   <Server as Http1Transaction>::encode  entry        remember dst and its length
  *   <Server as Http1Transaction>::encode  ret sites    the status line just written
+ * and, when encode has no out-of-line copy (fat LTO inlines it into its
+ * generic caller), the fallback that survives LTO:
+ *   Conn<I,B,T>::write_head  (hyper 1.x)  entry        head.subject: the status,
+ *   Conn<I,B,T>::encode_head (hyper 0.14)              and the Conn's address
  * The preferred form costs one hit per response instead of two, and the hit is
  * on encode's first instruction (push, emulated by the kernel: ~0.7 us here)
  * instead of a ret (single-stepped: ~10 us here).
@@ -199,4 +203,48 @@ int h1_server_encode_ret(struct pt_regs *ctx)
 	e.captured = n;
 	submit(st, &e, sizeof(e));
 	return 0;
+}
+
+/*
+ * The places fat LTO inlines encode into, both generic methods of Conn that
+ * keep an out-of-line copy: hyper 1.x Conn::write_head(&mut self, head:
+ * MessageHead<StatusCode>, body) (rdi = &mut Conn, rsi = &MessageHead), and
+ * hyper 0.14 Conn::encode_head(&mut self, head, body) -> Option<Encoder>
+ * (rdi = return slot, rsi = &mut Conn, rdx = &MessageHead). The status is
+ * read at the MessageHead.subject offset the agent checked in the function's
+ * code (COOKIE_CHAIN_OFF). There is no Encode here: the Conn's address goes
+ * in msg_words[0], and the agent learns which ParseContext word
+ * (&mut conn.state.method) lies at a fixed distance from it.
+ */
+static __always_inline int emit_conn_response(struct pt_regs *ctx, __u64 conn, const char *head)
+{
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
+
+	struct h1_response_event e = {};
+	fill_header(&e.hdr, EV_H1_SERVER_RESPONSE_CONN, cookie);
+	e.msg_words[0] = conn;
+	e.entry_ts_ns = e.hdr.ts_ns;
+	__u16 status = 0;
+	if (!user_ptr_ok((__u64)head) || !user_ptr_ok(conn) ||
+	    bpf_probe_read_user(&status, sizeof(status), head + COOKIE_CHAIN_OFF(cookie)) ||
+	    status < 100 || status > 999) {
+		count_bad_layout(st);
+		return 0;
+	}
+	e.status = status;
+	submit(st, &e, offsetof(struct h1_response_event, status_line));
+	return 0;
+}
+
+SEC("uprobe")
+int h1_server_write_head(struct pt_regs *ctx)
+{
+	return emit_conn_response(ctx, PT_REGS_PARM1(ctx), (const char *)PT_REGS_PARM2(ctx));
+}
+
+SEC("uprobe")
+int h1_server_encode_head(struct pt_regs *ctx)
+{
+	return emit_conn_response(ctx, PT_REGS_PARM2(ctx), (const char *)PT_REGS_PARM3(ctx));
 }

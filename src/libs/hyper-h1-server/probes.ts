@@ -10,16 +10,31 @@
 //   the field order of BytesMut and Vec<u8> is needed, never a hyper struct.
 //
 // Under fat LTO with one codegen unit, encode is inlined into the generic
-// Conn::write_head / encode_head and the module stays off with that reason.
+// Conn::write_head (hyper 1.x), or with write_head into Conn::encode_head
+// (hyper 0.14, checked with rustc 1.85, 1.95 and 1.96). Those keep an
+// out-of-line copy (large, called from the dispatcher's poll loop) and
+// receive the MessageHead by pointer, so their entry gives the same span
+// end: write_head_status / encode_head_status, used only when encode is
+// missing, and only on instances whose code tests head.subject == 101
+// (encode's first test, now inlined there).
+//
+// Without any symbols, each function is identified by the panic locations of
+// hyper's role.rs its code references (offsets/signatures.json) and checked
+// by what its code does with its arguments (src/plan/identify.ts).
 //
 // Hits per request: parse entry (1; 2 for the first request on an axum
 // connection, whose first read is the 24-byte HTTP/2 preface sniff) and
 // encode entry (1), which reads the status through msg.head when the offsets
 // of Encode.head and MessageHead.subject are known for this binary. Otherwise
 // encode entry + its return sites (2 hits, the ret one single-stepped).
-import type { ProbeModule } from '../../plan/module';
+import type { IdentifySpec, ProbeModule } from '../../plan/module';
 
 const SERVER = '<hyper::proto::h1::role::Server as hyper::proto::h1::Http1Transaction>';
+const ENCODE = `${SERVER}::encode`;
+const HEAD_DWARF = 'hyper::proto::MessageHead<http::status::StatusCode>';
+/** Without symbols, encode is the function with encode's panic locations
+ * whose code tests msg.head.subject == 101 through its Encode argument. */
+const ENCODE_IDENTIFY: IdentifySpec = { check: { kind: 'u16-chain', register: 'RSI', compareWith: 101 } };
 
 export const hyperH1Server: ProbeModule = {
   name: 'hyper-h1-server',
@@ -34,6 +49,7 @@ export const hyperH1Server: ProbeModule = {
       program: 'h1_server_parse',
       layout: 'BytesMut',
       required: true,
+      identify: { check: { kind: 'arg-words', register: 'RSI', layout: 'BytesMut', fields: ['ptr', 'len'] } },
       purpose: 'request head bytes: method, target, Host, User-Agent, traceparent; span start',
     },
     {
@@ -42,12 +58,13 @@ export const hyperH1Server: ProbeModule = {
       site: 'entry',
       program: 'h1_server_encode_status',
       fieldChain: {
-        outer: { type: 'hyper::proto::h1::Encode<StatusCode>', field: 'head' },
-        inner: { type: 'hyper::proto::MessageHead<StatusCode>', field: 'subject' },
+        outer: { type: 'hyper::proto::h1::Encode<StatusCode>', field: 'head', dwarf: 'hyper::proto::h1::Encode<http::status::StatusCode>' },
+        inner: { type: 'hyper::proto::MessageHead<StatusCode>', field: 'subject', dwarf: HEAD_DWARF },
         // encode starts with `if msg.head.subject == StatusCode::SWITCHING_PROTOCOLS`.
         code: { argRegister: 'RSI', compareWith: 101 },
       },
       replaces: ['encode', 'encode_ret'],
+      identify: ENCODE_IDENTIFY,
       purpose: 'status from msg.head.subject at entry; span end (one emulated hit)',
     },
     {
@@ -57,6 +74,7 @@ export const hyperH1Server: ProbeModule = {
       program: 'h1_server_encode_entry',
       layout: 'Vec<u8>',
       required: true,
+      identify: ENCODE_IDENTIFY,
       purpose: 'remembers the response buffer and its length',
     },
     {
@@ -67,7 +85,40 @@ export const hyperH1Server: ProbeModule = {
       layout: 'Vec<u8>',
       requires: 'encode',
       required: true,
+      identify: ENCODE_IDENTIFY,
       purpose: 'status line just encoded; span end',
+    },
+    {
+      id: 'write_head_status',
+      symbol: 'hyper::proto::h1::conn::Conn<I,B,T>::write_head',
+      site: 'entry',
+      program: 'h1_server_write_head',
+      onlyIfMissing: ['encode_status', 'encode'],
+      replaces: ['encode_status', 'encode', 'encode_ret'],
+      argField: {
+        type: 'hyper::proto::MessageHead<StatusCode>',
+        field: 'subject',
+        dwarf: HEAD_DWARF,
+        code: { argRegister: 'RSI', compareWith: 101 },
+      },
+      identify: { anchorsOf: ENCODE, check: { kind: 'arg-u16', register: 'RSI', compareWith: 101 }, filterNamed: true },
+      purpose: 'fat-LTO fallback: status from head.subject where encode was inlined; span end (one emulated hit)',
+    },
+    {
+      id: 'encode_head_status',
+      symbol: 'hyper::proto::h1::conn::Conn<I,B,T>::encode_head',
+      site: 'entry',
+      program: 'h1_server_encode_head',
+      onlyIfMissing: ['encode_status', 'encode', 'write_head_status'],
+      replaces: ['encode_status', 'encode', 'encode_ret'],
+      argField: {
+        type: 'hyper::proto::MessageHead<StatusCode>',
+        field: 'subject',
+        dwarf: HEAD_DWARF,
+        code: { argRegister: 'RDX', compareWith: 101 },
+      },
+      identify: { anchorsOf: ENCODE, check: { kind: 'arg-u16', register: 'RDX', compareWith: 101 }, filterNamed: true },
+      purpose: 'fat-LTO fallback (hyper 0.14, where write_head is inlined too): the same, one call further out',
     },
   ],
 };

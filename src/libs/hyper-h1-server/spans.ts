@@ -160,6 +160,9 @@ export const PENDING_MAX = 65_536;
 /** A connection entry with nothing pending is forgotten after this long unused. */
 const CONN_IDLE_NS = 120e9;
 
+/** hyper's Conn (its state, io buffers and the IO value) fits well within this. */
+const CONN_WINDOW = 64 * 1024;
+
 function pointerLike(w: number): boolean {
   return w >= 0x10000 && w < 0x800000000000 && w % 8 === 0;
 }
@@ -174,6 +177,11 @@ class ProcessState {
   // (in ParseContext) and per encode instance (in Encode); -1 = not yet.
   ctxKey: number[] = [];
   msgKey: number[] = [];
+  /** Per write_head instance (fat-LTO fallback): the distance from the Conn's
+   * address to the ParseContext word that points into it (&mut conn.state.method). */
+  connDelta = new Map<number, number>();
+  /** The distance the last ambiguous response pointed to, per instance, while connDelta is being learned. */
+  connVote = new Map<number, number>();
   conns = new Map<number, Conn>();
   /** Pending requests, oldest first. */
   head: Pending | undefined;
@@ -258,7 +266,7 @@ export class HyperH1ServerSpans implements SpanBuilder {
       const base = off + REQ.head;
       this.request(p, pid, instance, dv.getUint32(off + 16, true), dv.getUint32(off + 20, true), bytesOf(dv), dv, base, base + captured,
         dv.getUint32(off + REQ.buf_len, true), words, key, readU64Number(dv, off + REQ.task_id));
-    } else if (kind === KIND.H1_SERVER_RESPONSE) {
+    } else if (kind === KIND.H1_SERVER_RESPONSE || kind === KIND.H1_SERVER_RESPONSE_CONN) {
       if (len < RES.status_line) throw new DecodeError(`h1 response record too short (${len})`);
       const captured = dv.getUint32(off + RES.captured, true);
       if (captured > C.H1_STATUS_CAPTURE || RES.status_line + captured > len) throw new DecodeError('h1 response capture overflows record');
@@ -271,7 +279,13 @@ export class HyperH1ServerSpans implements SpanBuilder {
       else for (let i = 0; i < C.H1_MSG_WORDS; i++) words[i] = readU64Number(dv, off + RES.msg_words + i * 8);
       let status = dv.getUint16(off + RES.status, true);
       if (status === 0 && captured > 0) status = parseStatusLine(bytesOf(dv).subarray(off + RES.status_line, off + RES.status_line + captured))?.status ?? 0;
-      this.response(p, instance, dv.getUint32(off + 16, true), dv.getUint32(off + 20, true), words, key, status);
+      if (kind === KIND.H1_SERVER_RESPONSE_CONN) {
+        // write_head / encode_head (fat LTO): the first word is the Conn's address.
+        words[0] = readU64Number(dv, off + RES.msg_words);
+        this.response(p, instance, dv.getUint32(off + 16, true), dv.getUint32(off + 20, true), words, -1, status, this.matchConn(p, instance, words[0]));
+      } else {
+        this.response(p, instance, dv.getUint32(off + 16, true), dv.getUint32(off + 20, true), words, key, status);
+      }
     } else {
       throw new DecodeError(`hyper-h1-server: unknown event kind ${kind}`);
     }
@@ -285,10 +299,13 @@ export class HyperH1ServerSpans implements SpanBuilder {
       new DataView(ev.head.buffer, ev.head.byteOffset, ev.head.length), 0, ev.head.length, ev.bufLen, ev.ctxWords, learned(p.ctxKey, ev.hdr.instance), ev.taskId);
   }
 
-  onResponse(ev: H1ResponseEvent): void {
+  /** `conn`: the event is write_head's / encode_head's (fat-LTO fallback): its first word is the Conn's address. */
+  onResponse(ev: H1ResponseEvent, conn = false): void {
     const p = this.proc(ev.hdr.pid);
     const status = ev.status ? ev.status : parseStatusLine(ev.statusLine)?.status ?? 0;
-    this.response(p, ev.hdr.instance, Number(ev.hdr.tsNs & 0xffffffffn), Number(ev.hdr.tsNs >> 32n), ev.msgWords, learned(p.msgKey, ev.hdr.instance), status);
+    const tsLo = Number(ev.hdr.tsNs & 0xffffffffn), tsHi = Number(ev.hdr.tsNs >> 32n);
+    if (conn) this.response(p, ev.hdr.instance, tsLo, tsHi, ev.msgWords, -1, status, this.matchConn(p, ev.hdr.instance, ev.msgWords[0]));
+    else this.response(p, ev.hdr.instance, tsLo, tsHi, ev.msgWords, learned(p.msgKey, ev.hdr.instance), status);
   }
 
   // ---- span assembly
@@ -419,9 +436,12 @@ export class HyperH1ServerSpans implements SpanBuilder {
   }
 
   /** `words` may be scratch: only read during the call. With `key` >= 0 only words[key] is valid. */
-  private response(p: ProcessState, instance: number, tsLo: number, tsHi: number, words: number[], key: number, status: number): void {
+  private response(p: ProcessState, instance: number, tsLo: number, tsHi: number, words: number[], key: number, status: number,
+    byConn?: Pending | null): void {
     let req: Pending | undefined;
-    if (key >= 0) {
+    if (byConn !== undefined) {
+      req = byConn ?? undefined;
+    } else if (key >= 0) {
       req = p.conn(words[key])?.pending;
     } else {
       // Learn which words carry the connection address: exactly one match.
@@ -491,6 +511,48 @@ export class HyperH1ServerSpans implements SpanBuilder {
     } finally {
       releaseRecord(rec);
     }
+  }
+
+  /**
+   * write_head / encode_head give the Conn's address S; the request's
+   * ParseContext holds &mut conn.state.method (and other &mut into the same
+   * Conn), a fixed distance D into it. Conns of other connections are other
+   * objects that do not overlap this one, so no word of another request lies
+   * in [S, S + D): among the waiting requests' words at or past S (and less
+   * than CONN_WINDOW past it), the smallest distance is this connection's,
+   * provided its request was seen. That distance is trusted at once when it
+   * is unambiguous (one waiting request within reach), else when two
+   * responses in a row agree on it; then it is used alone. null: no match.
+   */
+  private matchConn(p: ProcessState, instance: number, connAddr: number): Pending | null {
+    const delta = p.connDelta.get(instance);
+    if (delta !== undefined) return p.conn(connAddr + delta)?.pending ?? null;
+    let bestD = -1, bestIdx = -1;
+    let best: Pending | undefined;
+    let within = 0;
+    for (let r = p.head; r; r = r.next) {
+      let seen = false;
+      const consider = (w: number, i: number) => {
+        if (!pointerLike(w) || w < connAddr || w - connAddr >= CONN_WINDOW) return;
+        seen = true;
+        if (bestD < 0 || w - connAddr < bestD) { bestD = w - connAddr; best = r; bestIdx = i; }
+      };
+      if (r.ctxWords) for (let i = 0; i < r.ctxWords.length; i++) consider(r.ctxWords[i], i);
+      else if (r.conn) consider(r.conn.addr, -1);
+      if (seen) within++;
+    }
+    if (!best) return null;
+    if (within > 1 && p.connVote.get(instance) !== bestD) {
+      p.connVote.set(instance, bestD);
+      return null;
+    }
+    p.connDelta.set(instance, bestD);
+    p.connVote.delete(instance);
+    if (bestIdx >= 0 && learned(p.ctxKey, best.instance) < 0) {
+      p.ctxKey[best.instance] = bestIdx;
+      this.refile(p, best.instance);
+    }
+    return best;
   }
 
   /** Once a parse instance's key word is known, its pending requests are filed under that word only. */

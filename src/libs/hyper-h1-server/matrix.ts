@@ -1,0 +1,35 @@
+// Compatibility-matrix fixtures of the hyper HTTP/1 server (see ../matrix.ts):
+// the apps/ services on hyper 1.x (through axum 0.8) and hyper 0.14.
+import type { MatrixFixture, ExpectedSpan } from '../matrix';
+
+const TRACE = '0af7651916cd43dd8448eb211c80319c';
+const PARENT = 'b7ad6b7169203331';
+const REQUESTS = [
+  'GET /fail HTTP/1.1\r\nHost: localhost\r\n\r\n',
+  `GET /?q=1 HTTP/1.1\r\nHost: example.test:8080\r\nUser-Agent: matrix/1\r\ntraceparent: 00-${TRACE}-${PARENT}-01\r\n\r\n`,
+];
+
+function spans(failStatus: number): ExpectedSpan[] {
+  return [
+    {
+      kind: 'HTTP/1 server', match: { 'url.path': '/fail' },
+      attributes: {
+        'http.request.method': 'GET', 'url.path': '/fail', 'url.scheme': 'http', 'server.address': 'localhost', 'server.port': 80,
+        'network.protocol.version': '1.1', 'http.response.status_code': failStatus, 'error.type': String(failStatus),
+      },
+    },
+    {
+      kind: 'HTTP/1 server', match: { 'url.path': '/' },
+      attributes: {
+        'http.request.method': 'GET', 'url.path': '/', 'url.query': 'q=1', 'url.scheme': 'http', 'server.address': 'example.test',
+        'server.port': 8080, 'user_agent.original': 'matrix/1', 'network.protocol.version': '1.1', 'http.response.status_code': 200,
+      },
+      parent: { traceId: TRACE, spanId: PARENT },
+    },
+  ];
+}
+
+export const MATRIX_FIXTURES: MatrixFixture[] = [
+  { id: 'hyper1-axum', label: 'hyper {version} (axum 0.8)', app: 'demo-service', crate: 'hyper', exchange: { kind: 'http1-raw', requests: REQUESTS, statuses: [500, 200] }, spans: spans(500) },
+  { id: 'hyper014', label: 'hyper {version}', app: 'hyper014-server', crate: 'hyper', exchange: { kind: 'http1-raw', requests: REQUESTS, statuses: [503, 200] }, spans: spans(503) },
+];
