@@ -19,7 +19,7 @@
  * inside the range given to it here (the layout test checks that no two
  * libraries share a kind):
  *   0x01-0x0f  hyper-h1-server      0x40-0x4f  reqwest
- *   0x10-0x1f  h2-server            0x50-0x5f  hyper-client
+ *   0x10-0x1f  h2-server            0x50-0x5f  hyper-h1-client
  *   0x20-0x2f  axum                 0x60-0x6f  tonic-client
  *   0x30-0x3f  tonic-server         0x70-0x7f  tokio
  *   0x90-0x9f  rustls-server        0x80-0x8f  otel-sdk

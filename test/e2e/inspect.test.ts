@@ -108,3 +108,16 @@ test('inspect <pid> shows the live counters of the agent tracing it', async () =
     await agent.exited;
   }
 });
+
+test('inspect shows the HTTP/1 client probes of a reqwest 0.12 service and of a reqwest 0.11 one', () => {
+  for (const [app, hyper] of [['reqwest12-client', '1.'], ['reqwest11-client', '0.14']] as const) {
+    const r = runAgentSync(['inspect', serviceBinary(app)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^  hyper-h1-client: active \\(hyper [0-9.]+`, 'm'));
+    for (const p of ['client_encode', 'client_parse', 'reqwest_execute']) assert.match(r.stdout, new RegExp(`\\[found\\] ${p} `));
+    const j = JSON.parse(runAgentSync(['inspect', serviceBinary(app), '--json']).stdout);
+    const m = j.modules.find((x: { name: string }) => x.name === 'hyper-h1-client');
+    assert.ok(m.crateVersions.includes(lockVersion('hyper', hyper)), JSON.stringify(m.crateVersions));
+    for (const p of m.probes) { assert.equal(p.status, 'ready', p.probe); assert.equal(p.sites.length, 1, p.probe); }
+  }
+});

@@ -1,0 +1,136 @@
+//! Fixture: an axum 0.8 service that calls out with reqwest (the version this
+//! crate links; the source is shared by the reqwest 0.11/0.12/0.13 fixtures).
+//!
+//!   GET /call?url=U&n=N&mode=async|blocking|spawn&h2c=1&timeout_ms=T
+//!       makes N calls to U (async: concurrently, from the handler's task;
+//!       spawn: each in a new tokio task; blocking: one after the other with
+//!       reqwest::blocking on a spawn_blocking thread; hyper: one after the
+//!       other with hyper-util's legacy client directly, no reqwest, when built
+//!       with the `hyper-direct` feature) and answers one line per call: the
+//!       status code, or `error <kind>`.
+//!   GET /       -> 200 "ok"
+//!
+//! Listens on 127.0.0.1:$PORT (0 = any free port), prints `listening on <addr>`.
+use axum::{extract::Query, routing::get, Router};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+fn client(h2c: bool) -> &'static reqwest::Client {
+    static PLAIN: OnceLock<reqwest::Client> = OnceLock::new();
+    static H2C: OnceLock<reqwest::Client> = OnceLock::new();
+    let cell = if h2c { &H2C } else { &PLAIN };
+    cell.get_or_init(|| {
+        let b = reqwest::Client::builder().danger_accept_invalid_certs(true);
+        let b = if h2c { b.http2_prior_knowledge() } else { b };
+        b.build().expect("client")
+    })
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_redirect() {
+        "redirect"
+    } else {
+        "request"
+    };
+    format!("error {kind}")
+}
+
+async fn one(url: String, h2c: bool, timeout: Option<Duration>) -> String {
+    let mut rb = client(h2c).get(&url);
+    if let Some(t) = timeout {
+        rb = rb.timeout(t);
+    }
+    match rb.send().await {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            let _ = r.bytes().await;
+            s.to_string()
+        }
+        Err(e) => describe(&e),
+    }
+}
+
+fn blocking(url: &str, n: usize, timeout: Option<Duration>) -> Vec<String> {
+    let mut b = reqwest::blocking::Client::builder().danger_accept_invalid_certs(true);
+    if let Some(t) = timeout {
+        b = b.timeout(t);
+    }
+    let c = b.build().expect("blocking client");
+    (0..n)
+        .map(|_| match c.get(url).send() {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                let _ = r.bytes();
+                s.to_string()
+            }
+            Err(e) => describe(&e),
+        })
+        .collect()
+}
+
+#[cfg(feature = "hyper-direct")]
+async fn hyper_calls(url: &str, n: usize) -> Vec<String> {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    static CLIENT: OnceLock<Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Empty<bytes::Bytes>>> = OnceLock::new();
+    let c = CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build_http());
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let uri: hyper::Uri = match url.parse() {
+            Ok(u) => u,
+            Err(_) => { out.push("error uri".to_string()); continue; }
+        };
+        match c.get(uri).await {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                let _ = http_body_util::BodyExt::collect(r.into_body()).await;
+                out.push(s.to_string());
+            }
+            Err(e) => out.push(if e.is_connect() { "error connect".to_string() } else { "error request".to_string() }),
+        }
+    }
+    out
+}
+
+#[cfg(not(feature = "hyper-direct"))]
+async fn hyper_calls(_url: &str, n: usize) -> Vec<String> {
+    vec!["error unsupported".to_string(); n]
+}
+
+async fn call(Query(q): Query<HashMap<String, String>>) -> String {
+    let url = q.get("url").cloned().unwrap_or_default();
+    let n: usize = q.get("n").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let h2c = q.get("h2c").map(|v| v == "1").unwrap_or(false);
+    let timeout = q.get("timeout_ms").and_then(|v| v.parse().ok()).map(Duration::from_millis);
+    let lines: Vec<String> = match q.get("mode").map(String::as_str).unwrap_or("async") {
+        "hyper" => hyper_calls(&url, n).await,
+        "blocking" => tokio::task::spawn_blocking(move || blocking(&url, n, timeout)).await.expect("blocking calls"),
+        "spawn" => {
+            let hs: Vec<_> = (0..n).map(|_| tokio::spawn(one(url.clone(), h2c, timeout))).collect();
+            let mut out = Vec::new();
+            for h in hs {
+                out.push(h.await.expect("task"));
+            }
+            out
+        }
+        // Polled together inside the handler's task: one task, n calls in flight.
+        _ => futures_util::future::join_all((0..n).map(|_| one(url.clone(), h2c, timeout))).await,
+    };
+    let mut s = lines.join("\n");
+    s.push('\n');
+    s
+}
+
+#[tokio::main]
+async fn main() {
+    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3002);
+    let app = Router::new().route("/", get(|| async { "ok" })).route("/call", get(call));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+    println!("listening on {}", listener.local_addr().expect("addr"));
+    axum::serve(listener, app).await.expect("serve");
+}

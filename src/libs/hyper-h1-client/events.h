@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Events of the hyper HTTP/1 client probes (probes.bpf.c). Mirrored by
+ * layouts.ts, which test/unit/event-layout.test.ts checks against this file.
+ */
+#ifndef OTEL_RUST_AGENT_HYPER_H1_CLIENT_EVENTS_H
+#define OTEL_RUST_AGENT_HYPER_H1_CLIENT_EVENTS_H
+
+#include "../../../bpf/include/events.h"
+
+enum hyper_h1_client_event_kind {
+	EV_H1_CLIENT_REQUEST  = 0x50,	/* Client::encode entered: a request head is being written */
+	EV_H1_CLIENT_RESPONSE = 0x51,	/* Client::parse entered: response bytes, and the request head */
+	EV_REQWEST_CALL       = 0x52,	/* reqwest's Client::execute_request entered, in the caller's task */
+};
+
+/* Words of hyper's Encode / ParseContext copied. Both hold
+ * `&mut conn.state.method` (the per-connection address that pairs a
+ * response with its request, without knowing either struct's layout). */
+#define H1C_MSG_WORDS 6
+#define H1C_CTX_WORDS 8
+/* Bytes of the request head (still in the connection's write buffer when
+ * the response arrives) and of the response head copied. */
+#define H1C_REQ_CAPTURE 1024
+#define H1C_RES_CAPTURE 512
+/* Words of reqwest's Request scanned for its Url's String, and URL bytes copied. */
+#define RQ_SCAN_WORDS 32
+#define RQ_URL_CAPTURE 512
+
+struct h1c_request_event {
+	struct event_header hdr;
+	__u64 msg_words[H1C_MSG_WORDS];	/* Encode, raw */
+	__u64 dst_addr;			/* the &mut Vec<u8> the head is written into */
+	__u64 task_id;			/* tokio task writing it (the connection's task; 0: unknown) */
+	__u32 vec_ptr_idx;		/* word index of ptr / cap inside the Vec<u8> at dst_addr */
+	__u32 vec_cap_idx;
+};
+
+struct h1c_response_event {
+	struct event_header hdr;
+	__u64 key;			/* the ParseContext word that named an encoded request */
+	__u64 req_ts_ns;		/* when that request's encode was entered */
+	__u64 req_task_id;		/* task that encoded it */
+	__u32 req_tid;			/* thread that encoded it */
+	__u32 res_len;			/* BytesMut.len: response bytes buffered */
+	__u32 req_captured;		/* bytes copied into req_head[] */
+	__u32 res_captured;		/* bytes copied into res_head[] */
+	__u8  res_head[H1C_RES_CAPTURE];
+	__u8  req_head[H1C_REQ_CAPTURE];
+};
+
+struct reqwest_call_event {
+	struct event_header hdr;
+	__u64 task_id;			/* the caller's tokio task (0: none / unknown) */
+	__u32 url_len;			/* Url.serialization length */
+	__u32 captured;			/* bytes copied into url[] */
+	__u8  url[RQ_URL_CAPTURE];
+};
+
+#endif

@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * hyper HTTP/1 client probes (hyper 0.14 and 1.x): every HTTP/1 request a
+ * hyper client sends, whoever drives it (reqwest 0.11/0.12/0.13, hyper-util's
+ * legacy client, hyper::client::conn, hyper 0.14's Client).
+ *
+ * Probe points (declared in probes.ts), both function entries (a push:
+ * emulated by the kernel):
+ *   <Client as Http1Transaction>::encode  entry   a request head is about to be
+ *       written into the connection's write buffer (rdx = &mut Vec<u8>): start
+ *   <Client as Http1Transaction>::parse   entry   response bytes (rsi = &mut
+ *       BytesMut): the status line and headers; end
+ *
+ * The request head bytes are read at parse time from the write buffer encode
+ * filled: hyper clears that Vec after flushing it (len = 0) but keeps its
+ * allocation, and an HTTP/1 connection writes no other head before this
+ * response is read. So both heads are raw bytes and no hyper struct layout is
+ * needed; the agent re-parses the request head and drops what does not parse.
+ *
+ * Pairing: Encode and ParseContext both hold `&mut conn.state.method`, one
+ * address per connection. encode files its call in `h1c_calls` under each
+ * pointer-shaped word of Encode; parse looks its own words up there. Keys
+ * carry the tgid, so processes never meet.
+ */
+#include "common.h"
+#include "events.h"
+
+struct h1c_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 addr;
+};
+
+struct h1c_call {
+	__u64 dst_addr;		/* &mut Vec<u8> of the connection's head buffer */
+	__u64 ts_ns;
+	__u64 task_id;
+	__u32 tid;
+	__u8 vec_ptr_idx;	/* Vec<u8> word indexes (encode's cookie layout) */
+	__u8 vec_cap_idx;
+	__u8 vec_len_idx;
+	__u8 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, struct h1c_key);
+	__type(value, struct h1c_call);
+} h1c_calls SEC(".maps");
+
+static __always_inline int ptr_word(__u64 w)
+{
+	return user_ptr_ok(w) && (w & 7) == 0;
+}
+
+SEC("uprobe")
+int h1_client_encode(struct pt_regs *ctx)
+{
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
+
+	const void *msg = (const void *)PT_REGS_PARM2(ctx);
+	struct h1c_request_event e = {};
+	fill_header(&e.hdr, EV_H1_CLIENT_REQUEST, cookie);
+	if (bpf_probe_read_user(e.msg_words, sizeof(e.msg_words), msg)) {
+		count_bad_layout(st);
+		return 0;
+	}
+	e.dst_addr = PT_REGS_PARM3(ctx);
+	e.task_id = current_task_id(cookie);
+	e.vec_ptr_idx = COOKIE_PTR_IDX(cookie);
+	e.vec_cap_idx = COOKIE_CAP_IDX(cookie);
+
+	struct h1c_call call = {};
+	call.dst_addr = e.dst_addr;
+	call.ts_ns = e.hdr.ts_ns;
+	call.task_id = e.task_id;
+	call.tid = e.hdr.tid;
+	call.vec_ptr_idx = COOKIE_PTR_IDX(cookie);
+	call.vec_cap_idx = COOKIE_CAP_IDX(cookie);
+	call.vec_len_idx = COOKIE_LEN_IDX(cookie);
+	struct h1c_key k = { .tgid = e.hdr.pid };
+#pragma unroll
+	for (int i = 0; i < H1C_MSG_WORDS; i++) {
+		if (!ptr_word(e.msg_words[i]))
+			continue;
+		k.addr = e.msg_words[i];
+		bpf_map_update_elem(&h1c_calls, &k, &call, BPF_ANY);
+	}
+	submit(st, &e, sizeof(e));
+	return 0;
+}
+
+SEC("uprobe")
+int h1_client_parse(struct pt_regs *ctx)
+{
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
+
+	const void *buf_addr = (const void *)PT_REGS_PARM2(ctx);
+	const void *pctx = (const void *)PT_REGS_PARM3(ctx);
+	struct byte_buf buf;
+	if (read_byte_buf(buf_addr, 4, cookie, &buf) < 0) {
+		count_bad_layout(st);
+		return 0;
+	}
+	if (buf.len == 0)
+		return 0;
+	__u64 words[H1C_CTX_WORDS] = {};
+	if (bpf_probe_read_user(words, sizeof(words), pctx)) {
+		count_bad_layout(st);
+		return 0;
+	}
+	struct h1c_key k = { .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct h1c_call *call = 0;
+	__u64 key = 0;
+#pragma unroll
+	for (int i = 0; i < H1C_CTX_WORDS; i++) {
+		if (call || !ptr_word(words[i]))
+			continue;
+		k.addr = words[i];
+		call = bpf_map_lookup_elem(&h1c_calls, &k);
+		if (call)
+			key = words[i];
+	}
+	if (!call) {
+		if (st)
+			__sync_fetch_and_add(&st->no_entry, 1);
+		return 0;
+	}
+	struct h1c_response_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		if (st)
+			__sync_fetch_and_add(&st->drops, 1);
+		return 0;
+	}
+	fill_header(&e->hdr, EV_H1_CLIENT_RESPONSE, cookie);
+	e->key = key;
+	e->req_ts_ns = call->ts_ns;
+	e->req_task_id = call->task_id;
+	e->req_tid = call->tid;
+	e->res_len = buf.len > 0xffffffffULL ? 0xffffffff : (__u32)buf.len;
+	e->req_captured = 0;
+	e->res_captured = 0;
+
+	__u32 n = buf.len < H1C_RES_CAPTURE ? (__u32)buf.len : H1C_RES_CAPTURE;
+	n &= (H1C_RES_CAPTURE * 2 - 1);
+	if (n > H1C_RES_CAPTURE)
+		n = H1C_RES_CAPTURE;
+	if (n && bpf_probe_read_user(e->res_head, n, (const void *)buf.ptr) == 0)
+		e->res_captured = n;
+
+	/* The request head: the write buffer's allocation, from its start. */
+	__u64 vw[3] = {};
+	__u64 dst = call->dst_addr;
+	__u32 pi = call->vec_ptr_idx, ci = call->vec_cap_idx;
+	if (pi < 3 && ci < 3 && pi != ci && bpf_probe_read_user(vw, sizeof(vw), (const void *)dst) == 0) {
+		__u64 ptr = 0;
+		__u64 cap = 0;
+		/* (constant stack offsets for the verifier) */
+		if (pi == 0) ptr = vw[0]; else if (pi == 1) ptr = vw[1]; else ptr = vw[2];
+		if (ci == 0) cap = vw[0]; else if (ci == 1) cap = vw[1]; else cap = vw[2];
+		if (user_ptr_ok(ptr)) {
+			/* The allocation's untouched pages may not be present yet, and a
+			 * read that crosses into one fails as a whole (no page faults from
+			 * here): then only up to the end of the head's first page. */
+			__u32 want = cap < H1C_REQ_CAPTURE ? (__u32)cap : H1C_REQ_CAPTURE;
+			want &= (H1C_REQ_CAPTURE * 2 - 1);
+			if (want > H1C_REQ_CAPTURE)
+				want = H1C_REQ_CAPTURE;
+			if (want && bpf_probe_read_user(e->req_head, want, (const void *)ptr) == 0) {
+				e->req_captured = want;
+			} else {
+				__u32 first = 4096 - (__u32)(ptr & 4095);
+				if (first > want)
+					first = want;
+				first &= (H1C_REQ_CAPTURE * 2 - 1);
+				if (first > H1C_REQ_CAPTURE)
+					first = H1C_REQ_CAPTURE;
+				if (first && bpf_probe_read_user(e->req_head, first, (const void *)ptr) == 0)
+					e->req_captured = first;
+			}
+		}
+	}
+	if (!e->res_captured || !e->req_captured)
+		count_bad_layout(st);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	if (st)
+		__sync_fetch_and_add(&st->events, 1);
+	return 0;
+}
+
+/*
+ * reqwest: <Client>::execute_request(&self, req: Request) entry, in the
+ * caller's task (RequestBuilder::send and Client::execute both funnel into
+ * it; reqwest::blocking forwards to it on its runtime thread). rsi = &Request.
+ * The URL is found by shape, not by layout: the String (Vec<u8> order from
+ * the cookie) among Request's words whose bytes start with http:// or
+ * https://, which is Url.serialization.
+ */
+struct rq_scan {
+	__u64 w[RQ_SCAN_WORDS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rq_scan);
+} rq_scratch SEC(".maps");
+
+/* The Url String among the RQ_SCAN_WORDS words at `req`: its address, or 0. */
+static __always_inline __u64 find_url(struct rq_scan *sc, const void *req, __u64 cookie, __u64 *len_out)
+{
+	if (!user_ptr_ok((__u64)req) || bpf_probe_read_user(sc->w, sizeof(sc->w), req))
+		return 0;
+	__u32 pi = COOKIE_PTR_IDX(cookie), li = COOKIE_LEN_IDX(cookie), ci = COOKIE_CAP_IDX(cookie);
+	if (pi > 2 || li > 2 || ci > 2 || pi == li || pi == ci || li == ci)
+		return 0;
+	for (__u32 i = 0; i + 2 < RQ_SCAN_WORDS; i++) {
+		__u64 p = sc->w[(i + pi) & (RQ_SCAN_WORDS - 1)];
+		__u64 l = sc->w[(i + li) & (RQ_SCAN_WORDS - 1)];
+		__u64 c = sc->w[(i + ci) & (RQ_SCAN_WORDS - 1)];
+		if (!user_ptr_ok(p) || l < 10 || l > c || l > 65536)
+			continue;
+		__u64 head = 0;
+		if (bpf_probe_read_user(&head, sizeof(head), (const void *)p))
+			continue;
+		/* "http://" (7 bytes) or "https://" (little-endian words) */
+		if ((head & 0x00ffffffffffffffULL) == 0x002f2f3a70747468ULL || head == 0x2f2f3a7370747468ULL) {
+			*len_out = l;
+			return p;
+		}
+	}
+	return 0;
+}
+
+SEC("uprobe")
+int reqwest_execute_request(struct pt_regs *ctx)
+{
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
+	__u32 zero = 0;
+	struct rq_scan *sc = bpf_map_lookup_elem(&rq_scratch, &zero);
+	if (!sc)
+		return 0;
+	/* &Request is rsi where Pending comes back in rax:rdx (0.12, 0.13) and
+	 * rdx where it comes back through a hidden sret pointer in rdi (0.11). */
+	__u64 len = 0;
+	__u64 url = find_url(sc, (const void *)PT_REGS_PARM2(ctx), cookie, &len);
+	if (!url)
+		url = find_url(sc, (const void *)PT_REGS_PARM3(ctx), cookie, &len);
+	if (!url) {
+		count_bad_layout(st);
+		return 0;
+	}
+	struct reqwest_call_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		if (st)
+			__sync_fetch_and_add(&st->drops, 1);
+		return 0;
+	}
+	fill_header(&e->hdr, EV_REQWEST_CALL, cookie);
+	e->task_id = current_task_id(cookie);
+	e->url_len = (__u32)len;
+	__u32 n = len < RQ_URL_CAPTURE ? (__u32)len : RQ_URL_CAPTURE;
+	n &= (RQ_URL_CAPTURE * 2 - 1);
+	if (n > RQ_URL_CAPTURE)
+		n = RQ_URL_CAPTURE;
+	if (bpf_probe_read_user(e->url, n, (const void *)url))
+		n = 0;
+	e->captured = n;
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	if (st)
+		__sync_fetch_and_add(&st->events, 1);
+	return 0;
+}

@@ -1,0 +1,54 @@
+// hyper HTTP/1 client: one CLIENT span per HTTP/1 request on the wire, for
+// hyper 0.14 and 1.x clients and everything built on them (reqwest 0.11-0.13,
+// hyper-util's legacy client, hyper::client::conn, hyper 0.14's Client).
+//
+// Why these functions (README.md here; the notes' rust-probe-points.md §1.1):
+//   <Client as Http1Transaction>::encode and ::parse are the client twins of
+//   the server's probes: non-generic, same signatures from hyper 0.13 to 1.x,
+//   called from generic code instantiated in the application crate, so kept
+//   out of line in release builds. Every HTTP/1 request a hyper client sends
+//   goes through encode once (so a request made by reqwest on hyper is seen
+//   once, never twice), and its response head through parse.
+//
+// Hits per request: 2 (encode entry, parse entry), both on a push (emulated);
+// +1 parse when a response head arrives split across reads.
+import type { ProbeModule } from '../../plan/module';
+
+const CLIENT = '<hyper::proto::h1::role::Client as hyper::proto::h1::Http1Transaction>';
+
+export const hyperH1Client: ProbeModule = {
+  name: 'hyper-h1-client',
+  scope: 'otel-rust-agent/hyper-client',
+  bpfObject: 'hyper-h1-client.bpf.o',
+  crate: { crate: 'hyper', min: '0.14.0', below: '2.0.0' },
+  probes: [
+    {
+      id: 'client_encode',
+      symbol: `${CLIENT}::encode`,
+      site: 'entry',
+      program: 'h1_client_encode',
+      layout: 'Vec<u8>',
+      required: true,
+      purpose: 'a request head is being written (time, thread, task, the connection\'s head buffer); span start',
+    },
+    {
+      id: 'client_parse',
+      symbol: `${CLIENT}::parse`,
+      site: 'entry',
+      program: 'h1_client_parse',
+      layout: 'BytesMut',
+      required: true,
+      purpose: 'response head bytes, and the request head still in the write buffer; span end',
+    },
+    {
+      // reqwest 0.11-0.13: the call as the application made it, in its own
+      // task. Optional: without reqwest the wire spans stand alone.
+      id: 'reqwest_execute',
+      symbol: 'reqwest::async_impl::client::Client::execute_request',
+      site: 'entry',
+      program: 'reqwest_execute_request',
+      layout: 'Vec<u8>',
+      purpose: 'reqwest call handed over (time, the caller\'s task and thread, the URL); span start and parent',
+    },
+  ],
+};

@@ -1,0 +1,634 @@
+// hyper HTTP/1 client events -> CLIENT spans, one per request on the wire.
+//
+// A request event (encode entry) files a pending call under the pointer words
+// of hyper's Encode; the response event (parse entry) carries the ParseContext
+// word that found the call in BPF (`&mut conn.state.method`, one address per
+// connection), the call's start time, thread and task, and both heads: the
+// request head still in the connection's write buffer and the response bytes.
+// So a response event alone makes the span; the pending table is only there so
+// that a request that never gets a response head ends, with error.type, and is
+// counted, instead of being forgotten.
+//
+// Redirects: a 3xx response with a Location remembers the resolved URL for a
+// short while; the next request in the same process for exactly that URL,
+// started after that response, is its resend (http.request.resend_count =
+// the previous hop's + 1). hyper itself never follows redirects: whoever does
+// (reqwest, tower-http) sends the next hop as a new request, which is a new
+// span here.
+//
+// TLS is not visible at this layer (the heads are plaintext on both sides of
+// rustls): url.full says http unless the connection is known to be TLS; see
+// README.md.
+import type { SpanBuilder, SpanOutput } from '../library';
+import type { ServerSpanContext } from '../../spans/context';
+import { DecodeError, bytesOf, readU64Number } from '../../events/header';
+import { acquireRecord, releaseRecord, attrKey, attrSet, SpanKind, StatusCode, type AttrSet, type SpanRecord } from '../../spans/record';
+import { HeadScan, scanRequestHead, knownMethod, splitHostBytes } from '../../spans/http';
+import { H1_CLIENT_LAYOUTS } from './layouts';
+import { safeUrl, resolveLocation } from './url';
+import { ProcessMemory } from '../../targets/memory';
+
+const { kinds: KIND, constants: C, structs: S } = H1_CLIENT_LAYOUTS;
+const REQ = S.h1c_request_event;
+const RES = S.h1c_response_event;
+const RQ = S.reqwest_call_event;
+
+const K = {
+  method: attrKey('http.request.method'),
+  methodOriginal: attrKey('http.request.method_original'),
+  url: attrKey('url.full'),
+  version: attrKey('network.protocol.version'),
+  address: attrKey('server.address'),
+  port: attrKey('server.port'),
+  status: attrKey('http.response.status_code'),
+  errorType: attrKey('error.type'),
+  resend: attrKey('http.request.resend_count'),
+};
+
+/** A request that got no response head within this long is ended as `timeout` (OTEL_RUST_AGENT_CLIENT_TIMEOUT_MS). */
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** At most this many calls wait for a response per process; beyond, the oldest is ended (counted `overflow`). */
+export const PENDING_MAX = 16_384;
+/** A redirect's next hop is expected within this long. */
+const REDIRECT_WINDOW_NS = 30e9;
+/** Calls waiting longer than this get their request head read from the process (readHeads). */
+const HEAD_READ_AFTER_NS = 20e6;
+const HEAD_READ_TICK_MS = 25;
+
+const methodSets = new Map<string, AttrSet>();
+function methodSet(method: string, version: number): AttrSet {
+  const k = `${method} ${version}`;
+  let s = methodSets.get(k);
+  if (!s) {
+    const v = version === 11 ? '1.1' : version === 10 ? '1.0' : `${Math.floor(version / 10)}.${version % 10}`;
+    s = attrSet([[K.method, method], [K.version, v]]);
+    if (methodSets.size < 64) methodSets.set(k, s);
+  }
+  return s;
+}
+const statusSets: AttrSet[] = [];
+function statusSet(status: number): AttrSet {
+  // Client side: 4xx and 5xx are errors (semconv HTTP client spans).
+  return statusSets[status] ??= attrSet(status >= 400
+    ? [[K.status, status], [K.errorType, String(status)]]
+    : [[K.status, status]]);
+}
+
+interface Pending {
+  pid: number;
+  startMono: number;
+  startLo: number;
+  startHi: number;
+  tid: number;
+  taskId: number;
+  words: number[];
+  open: boolean;
+  /** The connection's head buffer (Vec<u8>) and its ptr/cap word indexes. */
+  dstAddr: number;
+  vecPtrIdx: number;
+  vecCapIdx: number;
+  /** The request head, read from the process while it waits (slow calls only), for a span that ends unanswered. */
+  head: Buffer | undefined;
+  headTried: boolean;
+  prev: Pending | undefined;
+  next: Pending | undefined;
+}
+
+/** A reqwest call as handed over by the application (execute_request entry), waiting for its first wire request. */
+interface Call {
+  tsLo: number;
+  tsHi: number;
+  mono: number;
+  tid: number;
+  task: number;
+  scheme: 'http' | 'https';
+  /** url.full of the call (credentials removed, sensitive query values redacted). */
+  url: string;
+  /** The open server span of the caller's task when the call was made (found: ids copied; the span may end before the response). */
+  parent: boolean;
+  t0: number; t1: number; t2: number; t3: number; s0: number; s1: number; flags: number;
+}
+
+/** Parent and caller facts a redirect hop inherits from the hop before it. */
+interface Lineage {
+  count: number;
+  at: number;
+  scheme: string;
+  task: number;
+  /** Trace id words and parent span id words (p0 = p1 = 0: root). */
+  t0: number; t1: number; t2: number; t3: number; p0: number; p1: number; flags: number;
+}
+
+class ProcessState {
+  /** reqwest calls by `authority target` (what the wire request will carry), oldest first. */
+  calls = new Map<string, Call[]>();
+  callCount = 0;
+  /** Pending calls by Encode word (only pointer-shaped words are filed). */
+  byWord = new Map<number, Pending>();
+  head: Pending | undefined;
+  tail: Pending | undefined;
+  size = 0;
+  /** Encode word index that holds the connection key, per encode instance (-1: not yet known). */
+  keyWord: number[] = [];
+  /** Resolved Location of recent 3xx responses -> (resend count of that hop, response time). */
+  redirects = new Map<string, Lineage>();
+
+  link(r: Pending): void {
+    r.prev = this.tail; r.next = undefined;
+    if (this.tail) this.tail.next = r; else this.head = r;
+    this.tail = r;
+    this.size++;
+  }
+
+  unlink(r: Pending): void {
+    if (r.prev) r.prev.next = r.next; else this.head = r.next;
+    if (r.next) r.next.prev = r.prev; else this.tail = r.prev;
+    r.prev = r.next = undefined;
+    this.size--;
+  }
+}
+
+function pointerLike(w: number): boolean {
+  return w >= 0x10000 && w < 0x800000000000 && w % 8 === 0;
+}
+
+export interface H1ClientStats {
+  requests: number;
+  spans: number;
+  partialResponses: number;
+  unparsableResponses: number;
+  /** Response events whose request head no longer parsed (overwritten before the response came). */
+  requestHeadLost: number;
+  /** Responses whose request event was not seen (attached mid-call): spans made from the response alone. */
+  unmatchedResponses: number;
+  timeouts: number;
+  /** A new request on a connection whose previous request had no response: that one ended as connection_closed. */
+  closed: number;
+  overflow: number;
+  redirectsFollowed: number;
+  informational: number;
+  /** reqwest calls seen (execute_request), and those matched to their first wire request. */
+  calls: number;
+  callsMatched: number;
+  /** Calls whose URL could not be read or parsed. */
+  callsUnparsable: number;
+  /** Calls that never showed up on the wire (connect failure, error before sending), dropped after the timeout. */
+  callsWithoutWire: number;
+  /** Parents: spans given the caller task's server span / calls whose task had no open server span / spans left without one because calls for the same URL from several tasks were waiting. */
+  parentHits: number;
+  parentMisses: number;
+  parentAmbiguous: number;
+  /** Request heads read from the process for calls still waiting after 20 ms. */
+  headReads: number;
+  /** Unanswered calls ended without a readable request head (no method/URL on the span). */
+  unansweredWithoutHead: number;
+}
+
+/** Status line at b[p..end): 'HTTP/d.d SP ddd'; returns the status or -1. */
+function statusAt(b: Uint8Array, p: number, end: number): number {
+  if (end - p < 12 || b[p] !== 0x48 || b[p + 1] !== 0x54 || b[p + 2] !== 0x54 || b[p + 3] !== 0x50 || b[p + 4] !== 0x2f || b[p + 8] !== 0x20) return -1;
+  let v = 0;
+  for (let i = 9; i < 12; i++) {
+    const d = b[p + i] - 0x30;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/** Index just past the CRLFCRLF ending the head that starts at p, or -1. */
+function headEnd(b: Buffer, p: number, end: number): number {
+  const i = b.indexOf('\r\n\r\n', p, 'latin1');
+  return i < 0 || i + 4 > end ? -1 : i + 4;
+}
+
+/** The Location header's value in the head b[p..e), or undefined. */
+function locationIn(b: Buffer, p: number, e: number): string | undefined {
+  let ls = b.indexOf('\r\n', p, 'latin1') + 2;
+  while (ls > 1 && ls < e) {
+    const le = b.indexOf('\r\n', ls, 'latin1');
+    if (le < 0 || le > e || le === ls) return undefined;
+    if (le - ls > 9 && (b[ls] | 0x20) === 0x6c && b[ls + 8] === 0x3a && b.toString('latin1', ls, ls + 8).toLowerCase() === 'location') {
+      return b.toString('latin1', ls + 9, le).trim();
+    }
+    ls = le + 2;
+  }
+  return undefined;
+}
+
+/** scheme, authority (without userinfo) and origin-form target of an http(s) URL as reqwest serializes it. */
+function splitUrl(u: string): { scheme: 'http' | 'https'; authority: string; target: string } | undefined {
+  const scheme = u.startsWith('https://') ? 'https' : u.startsWith('http://') ? 'http' : undefined;
+  if (!scheme) return undefined;
+  const s = scheme.length + 3;
+  let e = s;
+  while (e < u.length && u[e] !== '/' && u[e] !== '?' && u[e] !== '#') e++;
+  let authority = u.slice(s, e);
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) authority = authority.slice(at + 1);
+  let target = u.slice(e);
+  const hash = target.indexOf('#');
+  if (hash >= 0) target = target.slice(0, hash);
+  if (!target.startsWith('/')) target = `/${target}`;
+  return { scheme, authority, target };
+}
+
+export class HyperH1ClientSpans implements SpanBuilder {
+  readonly counts: H1ClientStats = {
+    requests: 0, spans: 0, partialResponses: 0, unparsableResponses: 0, requestHeadLost: 0, unmatchedResponses: 0,
+    timeouts: 0, closed: 0, overflow: 0, redirectsFollowed: 0, informational: 0, headReads: 0, unansweredWithoutHead: 0,
+    calls: 0, callsMatched: 0, callsUnparsable: 0, callsWithoutWire: 0, parentHits: 0, parentMisses: 0, parentAmbiguous: 0,
+  };
+  private procs = new Map<number, ProcessState>();
+  private readonly scan = new HeadScan();
+  private readonly timeoutNs: number;
+
+  constructor(private readonly out: SpanOutput, private readonly scope: string, private readonly ctx?: ServerSpanContext) {
+    const ms = Number(process.env.OTEL_RUST_AGENT_CLIENT_TIMEOUT_MS);
+    this.timeoutNs = (Number.isFinite(ms) && ms > 0 ? ms : DEFAULT_TIMEOUT_MS) * 1e6;
+  }
+
+  handle(kind: number, dv: DataView, off: number, len: number): void {
+    if (kind === KIND.H1_CLIENT_REQUEST) {
+      if (len < REQ.$size) throw new DecodeError(`h1 client request record too short (${len})`);
+      this.request(dv, off);
+    } else if (kind === KIND.H1_CLIENT_RESPONSE) {
+      if (len < RES.$size) throw new DecodeError(`h1 client response record too short (${len})`);
+      this.response(dv, off);
+    } else if (kind === KIND.REQWEST_CALL) {
+      if (len < RQ.$size) throw new DecodeError(`reqwest call record too short (${len})`);
+      this.call(dv, off);
+    } else {
+      throw new DecodeError(`hyper-h1-client: unknown event kind ${kind}`);
+    }
+  }
+
+  private proc(pid: number): ProcessState {
+    let p = this.procs.get(pid);
+    if (!p) this.procs.set(pid, (p = new ProcessState()));
+    return p;
+  }
+
+  private call(dv: DataView, off: number): void {
+    const pid = dv.getUint32(off + 4, true);
+    const p = this.proc(pid);
+    this.counts.calls++;
+    const len = dv.getUint32(off + RQ.url_len, true);
+    const captured = Math.min(dv.getUint32(off + RQ.captured, true), C.RQ_URL_CAPTURE);
+    const parts = captured === len ? splitUrl(bytesOf(dv).toString('latin1', off + RQ.url, off + RQ.url + captured)) : undefined;
+    if (!parts) { this.counts.callsUnparsable++; return; }
+    const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
+    const c: Call = {
+      tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, tid: dv.getUint32(off + 8, true), task: readU64Number(dv, off + RQ.task_id),
+      scheme: parts.scheme, url: safeUrl(parts.scheme, parts.authority, parts.target),
+      parent: false, t0: 0, t1: 0, t2: 0, t3: 0, s0: 0, s1: 0, flags: 1,
+    };
+    // The caller's server span, looked up now, while it is surely open.
+    const srv = this.ctx && c.task !== 0 ? this.ctx.find(pid, 'task', c.task) : undefined;
+    if (srv && srv.open) {
+      const pr = srv.rec;
+      c.parent = true;
+      c.t0 = pr.t0; c.t1 = pr.t1; c.t2 = pr.t2; c.t3 = pr.t3; c.s0 = pr.s0; c.s1 = pr.s1; c.flags = pr.flags;
+    } else if (this.ctx && c.task !== 0) {
+      this.counts.parentMisses++;
+    }
+    const k = `${parts.authority} ${parts.target}`;
+    const list = p.calls.get(k);
+    if (list) list.push(c); else p.calls.set(k, [c]);
+    if (++p.callCount > PENDING_MAX) this.dropOldestCall(p);
+  }
+
+  private dropOldestCall(p: ProcessState): void {
+    let oldK: string | undefined;
+    let old = Infinity;
+    for (const [k, l] of p.calls) if (l[0].mono < old) { old = l[0].mono; oldK = k; }
+    if (oldK === undefined) return;
+    const l = p.calls.get(oldK)!;
+    l.shift();
+    if (l.length === 0) p.calls.delete(oldK);
+    p.callCount--;
+    this.counts.callsWithoutWire++;
+  }
+
+  /**
+   * The reqwest call a wire request (Host `authority`, `target`, encoded at
+   * `encMono`) belongs to: the oldest one for the same authority and target
+   * handed over before it. `ambiguous` when calls for that URL from more than
+   * one task were waiting: FIFO order between tasks is not known, so the
+   * caller's task (the parent) is not used then.
+   */
+  private takeCall(p: ProcessState, authority: string, target: string, encMono: number): { call: Call; ambiguous: boolean } | undefined {
+    const k = `${authority} ${target}`;
+    const l = p.calls.get(k);
+    if (!l || l[0].mono > encMono) return undefined;
+    const call = l[0];
+    let ambiguous = false;
+    for (let i = 1; i < l.length && l[i].mono <= encMono; i++) if (l[i].task !== call.task) { ambiguous = true; break; }
+    l.shift();
+    if (l.length === 0) p.calls.delete(k);
+    p.callCount--;
+    this.counts.callsMatched++;
+    return { call, ambiguous };
+  }
+
+  /** Parent = the server span that was open in the caller's task when it made the call (context key `task`); counted. */
+  private parentFrom(rec: SpanRecord, c: Call): void {
+    if (!c.parent) return;
+    rec.t0 = c.t0; rec.t1 = c.t1; rec.t2 = c.t2; rec.t3 = c.t3;
+    rec.p0 = c.s0; rec.p1 = c.s1;
+    rec.flags = c.flags;
+    this.counts.parentHits++;
+  }
+
+  private request(dv: DataView, off: number): void {
+    const pid = dv.getUint32(off + 4, true);
+    const instance = dv.getUint16(off + 14, true);
+    const p = this.proc(pid);
+    this.counts.requests++;
+    const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
+    const words: number[] = [];
+    for (let i = 0; i < C.H1C_MSG_WORDS; i++) words.push(readU64Number(dv, off + REQ.msg_words + i * 8));
+    const pend: Pending = {
+      pid, startLo: tsLo, startHi: tsHi, startMono: tsHi * 4294967296 + tsLo, tid: dv.getUint32(off + 8, true),
+      taskId: readU64Number(dv, off + REQ.task_id), words, open: true, prev: undefined, next: undefined,
+      dstAddr: readU64Number(dv, off + REQ.dst_addr), vecPtrIdx: dv.getUint32(off + REQ.vec_ptr_idx, true),
+      vecCapIdx: dv.getUint32(off + REQ.vec_cap_idx, true), head: undefined, headTried: false,
+    };
+    this.armHeadReads();
+    const key = p.keyWord[instance] ?? -1;
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i];
+      if (!pointerLike(w) || (key >= 0 && i !== key)) continue;
+      const old = p.byWord.get(w);
+      // A new request on the same connection while the last one is still
+      // pending: hyper sends one request at a time per HTTP/1 connection, so
+      // the old one will get no response (its connection was closed and this
+      // address reused).
+      if (old && old.open && key >= 0) this.endUnanswered(p, old, 'connection_closed', tsLo, tsHi);
+      p.byWord.set(w, pend);
+    }
+    p.link(pend);
+    if (p.size > PENDING_MAX) {
+      this.counts.overflow++;
+      this.drop(p, p.head!);
+    }
+  }
+
+  private response(dv: DataView, off: number): void {
+    const pid = dv.getUint32(off + 4, true);
+    const instance = dv.getUint16(off + 14, true);
+    const p = this.proc(pid);
+    const b = bytesOf(dv);
+    const key = readU64Number(dv, off + RES.key);
+    const resCaptured = Math.min(dv.getUint32(off + RES.res_captured, true), C.H1C_RES_CAPTURE);
+    const reqCaptured = Math.min(dv.getUint32(off + RES.req_captured, true), C.H1C_REQ_CAPTURE);
+    const rs = off + RES.res_head, re = rs + resCaptured;
+
+    // The response head; 1xx heads before it are skipped (hyper's parse loops over them).
+    let hs = rs;
+    let status = -1;
+    let he = -1;
+    for (;;) {
+      status = statusAt(b, hs, re);
+      if (status < 0) { this.counts.unparsableResponses++; return; }
+      he = headEnd(b, hs, re);
+      if (he < 0) {
+        if (resCaptured < C.H1C_RES_CAPTURE) { this.counts.partialResponses++; return; } // hyper parses again when more arrives
+        break; // a head longer than the capture: the status line is enough
+      }
+      if (status >= 200 || status === 101) break;
+      this.counts.informational++;
+      hs = he;
+    }
+
+    const pend = p.byWord.get(key);
+    if (pend && pend.open) {
+      // Learn which Encode word is the connection's (for this instance).
+      if ((p.keyWord[instance] ?? -1) < 0) {
+        const i = pend.words.indexOf(key);
+        if (i >= 0) p.keyWord[instance] = i;
+      }
+      this.drop(p, pend);
+    } else {
+      this.counts.unmatchedResponses++;
+    }
+
+    const qs = off + RES.req_head, qe = qs + reqCaptured;
+    const sc = this.scan;
+    if (!scanRequestHead(b, dv, qs, qe, reqCaptured >= C.H1C_REQ_CAPTURE, sc)) {
+      this.counts.requestHeadLost++;
+      return;
+    }
+    const rec = acquireRecord();
+    try {
+      rec.kind = SpanKind.CLIENT;
+      rec.pid = pid;
+      rec.scope = this.scope;
+      const method = knownMethod(b, qs, sc.methodEnd);
+      if (method) {
+        rec.name = method;
+        rec.addSet(methodSet(method, sc.version));
+      } else {
+        rec.name = 'HTTP';
+        rec.addSet(methodSet('_OTHER', sc.version));
+        rec.addBytesCopy(K.methodOriginal, dv, qs, sc.methodEnd);
+      }
+      let authority = '';
+      if (sc.hostStart >= 0) authority = b.toString('latin1', sc.hostStart, sc.hostEnd);
+      const target = b.toString('latin1', sc.targetStart, sc.targetEnd);
+      const startLo0 = dv.getUint32(off + RES.req_ts_ns, true), startHi0 = dv.getUint32(off + RES.req_ts_ns + 4, true);
+      const encMono = startHi0 * 4294967296 + startLo0;
+      const m = this.takeCall(p, authority, target, encMono);
+      let scheme = m ? m.call.scheme : 'http';
+      let url = m ? m.call.url : safeUrl(scheme, authority, target);
+      const hop = m ? undefined : p.redirects.get(url) ?? p.redirects.get(safeUrl('https', authority, target));
+      if (hop) { scheme = hop.scheme === 'https' ? 'https' : 'http'; url = safeUrl(scheme, authority, target); }
+      if (sc.hostStart >= 0) {
+        const hp = splitHostBytes(b, sc.hostStart, sc.hostEnd);
+        if (hp) {
+          rec.addBytesCopy(K.address, dv, hp.addrStart, hp.addrEnd);
+          rec.addInt(K.port, hp.port >= 0 ? hp.port : scheme === 'https' ? 443 : 80);
+        }
+      }
+      rec.addString(K.url, url);
+      // Start: when the application handed the call to reqwest (first hop),
+      // else when hyper encoded the head.
+      const startLo = m ? m.call.tsLo : startLo0, startHi = m ? m.call.tsHi : startHi0;
+      rec.newTraceId();
+      rec.flags = 1;
+      let task = 0;
+      if (m) {
+        task = m.call.task;
+        if (m.ambiguous) this.counts.parentAmbiguous++;
+        else this.parentFrom(rec, m.call);
+      }
+      if (hop) {
+        p.redirects.delete(url);
+        if (encMono >= hop.at && encMono - hop.at < REDIRECT_WINDOW_NS) {
+          rec.addInt(K.resend, hop.count + 1);
+          this.counts.redirectsFollowed++;
+          task = hop.task;
+          if (hop.p0 !== 0 || hop.p1 !== 0) {
+            rec.t0 = hop.t0; rec.t1 = hop.t1; rec.t2 = hop.t2; rec.t3 = hop.t3; rec.p0 = hop.p0; rec.p1 = hop.p1; rec.flags = hop.flags;
+          }
+        }
+      }
+      rec.addSet(statusSet(status));
+      if (status >= 400) rec.statusCode = StatusCode.ERROR;
+      if (status >= 300 && status < 400 && he > 0) {
+        const loc = locationIn(b, hs, he);
+        const next = loc ? resolveLocation(url, loc) : undefined;
+        if (next) {
+          const endMono = dv.getUint32(off + 20, true) * 4294967296 + dv.getUint32(off + 16, true);
+          if (p.redirects.size > 1024) p.redirects.clear();
+          p.redirects.set(next, {
+            count: hop ? hop.count + 1 : 0, at: endMono, scheme: next.startsWith('https:') ? 'https' : 'http', task,
+            t0: rec.t0, t1: rec.t1, t2: rec.t2, t3: rec.t3, p0: rec.p0, p1: rec.p1, flags: rec.flags,
+          });
+        }
+      }
+      rec.newSpanId();
+      const clock = this.out.clock;
+      rec.setStartMono(startLo, startHi, clock);
+      rec.setEndMono(dv.getUint32(off + 16, true), dv.getUint32(off + 20, true), clock);
+      this.counts.spans++;
+      this.out.emit(rec);
+    } finally {
+      releaseRecord(rec);
+    }
+  }
+
+  /** Removes a pending call from the tables (its span is made elsewhere, or not at all). */
+  private drop(p: ProcessState, r: Pending): void {
+    if (!r.open) return;
+    r.open = false;
+    for (const w of r.words) if (p.byWord.get(w) === r) p.byWord.delete(w);
+    p.unlink(r);
+  }
+
+  /**
+   * A request that never got a response head: an ERROR span with what the
+   * request event carries (its head was not yet readable then), ended when
+   * the agent knew.
+   */
+  private endUnanswered(p: ProcessState, r: Pending, errorType: string, endLo: number, endHi: number): void {
+    this.drop(p, r);
+    if (errorType === 'timeout') this.counts.timeouts++; else this.counts.closed++;
+    const rec = acquireRecord();
+    try {
+      rec.kind = SpanKind.CLIENT;
+      rec.pid = r.pid;
+      rec.scope = this.scope;
+      rec.name = 'HTTP';
+      rec.newTraceId();
+      rec.flags = 1;
+      if (!r.head || !this.requestAttrs(p, r, rec, r.head)) this.counts.unansweredWithoutHead++;
+      rec.addString(K.errorType, errorType);
+      rec.statusCode = StatusCode.ERROR;
+      rec.newSpanId();
+      const clock = this.out.clock;
+      rec.setStartMono(r.startLo, r.startHi, clock);
+      rec.setEndMono(endLo, endHi, clock);
+      this.counts.spans++;
+      this.out.emit(rec);
+    } finally {
+      releaseRecord(rec);
+    }
+  }
+
+  private readonly mem = new ProcessMemory();
+  private headTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * A call still waiting after HEAD_READ_AFTER_NS has its request head read
+   * from the process (two preads, /proc/PID/mem): encode has long finished
+   * writing it, and the connection is still alive, so the buffer holds it.
+   * Fast calls (nearly all) never pay this; a call that then ends unanswered
+   * (timeout, dropped future, closed connection) keeps its method and URL.
+   */
+  private armHeadReads(): void {
+    if (this.headTimer) return;
+    this.headTimer = setTimeout(() => { this.headTimer = undefined; this.readHeads(); }, HEAD_READ_TICK_MS);
+    this.headTimer.unref();
+  }
+
+  private readHeads(): void {
+    const now = Number(process.hrtime.bigint());
+    let waiting = false;
+    for (const [pid, p] of this.procs) {
+      for (let r = p.head; r; r = r.next) {
+        if (r.headTried) continue;
+        if (now - r.startMono < HEAD_READ_AFTER_NS) { waiting = true; continue; }
+        r.headTried = true;
+        const w = this.mem.read(pid, r.dstAddr, 24);
+        if (!w || r.vecPtrIdx > 2 || r.vecCapIdx > 2) continue;
+        const ptr = readU64Number(new DataView(w.buffer, w.byteOffset, 24), r.vecPtrIdx * 8);
+        const cap = readU64Number(new DataView(w.buffer, w.byteOffset, 24), r.vecCapIdx * 8);
+        r.head = this.mem.read(pid, ptr, Math.min(cap, C.H1C_REQ_CAPTURE)) ?? this.mem.read(pid, ptr, Math.min(cap, 4096 - (ptr % 4096)));
+        this.counts.headReads++;
+      }
+    }
+    if (waiting) this.armHeadReads();
+  }
+
+  stats(): Record<string, number> {
+    let pending = 0;
+    for (const p of this.procs.values()) pending += p.size;
+    return { ...this.counts, pending };
+  }
+
+  forgetProcess(pid: number): number {
+    this.mem.forget(pid);
+    const p = this.procs.get(pid);
+    this.procs.delete(pid);
+    return p ? p.size : 0;
+  }
+
+  pids(): number[] {
+    return [...this.procs.keys()];
+  }
+
+  expire(nowMono: bigint): void {
+    const now = Number(nowMono);
+    for (const p of this.procs.values()) {
+      while (p.head && now - p.head.startMono >= this.timeoutNs) {
+        const end = p.head.startMono + this.timeoutNs;
+        this.endUnanswered(p, p.head, 'timeout', end % 4294967296, Math.floor(end / 4294967296));
+      }
+      for (const [u, h] of p.redirects) if (now - h.at > REDIRECT_WINDOW_NS) p.redirects.delete(u);
+      for (const [k, l] of p.calls) {
+        while (l.length && now - l[0].mono >= this.timeoutNs) { l.shift(); p.callCount--; this.counts.callsWithoutWire++; }
+        if (l.length === 0) p.calls.delete(k);
+      }
+    }
+  }
+
+  /** Request attributes from a head read while waiting (readHeads); false when there is none that parses. */
+  private requestAttrs(p: ProcessState, r: Pending, rec: SpanRecord, b: Buffer): boolean {
+    const dv = new DataView(b.buffer, b.byteOffset, b.length);
+    const sc = this.scan;
+    if (!scanRequestHead(b, dv, 0, b.length, b.length >= C.H1C_REQ_CAPTURE, sc)) return false;
+    const method = knownMethod(b, 0, sc.methodEnd);
+    rec.name = method ?? 'HTTP';
+    rec.addSet(methodSet(method ?? '_OTHER', sc.version));
+    if (!method) rec.addBytesCopy(K.methodOriginal, dv, 0, sc.methodEnd);
+    const authority = sc.hostStart >= 0 ? b.toString('latin1', sc.hostStart, sc.hostEnd) : '';
+    const target = b.toString('latin1', sc.targetStart, sc.targetEnd);
+    const m = this.takeCall(p, authority, target, r.startMono);
+    const scheme = m ? m.call.scheme : 'http';
+    if (sc.hostStart >= 0) {
+      const hp = splitHostBytes(b, sc.hostStart, sc.hostEnd);
+      if (hp) {
+        rec.addBytesCopy(K.address, dv, hp.addrStart, hp.addrEnd);
+        rec.addInt(K.port, hp.port >= 0 ? hp.port : scheme === 'https' ? 443 : 80);
+      }
+    }
+    rec.addString(K.url, m ? m.call.url : safeUrl(scheme, authority, target));
+    if (m) {
+      r.startLo = m.call.tsLo; r.startHi = m.call.tsHi;
+      if (m.ambiguous) this.counts.parentAmbiguous++;
+      else this.parentFrom(rec, m.call);
+    }
+    return true;
+  }
+}
