@@ -206,8 +206,10 @@ describe('offsets database', () => {
     const hyper = [...new Set(layoutDb().filter((e) => e.crate === 'hyper').map((e) => e.crateVersion!))];
     for (const rustc of ['1.85.0', '1.95.0', '1.96.0']) {
       const es = layoutDb().filter((e) => e.rustc === rustc);
-      assert.deepEqual([...new Set(es.map((e) => e.type))].sort(),
-        ['BytesMut', 'Vec<u8>', 'hyper::proto::MessageHead<StatusCode>', 'hyper::proto::h1::Encode<StatusCode>'], rustc);
+      // The HTTP/1 types for every compiler (rustc 1.95 also has the h2, http,
+      // axum and tokio types of the HTTP/2 libraries).
+      const types = new Set(es.map((e) => e.type));
+      for (const t of ['BytesMut', 'Vec<u8>', 'hyper::proto::MessageHead<StatusCode>', 'hyper::proto::h1::Encode<StatusCode>']) assert.ok(types.has(t), `${rustc} ${t}`);
       for (const v of hyper) assert.ok(es.some((e) => e.crateVersion === v && e.type === 'hyper::proto::MessageHead<StatusCode>'), `${rustc} hyper ${v}`);
     }
     for (const v of hyper) {
