@@ -6,6 +6,8 @@
 #   make image           the container image (podman; Debian base made with debootstrap)
 #   make manifests       deploy/kubernetes/ rendered from the Helm chart
 #   make test-container  the container tests alone (also part of make test)
+#   make fuzz            mutation fuzzing of the readers of untrusted bytes, and inspect on mutated binaries (not in make test)
+#   make soak            30 minutes of steady load: agent CPU, RSS, spans/s, drops -> docs/soak/ (not in make test)
 #   make test-matrix  the compatibility table: fixtures x compilers x profiles, into docs/compatibility.md
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -19,7 +21,7 @@ BPF_OBJ := $(LIB_BPF_OBJ) build/bpf/calibrate.bpf.o
 BPF_HDR := $(wildcard bpf/include/*.h)
 TS_SRC  := $(shell find src test tools bench -name '*.ts' 2>/dev/null)
 
-.PHONY: all setup build bpf ts apps libotelctx demo test test-unit test-e2e test-matrix toolchains test-deploy test-container deploy-tools demo-jaeger jaeger-screenshot image manifests bench bench-pipeline clean
+.PHONY: fuzz soak all setup build bpf ts apps libotelctx demo test test-unit test-e2e test-matrix toolchains test-deploy test-container deploy-tools demo-jaeger jaeger-screenshot image manifests bench bench-pipeline clean
 
 all: build
 
@@ -62,7 +64,7 @@ demo: build
 	node dist/tools/demo.js
 
 test: build deploy-tools
-	node --test --test-concurrency=1 --test-timeout=600000 dist/test/unit/ dist/test/e2e/ dist/test/deploy/
+	node --test --test-concurrency=1 --test-timeout=1800000 dist/test/unit/ dist/test/e2e/ dist/test/deploy/
 
 test-unit: build
 	node --test --test-concurrency=1 dist/test/unit/
@@ -82,11 +84,13 @@ test-matrix: build toolchains
 
 # Deployment: Helm chart, container image, systemd unit, Jaeger. The tools are
 # built or installed once and cached outside the repository
-# (~/.cache/otel-rust-agent): helm and jaeger from the Go module proxy
+# (~/.cache/otel-rust-agent): helm, jaeger and a minimal OpenTelemetry
+# Collector (scripts/otelcol, for the export test) from the Go module proxy
 # (minutes, the first time), podman, runc and debootstrap from Debian.
 deploy-tools:
 	@scripts/deploy-tools.sh helm >/dev/null
 	@scripts/deploy-tools.sh jaeger >/dev/null
+	@scripts/deploy-tools.sh otelcol >/dev/null
 	@scripts/deploy-tools.sh container
 	@scripts/deploy-tools.sh systemd
 
@@ -106,11 +110,13 @@ manifests:
 
 demo-jaeger: build
 	@scripts/deploy-tools.sh jaeger >/dev/null
+	@scripts/deploy-tools.sh otelcol >/dev/null
 	node dist/tools/jaeger-demo.js
 
 # docs/jaeger-trace.png: needs Jaeger UI assets (JAEGER_UI_ASSETS, see README).
 jaeger-screenshot: build
 	@scripts/deploy-tools.sh jaeger >/dev/null
+	@scripts/deploy-tools.sh otelcol >/dev/null
 	@scripts/deploy-tools.sh chromium
 	node dist/tools/jaeger-demo.js --screenshot docs/jaeger-trace.png
 
@@ -121,6 +127,14 @@ bench: build
 # sending), replaying recorded ring records on one core.
 bench-pipeline: build
 	node dist/bench/pipeline.js
+
+# A fixed budget (FUZZ_SCALE, FUZZ_INSPECT_RUNS, FUZZ_SEED): new failures are
+# saved under test/fuzz/corpus/ and replayed by make test.
+fuzz: build
+	node dist/test/fuzz/run.js
+
+soak: build
+	node dist/tools/soak.js
 
 clean:
 	rm -rf build dist

@@ -20,10 +20,9 @@ import { spawn, execFileSync, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { startService, startAgent, serviceBinary, Service, RunningAgent, AppName } from '../test/helpers/procs';
 import { repoRoot } from '../test/helpers/rustbuild';
-import { decodeExportRequest } from '../test/helpers/otlp-receiver';
+import { ReceiverProcess } from './receiver';
 import { BpfRuntime } from '../src/bpf/loader';
 import { analyzeBinary } from '../src/binary';
 
@@ -73,6 +72,8 @@ const SECONDS = Math.floor(intEnv('BENCH_SECONDS', 5, 1));
 const CALIB_N = Math.floor(intEnv('BENCH_CALIB_N', 200_000, 1000));
 const CALIB_REPS = 3;
 const WARMUP_SECONDS = 1;
+/** Past the end of a load run, the ring is drained (every 10 ms) and the last batch sealed: the stats file read must be this much newer. */
+const DRAIN_WAIT_MS = 300;
 const CPUS = os.availableParallelism();
 
 // On these VMs a -c1 run lands in one of two modes depending on where the
@@ -273,104 +274,11 @@ function runLoad(sc: Scenario, seconds: number, url: string, cpu?: string): Prom
 
 // ---------------------------------------------------------------- OTLP receiver
 
-// A minimal OTLP/gRPC trace receiver: it answers Export and counts spans by
-// walking the protobuf wire format (ExportTraceServiceRequest.resource_spans=1
-// -> ResourceSpans.scope_spans=2 -> ScopeSpans.spans=2) without decoding the
-// spans, so the receiver costs the shared CPUs as little as possible. The first
-// request of each agent session is fully decoded as a sanity check.
-
-function lengthDelimitedFields(buf: Uint8Array, want: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let p = 0;
-  const varint = (): number => {
-    let v = 0;
-    let mul = 1;
-    for (;;) {
-      if (p >= buf.length) throw new Error('truncated varint');
-      const b = buf[p++];
-      v += (b & 0x7f) * mul;
-      if (b < 0x80) return v;
-      mul *= 128;
-    }
-  };
-  while (p < buf.length) {
-    const key = varint();
-    const field = Math.floor(key / 8);
-    switch (key & 7) {
-      case 0: varint(); break;
-      case 1: p += 8; break;
-      case 5: p += 4; break;
-      case 2: {
-        const n = varint();
-        if (p + n > buf.length) throw new Error('truncated field');
-        if (field === want) out.push(buf.subarray(p, p + n));
-        p += n;
-        break;
-      }
-      default: throw new Error(`unsupported wire type ${key & 7}`);
-    }
-  }
-  return out;
-}
-
-export function countSpans(body: Uint8Array): number {
-  let n = 0;
-  for (const rs of lengthDelimitedFields(body, 1))
-    for (const ss of lengthDelimitedFields(rs, 2)) n += lengthDelimitedFields(ss, 2).length;
-  return n;
-}
-
-interface Receiver {
-  endpoint: string;
-  spans: number;
-  requests: number;
-  bad: number;
-  /** Decoded first request of the current session (span name and kind of its first span). */
-  sample: { name: string; kind: number; route: string } | null;
-  newSession(): void;
-  close(): void;
-}
-
-async function startReceiver(): Promise<Receiver> {
-  const id = (b: Buffer) => b;
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
-  const r: Receiver = {
-    endpoint: '', spans: 0, requests: 0, bad: 0, sample: null,
-    newSession() { this.sample = null; },
-    close() { server.forceShutdown(); },
-  };
-  let sampleNext = true;
-  r.newSession = () => { r.sample = null; sampleNext = true; };
-  server.addService({
-    Export: {
-      path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
-      requestStream: false, responseStream: false,
-      requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id,
-    },
-  }, {
-    Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      r.requests++;
-      try {
-        r.spans += countSpans(call.request);
-        if (sampleNext) {
-          const s = decodeExportRequest(call.request, 'grpc', 0)[0];
-          if (s) {
-            r.sample = { name: s.name, kind: s.kind, route: String(s.attributes['http.route'] ?? s.attributes['url.path'] ?? '') };
-            sampleNext = false;
-          }
-        }
-        cb(null, Buffer.alloc(0));
-      } catch (e) {
-        r.bad++;
-        cb({ code: grpc.status.INVALID_ARGUMENT, details: (e as Error).message });
-      }
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  r.endpoint = `http://127.0.0.1:${port}`;
-  return r;
-}
+// The OTLP/gRPC receiver is a child process of its own (bench/receiver.ts): it
+// only counts spans (a protobuf wire walk; the first request of each session
+// is fully decoded as a check), and its CPU is neither the bench's nor the
+// agent's. In the pinned scenarios it runs on the CPUs the service does not
+// use, as a collector would run elsewhere.
 
 // ---------------------------------------------------------------- agent stats
 
@@ -379,11 +287,12 @@ interface ProbeInfo { probe: string; symbol: string; site: string; hits: number 
 interface StatsSnapshot {
   updated: number;
   hits: number;
+  /** Events the ring buffer refused (it was full), all probes, since the agent started. */
   drops: number;
   badLayout: number;
   probes: ProbeInfo[];
-  /** Spans the agent dropped before export (its queue was full), since it started. */
-  exportDropped: number;
+  /** The export stage's counters since the agent started (src/export/exporter.ts SpanSinkStats). */
+  export: { submitted: number; exported: number; dropped: number; droppedQueueFull: number; rejected: number; lostAtShutdown: number; failedExports: number; queued: number };
 }
 
 function readStats(file: string): StatsSnapshot | null {
@@ -391,29 +300,55 @@ function readStats(file: string): StatsSnapshot | null {
     const s = JSON.parse(fs.readFileSync(file, 'utf8')) as {
       updated: string;
       probes: { probe: string; symbol: string; site: string; hits: number; drops: number; badLayout: number }[];
-      export?: { dropped?: number };
+      export?: Partial<StatsSnapshot['export']>;
     };
     const sum = (k: 'hits' | 'drops' | 'badLayout') => s.probes.reduce((a, p) => a + (p[k] ?? 0), 0);
+    const e = s.export ?? {};
     return {
       updated: Date.parse(s.updated), hits: sum('hits'), drops: sum('drops'), badLayout: sum('badLayout'),
       probes: s.probes.map((p) => ({ probe: p.probe, symbol: p.symbol, site: p.site, hits: p.hits })),
-      exportDropped: s.export?.dropped ?? 0,
+      export: {
+        submitted: e.submitted ?? 0, exported: e.exported ?? 0, dropped: e.dropped ?? 0, droppedQueueFull: e.droppedQueueFull ?? 0,
+        rejected: e.rejected ?? 0, lostAtShutdown: e.lostAtShutdown ?? 0, failedExports: e.failedExports ?? 0, queued: e.queued ?? 0,
+      },
     };
   } catch {
     return null; // not written yet
   }
 }
 
-/** Waits for a stats file the agent wrote after `after` (ms since the epoch): its counters include everything before. */
-async function freshStats(a: RunningAgent, after: number, timeoutMs = 5000): Promise<StatsSnapshot> {
+/**
+ * Waits for a stats file the agent wrote after `after` (ms since the epoch):
+ * its counters include everything before. With `drained`, also for one that
+ * shows the export stage holding no span (everything submitted was exported
+ * or counted as lost).
+ */
+async function freshStats(a: RunningAgent, after: number, timeoutMs = 5000, drained = false): Promise<StatsSnapshot> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const s = readStats(a.statsFile);
-    if (s && s.updated > after) return s;
+    if (s && s.updated > after && (!drained || s.export.queued === 0)) return s;
     if (a.proc.exitCode !== null || a.proc.signalCode !== null) throw new Error(`agent exited:\n${a.stderr.text}`);
-    if (Date.now() > end) throw new Error(`agent stats not refreshed within ${timeoutMs} ms (${a.statsFile})`);
+    if (Date.now() > end) throw new Error(`agent stats not refreshed${drained ? ' with an empty export queue' : ''} within ${timeoutMs} ms (${a.statsFile})`);
     await sleep(50);
   }
+}
+
+/** CPU time (user + system, every thread) and memory of a process, from /proc. */
+interface ProcSample { cpuUs: number; rssKb: number; hwmKb: number }
+
+const CLK_TCK = (() => {
+  try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; }
+})();
+
+function procSample(pid: number): ProcSample {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesized comm: state is field 3, utime 14, stime 15.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[14 - 3]) + Number(f[15 - 3]);
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { cpuUs: (ticks * 1e6) / CLK_TCK, rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -558,7 +493,16 @@ interface RunRecord {
   badLayout?: number;
   sessionRequests?: number;
   sessionSpans?: number;
+  /** Agent CPU (user + system) over the measured run, µs, and the spans it exported in that time. */
+  agentCpuUs?: number;
+  spansExported?: number;
+  /** The agent's peak RSS (VmHWM) at the end of the session, MiB. */
+  agentRssMb?: number;
+  /** Spans the agent lost in the session (warm-up included): ring drops + export drops (queue full, rejected, lost at shutdown). */
+  spansLost?: number;
   exportDropped?: number;
+  exportRejected?: number;
+  failedExports?: number;
   probeHits?: Map<string, number>;
   probes?: ProbeInfo[];
 }
@@ -570,9 +514,9 @@ async function baselineRun(sc: Scenario, url: string, round: number): Promise<Ru
   return { round, mode: 'baseline', wrk };
 }
 
-async function agentRun(sc: Scenario, url: string, round: number, svc: Service, rx: Receiver): Promise<RunRecord> {
-  rx.newSession();
-  const spans0 = rx.spans;
+async function agentRun(sc: Scenario, url: string, round: number, svc: Service, rx: ReceiverProcess): Promise<RunRecord> {
+  await rx.newSession();
+  const spans0 = (await rx.stats()).spans;
   const agent = startAgent(['--pid', String(svc.pid), '--exporter', 'otlp', '--endpoint', rx.endpoint, '--protocol', 'grpc']);
   tempDirs.add(path.dirname(agent.statsFile)); // removed on exit even if the bench is interrupted
   try {
@@ -580,11 +524,17 @@ async function agentRun(sc: Scenario, url: string, round: number, svc: Service, 
       agent.stderr.wait(/tracing process/, 60_000),
       agent.exited.then((c) => { throw new Error(`agent exited with ${c} before attaching:\n${agent.stderr.text}`); }),
     ]);
+    const agentPid = agent.proc.pid!;
     const cpu = pinned(sc) ? PIN_CPU : undefined;
     const warm = await runLoad(sc, WARMUP_SECONDS, url, cpu);
-    const pre = await freshStats(agent, Date.now());
+    // Before and after the measured run, the agent has caught up (its export
+    // queue is empty): its CPU time in between is what the run's spans cost it.
+    const pre = await freshStats(agent, Date.now() + DRAIN_WAIT_MS, 30_000, true);
+    const cpu0 = procSample(agentPid);
     const wrk = await runLoad(sc, SECONDS, url, cpu);
-    const post = await freshStats(agent, Date.now());
+    const post = await freshStats(agent, Date.now() + DRAIN_WAIT_MS, 30_000, true);
+    const cpu1 = procSample(agentPid);
+    const rx1 = await rx.stats();
     const code = await agent.stop();
     if (code !== 0) throw new Error(`agent exited with ${code}:\n${agent.stderr.text}`);
     return {
@@ -593,8 +543,14 @@ async function agentRun(sc: Scenario, url: string, round: number, svc: Service, 
       drops: post.drops - pre.drops,
       badLayout: post.badLayout - pre.badLayout,
       sessionRequests: warm.requests + wrk.requests,
-      sessionSpans: rx.spans - spans0,
-      exportDropped: post.exportDropped,
+      sessionSpans: rx1.spans - spans0,
+      agentCpuUs: cpu1.cpuUs - cpu0.cpuUs,
+      spansExported: post.export.exported - pre.export.exported,
+      agentRssMb: Math.max(cpu1.hwmKb, cpu1.rssKb) / 1024,
+      spansLost: post.drops + post.export.dropped,
+      exportDropped: post.export.dropped,
+      exportRejected: post.export.rejected,
+      failedExports: post.export.failedExports,
       probeHits: new Map(post.probes.map((p) => [p.probe, p.hits - (pre.probes.find((q) => q.probe === p.probe)?.hits ?? 0)])),
       probes: post.probes,
     };
@@ -622,6 +578,12 @@ interface ScenarioResult {
   uprobe_hit_cost_single_step_us: number;
   per_request_overhead_us: number;
   spans_per_request: number;
+  /** Agent CPU (user + system, /proc/<pid>/stat) over the measured runs / spans it exported in them. */
+  agent_cpu_us_per_span: number;
+  /** The agent's peak RSS (VmHWM, MiB), the highest of the rounds. */
+  agent_rss_mb: number;
+  /** Spans the agent lost over its sessions (warm-ups included): ring drops + export queue drops + rejected + lost at shutdown. */
+  spans_lost: number;
   wrk: string;
   rounds: number;
   seconds: number;
@@ -657,6 +619,11 @@ interface ScenarioDetail {
   floorBySiteUs: number;
   hitsPerRequestByProbe: { probe: string; kind: string; perRequest: number }[];
   exportDropped: number;
+  ringDrops: number;
+  exportRejected: number;
+  failedExports: number;
+  spansExported: number;
+  agentCpuUs: number;
   sessionSpans: number;
   sessionRequests: number;
 }
@@ -674,6 +641,8 @@ function summarize(sc: Scenario, runs: RunRecord[], cal: { main: Calibration; pu
   const hitsPerReq = ag.reduce((a, r) => a + r.hits!, 0) / measuredRequests;
   const sessionSpans = ag.reduce((a, r) => a + r.sessionSpans!, 0);
   const sessionRequests = ag.reduce((a, r) => a + r.sessionRequests!, 0);
+  const agentCpuUs = ag.reduce((a, r) => a + r.agentCpuUs!, 0);
+  const spansExported = ag.reduce((a, r) => a + r.spansExported!, 0);
   const addedUs = (1e6 / aRps - 1e6 / bRps) * (sc.saturated ? CPUS : 1);
   const byProbe = new Map<string, number>();
   for (const r of ag) for (const [p, h] of r.probeHits!) byProbe.set(p, (byProbe.get(p) ?? 0) + h);
@@ -697,6 +666,9 @@ function summarize(sc: Scenario, runs: RunRecord[], cal: { main: Calibration; pu
       uprobe_hit_cost_single_step_us: round(cal.main.costUs, 2),
       per_request_overhead_us: round(addedUs, 2),
       spans_per_request: round(sessionSpans / sessionRequests, 3),
+      agent_cpu_us_per_span: round(spansExported > 0 ? agentCpuUs / spansExported : NaN, 2),
+      agent_rss_mb: round(Math.max(...ag.map((r) => r.agentRssMb!)), 1),
+      spans_lost: ag.reduce((a, r) => a + r.spansLost!, 0),
       wrk: [...(pinned(sc) ? ['taskset', '-c', PIN_CPU] : []), sc.tool, ...sc.wrkArgs, sc.tool === 'wrk' ? '-d' : '-D', sc.tool === 'wrk' ? `${SECONDS}s` : String(SECONDS)].join(' '),
       rounds: ROUNDS,
       seconds: SECONDS,
@@ -706,6 +678,11 @@ function summarize(sc: Scenario, runs: RunRecord[], cal: { main: Calibration; pu
       floorBySiteUs,
       hitsPerRequestByProbe,
       exportDropped: ag.reduce((a, r) => a + r.exportDropped!, 0),
+      ringDrops: ag.reduce((a, r) => a + r.spansLost! - r.exportDropped!, 0),
+      exportRejected: ag.reduce((a, r) => a + r.exportRejected!, 0),
+      failedExports: ag.reduce((a, r) => a + r.failedExports!, 0),
+      spansExported,
+      agentCpuUs,
       sessionSpans,
       sessionRequests,
     },
@@ -727,6 +704,14 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
       `${r.baseline.p50_ms.toFixed(3)} / ${r.baseline.p99_ms.toFixed(3)} | ${r.agent.p50_ms.toFixed(3)} / ${r.agent.p99_ms.toFixed(3)} | ` +
       `${r.probe_hits_per_request.toFixed(3)} | ${r.spans_per_request.toFixed(3)} | ${r.per_request_overhead_us.toFixed(2)} | ` +
       `${(r.probe_hits_per_request * r.uprobe_hit_cost_us).toFixed(2)} | ${r.overhead_vs_floor.toFixed(2)} |`);
+  }
+  L.push('', '### The agent process itself', '');
+  L.push('| scenario | agent_cpu_us_per_span | agent CPU s / spans exported (measured runs) | agent_rss_mb (peak) | spans_lost | of which ring drops / export drops (queue full, rejected, at shutdown) | rejected | failed export requests |');
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of results) {
+    const d = details.get(r.scenario)!;
+    L.push(`| ${r.scenario} | ${r.agent_cpu_us_per_span.toFixed(2)} | ${(d.agentCpuUs / 1e6).toFixed(2)} / ${d.spansExported} | ${r.agent_rss_mb.toFixed(1)} | ` +
+      `${r.spans_lost} | ${d.ringDrops} / ${d.exportDropped} | ${d.exportRejected} | ${d.failedExports} |`);
   }
   L.push('', `Calibrated cost of one uprobe hit on this machine: **${cal.push.costUs.toFixed(2)} µs** on an emulated \`${cal.push.firstInsn}\` (where the agent's probes sit: the first instruction of the probed functions), **${cal.main.costUs.toFixed(2)} µs** on a single-stepped \`${cal.main.firstInsn}\`. \`uprobe_hit_cost_us\` is the cost per hit of the probes the agent actually hit (each probe priced by its instruction kind); floor = hits/req × that.`, '');
 
@@ -752,7 +737,11 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
       ? `- CPU pinning (BENCH_PIN=c1, the default): in the \`-c1\` scenarios wrk and every thread of the service run on CPU ${PIN_CPU} only (the agent is not pinned and gets the other CPUs), so no request pays a cross-CPU wake-up. Unpinned, a -c1 run on these VMs lands by chance in a same-CPU mode (~45k rps for /bench/trivial) or a cross-CPU mode (~10-20k rps), which makes a baseline and an agent run incomparable. The \`-c16\` scenarios are not pinned. BENCH_PIN=none turns pinning off.`
       : '- No CPU pinning (BENCH_PIN=none). Caution: on these VMs a `-c1` run lands by chance in a same-CPU mode (wrk and the tokio worker on one CPU: ~45k rps for /bench/trivial) or a cross-CPU mode (~10-20k rps, every request wakes a halted vCPU); see the per-run table. The default, BENCH_PIN=c1, removes that noise.',
     `- Each scenario runs ${ROUNDS} rounds; a round is one baseline run and one agent run back to back, and the order alternates between rounds (baseline first, then agent first, ...) so slow drift cancels out.`,
-    '- Baseline: no agent process at all. Agent: `otel-rust-agent --pid <service> --exporter otlp --protocol grpc --endpoint <receiver>` is started, the bench waits for its "tracing process" line, and it is stopped with SIGINT (and waited for) after the run. The OTLP/gRPC receiver runs inside the bench process and only counts spans (a protobuf wire walk; the first request of each session is fully decoded as a check), so the agent\'s export cost is included while a collector\'s decoding cost is not.',
+    '- Baseline: no agent process at all. Agent: `otel-rust-agent --pid <service> --exporter otlp --protocol grpc --endpoint <receiver>` is started, the bench waits for its "tracing process" line, and it is stopped with SIGINT (and waited for) after the run. The OTLP/gRPC receiver is a process of its own (bench/receiver.ts) and only counts spans (a protobuf wire walk; the first request of each session is fully decoded as a check), so the agent\'s export cost is included while a collector\'s decoding cost is not' +
+      (PIN === 'c1' ? `; in the pinned scenarios it runs on the CPUs the service and wrk do not use (a collector runs elsewhere), in the -c16 ones unpinned.` : '.'),
+    `- \`agent_cpu_us_per_span\` = the agent process\'s CPU time (utime + stime of /proc/<pid>/stat, every thread, clock ticks of ${(1e6 / CLK_TCK).toFixed(0)} µs) over the measured runs / spans it exported in them (its \`export.exported\` counter). Both ends are read once the agent has caught up: a stats file written at least ${DRAIN_WAIT_MS} ms after the load stopped and showing an empty export queue, so the span pipeline\'s whole cost (ring drain, decode, assembly, encoding, sending) for those spans falls inside.`,
+    '- `agent_rss_mb` = the agent\'s peak resident set (VmHWM of /proc/<pid>/status, MiB) at the end of its session, the highest of the rounds: start-up (binary analysis, BPF loading) included.',
+    '- `spans_lost` = over the agent sessions (warm-ups included), events the ring buffer refused (the probes\' `drops`) + spans the export stage lost (`export.dropped`: queue full, rejected by the receiver, left at shutdown), read once the export queue was empty. A ring drop is counted as one lost span.',
     `- Both sides get a ${WARMUP_SECONDS} s warm-up wrk with the same arguments, then the measured ${SECONDS} s run.`,
     '- Per side: `rps` = mean of the rounds\' Requests/sec; `p50_ms`, `p99_ms` = median over rounds of wrk\'s `--latency` percentiles (converted to ms).',
     '- `ratio_rps` = agent.rps / baseline.rps.',
@@ -779,13 +768,14 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
   );
 
   L.push('## Every run', '');
-  L.push('| scenario | round | side | rps | p50 ms | p99 ms | requests | probe hits | hits/req | spans/req (session) |');
-  L.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+  L.push('| scenario | round | side | rps | p50 ms | p99 ms | requests | probe hits | hits/req | spans/req (session) | agent µs/span | agent RSS MiB | spans lost |');
+  L.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [name, runs] of perScenario) {
     for (const r of runs) {
       const a = r.mode === 'agent';
       L.push(`| ${name} | ${r.round + 1} | ${r.mode} | ${r.wrk.rps.toFixed(0)} | ${r.wrk.p50_ms.toFixed(3)} | ${r.wrk.p99_ms.toFixed(3)} | ${r.wrk.requests} | ` +
-        `${a ? r.hits : ''} | ${a ? (r.hits! / r.wrk.requests).toFixed(3) : ''} | ${a ? (r.sessionSpans! / r.sessionRequests!).toFixed(3) : ''} |`);
+        `${a ? r.hits : ''} | ${a ? (r.hits! / r.wrk.requests).toFixed(3) : ''} | ${a ? (r.sessionSpans! / r.sessionRequests!).toFixed(3) : ''} | ` +
+        `${a ? (r.agentCpuUs! / r.spansExported!).toFixed(2) : ''} | ${a ? r.agentRssMb!.toFixed(1) : ''} | ${a ? r.spansLost : ''} |`);
     }
   }
   L.push('', 'Reproduce: `make bench` (as root). `BENCH_ROUNDS`, `BENCH_SECONDS`, `BENCH_SCENARIOS` (comma-separated names) and `BENCH_CALIB_N` change the defaults; `BENCH_PIN=none` turns off the CPU pinning of the -c1 scenarios.', '');
@@ -805,7 +795,7 @@ async function main(): Promise<void> {
   const cal = await calibrateAll();
   progress(`uprobe hit cost: ${cal.main.costUs.toFixed(2)} µs single-stepped (${cal.main.firstInsn}), ${cal.push.costUs.toFixed(2)} µs emulated (${cal.push.firstInsn})`);
 
-  const rx = await startReceiver();
+  const rx = await ReceiverProcess.start();
   const perScenario = new Map<string, RunRecord[]>();
   const results: ScenarioResult[] = [];
   const details = new Map<string, ScenarioDetail>();
@@ -830,6 +820,7 @@ async function main(): Promise<void> {
       const url = `http://127.0.0.1:${svc.port}${sc.path}`;
       const runs: RunRecord[] = [];
       setAffinity(svc.pid, pinned(sc) ? PIN_CPU : `0-${CPUS - 1}`);
+      setAffinity(rx.pid, pinned(sc) && CPUS > 1 ? `${Number(PIN_CPU) === 0 ? 1 : 0}-${CPUS - 1}` : `0-${CPUS - 1}`);
       for (let r = 0; r < ROUNDS; r++) {
         for (const mode of r % 2 === 0 ? ['baseline', 'agent'] as const : ['agent', 'baseline'] as const) {
           const rec = mode === 'baseline' ? await baselineRun(sc, url, r) : await agentRun(sc, url, r, svc, rx);
@@ -838,7 +829,8 @@ async function main(): Promise<void> {
           progress(`${sc.name} round ${r + 1}/${ROUNDS} ${mode}: ${rec.wrk.rps.toFixed(0)} rps, p50 ${rec.wrk.p50_ms.toFixed(3)} ms, p99 ${rec.wrk.p99_ms.toFixed(3)} ms` +
             (mode === 'agent' ? `, ${(rec.hits! / rec.wrk.requests).toFixed(3)} hits/req, ${(rec.sessionSpans! / rec.sessionRequests!).toFixed(3)} spans/req` +
               (rec.drops ? `, ${rec.drops} ring drops` : '') + (rec.badLayout ? `, ${rec.badLayout} bad layouts` : '') +
-              (rec.exportDropped ? `, ${rec.exportDropped} spans dropped by the agent` : '') : ''));
+              `, agent ${(rec.agentCpuUs! / rec.spansExported!).toFixed(2)} µs CPU/span, peak RSS ${rec.agentRssMb!.toFixed(1)} MiB, ${rec.spansLost} spans lost` +
+              (rec.exportDropped ? ` (${rec.exportDropped} by the export stage)` : '') : ''));
         }
       }
       perScenario.set(sc.name, runs);
@@ -846,9 +838,11 @@ async function main(): Promise<void> {
       results.push(result);
       details.set(sc.name, detail);
       progress(`${sc.name}: ratio ${result.ratio_rps}, ${result.per_request_overhead_us} µs/req added, overhead vs floor ${result.overhead_vs_floor}`);
-      if (rx.sample) progress(`${sc.name}: first span of the last session: "${rx.sample.name}" (kind ${rx.sample.kind}, route ${rx.sample.route || '-'})`);
+      const rs = await rx.stats();
+      if (rs.sample) progress(`${sc.name}: first span of the last session: "${rs.sample.name}" (kind ${rs.sample.kind}, route ${rs.sample.route || '-'})`);
     }
-    if (rx.bad) progress(`warning: the receiver could not read ${rx.bad} export requests`);
+    const rs = await rx.stats();
+    if (rs.bad) progress(`warning: the receiver could not read ${rs.bad} export requests`);
   } finally {
     for (const svc of services.values()) await svc.stop('SIGTERM');
     rx.close();

@@ -4,16 +4,21 @@
 # ~/.cache/otel-rust-agent):
 #   deploy-tools.sh helm        builds helm v3.22.0 from the Go module proxy; prints its path
 #   deploy-tools.sh jaeger      builds jaeger v1.76.0 (cmd/jaeger) from the Go module proxy; prints its path
+#   deploy-tools.sh otelcol     builds a minimal OpenTelemetry Collector v0.165.0 (scripts/otelcol: OTLP
+#                               receiver, otlp_http and debug exporters) from the Go module proxy; prints its path
 #   deploy-tools.sh container   installs podman, runc and debootstrap from Debian (apt)
 #   deploy-tools.sh systemd     installs strace (the systemd unit's system-call test)
 #   deploy-tools.sh chromium    installs Debian's chromium (for the Jaeger UI screenshot)
-# Go builds take minutes the first time (jaeger: ~18 CPU-minutes, helm: ~6);
+# Go builds take minutes the first time (jaeger: ~18 CPU-minutes, helm: ~6,
+# otelcol: ~3 plus the module downloads);
 # concurrent callers wait for one build (flock).
 set -euo pipefail
 
 CACHE=${OTEL_RUST_AGENT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-rust-agent}
 HELM_VERSION=v3.22.0
 JAEGER_VERSION=v1.76.0
+OTELCOL_VERSION=v0.165.0
+OTELCOL_SRC=$(cd "$(dirname "$0")" && pwd)/otelcol
 export PATH=$PATH:/usr/local/go/bin
 
 need_go() {
@@ -68,11 +73,33 @@ build_jaeger() {
   )
 }
 
+# The collector is our own main.go (scripts/otelcol) over core modules of one
+# release, pinned with their checksums by its go.mod and go.sum. The cache
+# path carries a hash of those files, so a changed component list rebuilds.
+otelcol_path() {
+  local sum
+  sum=$(cat "$OTELCOL_SRC/main.go" "$OTELCOL_SRC/go.mod" "$OTELCOL_SRC/go.sum" | sha256sum | cut -c1-12)
+  echo "$CACHE/tools/otelcol-$OTELCOL_VERSION-$sum/otelcol"
+}
+
+build_otelcol() {
+  local mod
+  mod=$CACHE/build/$(basename "$(dirname "$1")")
+  mkdir -p "$mod" "$(dirname "$1")"
+  cp "$OTELCOL_SRC/main.go" "$OTELCOL_SRC/go.mod" "$OTELCOL_SRC/go.sum" "$mod/"
+  (
+    cd "$mod"
+    GOFLAGS=-mod=readonly go build -trimpath -o "$1.tmp" . >&2
+    mv "$1.tmp" "$1"
+  )
+}
+
 case ${1:-} in
   helm) build_locked helm "$CACHE/tools/helm-$HELM_VERSION/helm" build_helm ;;
   jaeger) build_locked jaeger "$CACHE/tools/jaeger-$JAEGER_VERSION/jaeger" build_jaeger ;;
+  otelcol) build_locked otelcol "$(otelcol_path)" build_otelcol ;;
   container) apt_install podman runc debootstrap ;;
   systemd) apt_install strace ;;
   chromium) apt_install chromium fonts-dejavu-core ;;
-  *) echo "usage: $0 helm|jaeger|container|systemd|chromium" >&2; exit 2 ;;
+  *) echo "usage: $0 helm|jaeger|otelcol|container|systemd|chromium" >&2; exit 2 ;;
 esac

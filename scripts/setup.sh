@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # h2load (nghttp2-client) drives its HTTP/2 and gRPC scenarios, curl (with
 # HTTP/2) and openssl (test certificates) serve the end-to-end tests,
 # binutils/llvm give the tests independent oracles (objdump, readelf, llvm-dwarfdump),
-# gcc builds libotelctx (clang 14 lacks -mtls-dialect=gnu2), valgrind checks it for leaks.
-APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool wrk nghttp2-client binutils make gcc valgrind curl ca-certificates unzip openssl)
+# gcc builds libotelctx (clang 14 lacks -mtls-dialect=gnu2), valgrind checks it for leaks,
+# capsh (libcap2-bin) runs the agent with exactly the capabilities a mode needs.
+APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool wrk nghttp2-client binutils make gcc valgrind curl ca-certificates unzip openssl libcap2-bin)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

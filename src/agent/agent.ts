@@ -35,13 +35,12 @@ import { log, warnEvery } from '../util/log';
 import { WallClock } from '../util/clock';
 import { UserError, EXIT } from '../util/errors';
 import { EventRecorder } from '../events/recording';
+import { lossSummary, describeLoss } from './accounting';
 import type { AgentConfig } from '../cli/config';
 import { COMMON_LAYOUTS } from '../events/header';
 
 
-// 16 MiB: about 30k request records of the common size, over half a second
-// of traffic at 50k requests/s, if the agent's event loop stalls.
-const RING_SIZE = 16 << 20;
+// The ring's size: cfg.ringBytes (--ring-size, default 16 MiB: config.ts).
 const DRAIN_MS = 10;
 // One drain hands at most this many records over before yielding to the event
 // loop (export, timers); it continues at once if more are waiting.
@@ -202,7 +201,7 @@ export class Agent {
     this.clock.start();
     // Every library's programs are loaded once: files found later (discovery,
     // new builds) may use any of them.
-    this.rt = new BpfRuntime([...new Set(LIBRARIES.map((l) => l.module.bpfObject).filter((o): o is string => !!o))].map(bpfObjectPath), RING_SIZE);
+    this.rt = new BpfRuntime([...new Set(LIBRARIES.map((l) => l.module.bpfObject).filter((o): o is string => !!o))].map(bpfObjectPath), cfg.ringBytes);
     try {
       this.rt.load();
     } catch (e) {
@@ -441,7 +440,7 @@ export class Agent {
         warnEvery('decode', 10_000, `dropped an event that could not be decoded: ${(e as Error).message}`);
       }
     }, DRAIN_MAX_RECORDS);
-    if (n >= DRAIN_MAX_RECORDS || this.rt.ring.pending() > RING_SIZE * DRAIN_AGAIN_FILL) {
+    if (n >= DRAIN_MAX_RECORDS || this.rt.ring.pending() > this.cfg.ringBytes * DRAIN_AGAIN_FILL) {
       if (!this.drainAgain) this.drainAgain = setImmediate(() => { this.drainAgain = undefined; if (!this.stopping) this.drain(); });
     }
   }
@@ -652,6 +651,17 @@ export class Agent {
     };
   }
 
+  /** At stop: where every span went (src/agent/accounting.ts). */
+  private logLoss(): void {
+    try {
+      let built = 0;
+      for (const lib of Object.values(this.assembler.stats())) built += lib.spans ?? 0;
+      log.info(describeLoss(lossSummary(this.counters(), built, this.filteredSpans, this.sink.stats())));
+    } catch (e) {
+      log.debug(`loss summary: ${(e as Error).message}`);
+    }
+  }
+
   private writeStats(): void {
     try {
       const snap = this.snapshot();
@@ -662,6 +672,14 @@ export class Agent {
         excluded: snap.processes.filter((p) => !p.selected).map((p) => p.info.pid),
         attachMode: snap.attachMode,
         files: snap.files,
+        // Where each file's attached probes sit (file offsets), so a check can
+        // read the traced text there (no breakpoint may be left after detach).
+        probeSites: [...this.binaries.values()].map((b) => ({
+          exeId: b.exeId, path: b.shownAs, pid: b.pid,
+          sites: b.probes.filter((p) => b.links.has(p.probeId)).map((p) => ({
+            probe: `${p.module.name}/${p.spec.id}`, fileOffsets: p.sites.map((x) => x.fileOffset),
+          })),
+        })),
         processes: snap.processes.map((p) => ({ pid: p.info.pid, exe: p.info.exePath, origin: p.origin, selected: p.selected, why: p.why, resource: p.resource.attributes })),
         probes: snap.probes.map(({ probe, counters, disabled }) => ({
           id: probe.probeId, module: probe.module.name, probe: probe.spec.id, symbol: probe.spec.symbol,
@@ -675,9 +693,10 @@ export class Agent {
         filteredSpans: snap.filteredSpans,
         discovery: snap.discovery ?? null,
       };
-      fs.mkdirSync(path.dirname(this.statsFile), { recursive: true });
+      // Root only: it names every traced process with its command line and resource.
+      fs.mkdirSync(path.dirname(this.statsFile), { recursive: true, mode: 0o700 });
       const tmp = `${this.statsFile}.tmp`;
-      fs.writeFileSync(tmp, JSON.stringify(body, null, 2));
+      fs.writeFileSync(tmp, JSON.stringify(body, null, 2), { mode: 0o600 });
       fs.renameSync(tmp, this.statsFile);
     } catch (e) {
       warnEvery('stats', 60_000, `cannot write ${this.statsFile}: ${(e as Error).message}`);
@@ -701,6 +720,7 @@ export class Agent {
     }
     this.recorder?.close();
     await this.sink.shutdown();
+    if (this.rt) this.logLoss();
     await this.metrics?.close();
     try { fs.unlinkSync(this.statsFile); } catch { /* never written */ }
     if (this.rt) this.rt.close();

@@ -334,7 +334,9 @@ export class ElfFile {
   private readNotes(data: Buffer, align: number, out: ElfNote[]): void {
     // Notes are 4-byte aligned, except 8-aligned segments (e.g. .note.gnu.property).
     const a = align === 8 ? 8 : 4;
-    const pad = (n: number) => (n + a - 1) & ~(a - 1);
+    // Arithmetic, not bit operations: sizes are u32, and (n + 3) & ~3 of a
+    // size near 2^32 is a negative int32 (a corrupt note made reads go negative).
+    const pad = (n: number) => Math.ceil(n / a) * a;
     let o = 0;
     while (o + 12 <= data.length) {
       const namesz = data.readUInt32LE(o);
@@ -342,7 +344,7 @@ export class ElfFile {
       const type = data.readUInt32LE(o + 8);
       const nameStart = o + 12;
       const descStart = nameStart + pad(namesz);
-      if (descStart + descsz > data.length) break;
+      if (descStart > data.length || descStart + descsz > data.length) break;
       const name = data.toString('latin1', nameStart, nameStart + Math.max(0, namesz - 1));
       out.push({ name, type, desc: data.subarray(descStart, descStart + descsz) });
       o = descStart + pad(descsz);

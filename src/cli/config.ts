@@ -67,6 +67,12 @@ export interface AgentConfig {
   durationSec: number;
   /** Where live counters are written for `inspect --pid` and the bench. */
   statsFile?: string;
+  /** Size of the BPF ring buffer the probes write to (bytes: a power of two, a multiple of the page size). */
+  ringBytes: number;
+  /** The span queue of the OTLP exporter (OTEL_BSP_*); undefined = the exporter's defaults. */
+  maxQueueSpans?: number;
+  batchSize?: number;
+  flushIntervalMs?: number;
   /** Where symbols of a stripped binary are looked for. */
   symbols: SymbolOptions;
   /** OTEL_SEMCONV_STABILITY_OPT_IN: rpc/dup adds the older experimental RPC attributes to gRPC spans. */
@@ -146,6 +152,7 @@ export const FLAG_ENV: Record<string, string> = {
   stdout: 'OTEL_STDOUT',
   'log-level': 'OTEL_LOG_LEVEL',
   compression: 'OTEL_EXPORTER_OTLP_COMPRESSION',
+  'ring-size': 'OTEL_RUST_AGENT_RING_BYTES',
 };
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -171,7 +178,41 @@ export function exportSettings(cfg: AgentConfig): ExportConfig {
     timeoutMillis: cfg.timeoutMs,
     compression: cfg.compression,
     tls: cfg.tls,
+    ...(cfg.maxQueueSpans !== undefined ? { maxQueueSpans: cfg.maxQueueSpans } : {}),
+    ...(cfg.batchSize !== undefined ? { batchSize: cfg.batchSize } : {}),
+    ...(cfg.flushIntervalMs !== undefined ? { flushIntervalMs: cfg.flushIntervalMs } : {}),
   };
+}
+
+/** 16 MiB: about 30k request records of the common size, over half a second of traffic at 50k requests/s. */
+export const DEFAULT_RING_BYTES = 16 << 20;
+/** x86-64 pages (the agent runs on x86-64 only). */
+const PAGE_BYTES = 4096;
+const MAX_RING_BYTES = 1 << 30;
+
+/**
+ * --ring-size / OTEL_RUST_AGENT_RING_BYTES: bytes, or with a K, M or G suffix
+ * (KiB, MiB, GiB). The kernel takes only a power of two that is a multiple of
+ * the page size; a wrong size is an error from either source (it sizes what
+ * the agent can absorb, so a silent fallback would hide a misconfiguration).
+ */
+export function parseRingBytes(s: Source): number {
+  const m = /^(\d+)\s*([kmg]i?b?)?$/i.exec(s.value.trim());
+  const unit = m?.[2]?.[0]?.toLowerCase();
+  const n = m ? Number(m[1]) * (unit === 'k' ? 1024 : unit === 'm' ? 1 << 20 : unit === 'g' ? 1 << 30 : 1) : NaN;
+  const why = !Number.isSafeInteger(n) ? 'is not a size (bytes, or a number with K, M or G)'
+    : n < PAGE_BYTES || n % PAGE_BYTES !== 0 ? `is not a multiple of the page size (${PAGE_BYTES} bytes)`
+      : (n & (n - 1)) !== 0 && n <= MAX_RING_BYTES ? 'is not a power of two (4K, 8K, ... 16M, ...)'
+        : n > MAX_RING_BYTES ? 'is too large (at most 1G)' : undefined;
+  if (why) throw new UserError(`${s.name}: "${s.value}" ${why}`, EXIT.USAGE);
+  return n;
+}
+
+/** OTEL_BSP_* integers: a bad value is warned about and ignored, as the specification says. */
+function bspInteger(flags: Flags, env: NodeJS.ProcessEnv, name: string, min: number, warnings: string[]): number | undefined {
+  return resolve<number | undefined>(sources(flags, env, undefined, [name]),
+    (v) => (/^\d+$/.test(v.trim()) && Number(v) >= min && Number(v) <= 2_000_000_000 ? Number(v) : undefined),
+    `is not a whole number of at least ${min}`, undefined, (n) => (n === undefined ? 'the default' : String(n)), warnings);
 }
 
 /** W3C-baggage-like `k=v,k2=v2` lists (src/util/kv.ts). */
@@ -481,6 +522,17 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
   const attrSrc = firstSource('resource-attributes');
   const resourceAttributes = parseKeyValueList(attrSrc?.value, attrSrc?.name ?? FLAG_ENV['resource-attributes']);
 
+  const ringSrc = firstSource('ring-size');
+  const ringBytes = ringSrc ? parseRingBytes(ringSrc) : DEFAULT_RING_BYTES;
+
+  // The span queue, named as the batch span processor's settings are.
+  const maxQueueSpans = bspInteger(flags, env, 'OTEL_BSP_MAX_QUEUE_SIZE', 1, warnings);
+  let batchSize = bspInteger(flags, env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 1, warnings);
+  const flushIntervalMs = bspInteger(flags, env, 'OTEL_BSP_SCHEDULE_DELAY', 1, warnings);
+  if (batchSize !== undefined && maxQueueSpans !== undefined && batchSize > maxQueueSpans) {
+    warnings.push(`OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "${batchSize}" is larger than OTEL_BSP_MAX_QUEUE_SIZE; using ${maxQueueSpans}`);
+    batchSize = maxQueueSpans;
+  }
   const symbols = symbolOptions(flags, env, warnings);
 
   const serviceName = first('service-name');
@@ -512,6 +564,10 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
     stdout,
     logLevel,
     durationSec,
+    ringBytes,
+    ...(maxQueueSpans !== undefined ? { maxQueueSpans } : {}),
+    ...(batchSize !== undefined ? { batchSize } : {}),
+    ...(flushIntervalMs !== undefined ? { flushIntervalMs } : {}),
     statsFile: typeof flags['stats-file'] === 'string' ? (flags['stats-file'] as string) : undefined,
     semconvRpcDup,
     ...(env.OTEL_RUST_AGENT_RECORD_EVENTS ? { recordEventsFile: env.OTEL_RUST_AGENT_RECORD_EVENTS } : {}),

@@ -73,6 +73,9 @@ Options (each mirrors an environment variable; the flag wins over it):
                                (default: until Ctrl-C or the target exits)
   --stats-file PATH            where live probe counters are written
                                (default /run/otel-rust-agent/<agent pid>.json)
+  --ring-size BYTES            OTEL_RUST_AGENT_RING_BYTES   the BPF ring buffer events go through:
+                                                            a power of two, a multiple of 4096;
+                                                            K, M, G suffixes (default 16M)
   --symbols FILE               OTEL_RUST_AGENT_SYMBOLS      symbols of a stripped target: an unstripped
                                                             build of it (same build id or identical
                                                             loaded segments)
@@ -90,7 +93,9 @@ DEBUGINFOD_CACHE_PATH or ~/.cache/debuginfod_client). Order: flag, then OTEL_EXP
 then OTEL_EXPORTER_OTLP_*, then the default. A bad flag value is an error; an
 unknown protocol, exporter, log level, timeout or boolean in a variable is one
 warning and is ignored. OTEL_RUST_AGENT_SCAN_INTERVAL (ms, default 1000): how
-often /proc is scanned for new processes.
+often /proc is scanned for new processes. The span queue: OTEL_BSP_MAX_QUEUE_SIZE
+(default 65536 spans), OTEL_BSP_MAX_EXPORT_BATCH_SIZE (2048), OTEL_BSP_SCHEDULE_DELAY
+(ms, 500).
 
 Exit codes: 0 ok, 1 internal error, 2 bad usage or configuration, 3 target not
 usable (missing, not ELF, not Rust, stripped, nothing to instrument),
@@ -113,7 +118,7 @@ export async function main(argv: string[]): Promise<number> {
         'metrics-address': { type: 'string' }, 'k8s-api': { type: 'string' },
         endpoint: { type: 'string' }, protocol: { type: 'string' }, headers: { type: 'string' },
         'resource-attributes': { type: 'string' }, exporter: { type: 'string' }, stdout: { type: 'boolean' },
-        'log-level': { type: 'string' }, compression: { type: 'string' }, duration: { type: 'string' }, 'stats-file': { type: 'string' },
+        'log-level': { type: 'string' }, compression: { type: 'string' }, duration: { type: 'string' }, 'stats-file': { type: 'string' }, 'ring-size': { type: 'string' },
         symbols: { type: 'string' }, 'debug-dir': { type: 'string' },
         json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' },
       },

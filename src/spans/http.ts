@@ -34,7 +34,8 @@ export function parseRequestHead(buf: Buffer, truncated: boolean): RequestHead |
     // RFC 9112 §5.1: no whitespace between a field name and its colon (hyper
     // rejects such a request), so a name is never trimmed.
     const name = lines[i].slice(0, c).toLowerCase();
-    if (!headers.has(name)) headers.set(name, lines[i].slice(c + 1).trim());
+    // Optional whitespace around a value is spaces and tabs only (RFC 9110 §5.6.3).
+    if (!headers.has(name)) headers.set(name, lines[i].slice(c + 1).replace(/^[ \t]+|[ \t]+$/g, ''));
   }
   return { method: m[1], target: m[2], version: m[3], headers, complete };
 }
@@ -220,11 +221,9 @@ export function scanRequestHead(b: Uint8Array, v: DataView, start: number, end: 
     } else if (first === 0x75) {
       if (s.uaStart < 0 && ls + 10 < le && b[ls + 10] === 0x3a && nameIs(b, ls, ls + 10, 'user-agent')) setValue(s, H_UA, b, ls + 10, le);
     } else if (first === 0x74) {
-      if (ls + 11 < le && b[ls + 11] === 0x3a) {
-        if (s.tpStart < 0 && nameIs(b, ls, ls + 11, 'traceparent')) setValue(s, H_TP, b, ls + 11, le);
-      } else if (ls + 10 < le && b[ls + 10] === 0x3a) {
-        if (s.tsStart < 0 && nameIs(b, ls, ls + 10, 'tracestate')) setValue(s, H_TS, b, ls + 10, le);
-      }
+      // Both tried: "tracestate::v" has a colon at the length of "traceparent" too.
+      if (s.tpStart < 0 && ls + 11 < le && b[ls + 11] === 0x3a && nameIs(b, ls, ls + 11, 'traceparent')) setValue(s, H_TP, b, ls + 11, le);
+      else if (s.tsStart < 0 && ls + 10 < le && b[ls + 10] === 0x3a && nameIs(b, ls, ls + 10, 'tracestate')) setValue(s, H_TS, b, ls + 10, le);
     }
     ls = le + 2;
   }
@@ -274,4 +273,56 @@ function digits(b: Uint8Array, s: number, e: number): number {
     v = v * 10 + d;
   }
   return v;
+}
+
+// ---------------------------------------------------------------------------
+// Sensitive query values. The semantic conventions (url.query) say query
+// values of these keys SHOULD be replaced by "REDACTED" by default: they are
+// signatures and access keys of pre-signed URLs (S3, GCS, Azure SAS).
+
+export const SENSITIVE_QUERY_KEYS = ['AWSAccessKeyId', 'Signature', 'sig', 'X-Goog-Signature'];
+const SENSITIVE = SENSITIVE_QUERY_KEYS.map((k) => Buffer.from(k, 'latin1'));
+const SENSITIVE_LENGTHS = new Uint8Array(32);
+for (const k of SENSITIVE) SENSITIVE_LENGTHS[k.length] = 1;
+
+function sensitiveKey(b: Uint8Array, s: number, e: number): boolean {
+  const n = e - s;
+  if (n >= 32 || SENSITIVE_LENGTHS[n] === 0) return false;
+  for (const k of SENSITIVE) {
+    if (k.length !== n) continue;
+    let i = 0;
+    while (i < n && b[s + i] === k[i]) i++;
+    if (i === n) return true;
+  }
+  return false;
+}
+
+/**
+ * The query b[start..end) with the values of sensitive keys replaced by
+ * REDACTED, or undefined when it has none (the common case: no string is
+ * made, the bytes can be used as they are).
+ */
+export function redactedQuery(b: Uint8Array, start: number, end: number): string | undefined {
+  let out: string | undefined;
+  let copied = start;
+  let p = start;
+  while (p <= end) {
+    let k = p;
+    while (k < end && b[k] !== 0x3d && b[k] !== 0x26) k++; // '=' or '&'
+    let next = k;
+    while (next < end && b[next] !== 0x26) next++;
+    if (k < end && b[k] === 0x3d && next > k + 1 && sensitiveKey(b, p, k)) {
+      out = (out ?? '') + Buffer.from(b.buffer, b.byteOffset + copied, k + 1 - copied).toString('latin1') + 'REDACTED';
+      copied = next;
+    }
+    p = next + 1;
+  }
+  if (out === undefined) return undefined;
+  return out + Buffer.from(b.buffer, b.byteOffset + copied, end - copied).toString('latin1');
+}
+
+/** The same for a query string (rare paths: absolute-form targets). */
+export function redactQueryString(q: string): string {
+  const b = Buffer.from(q, 'latin1');
+  return redactedQuery(b, 0, b.length) ?? q;
 }

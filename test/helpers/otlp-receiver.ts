@@ -54,6 +54,10 @@ export interface OtlpReceiverOptions {
   tls?: { key: Buffer; cert: Buffer; ca?: Buffer; requireClientCert?: boolean };
   /** Answer every request with a partial success rejecting this many spans. */
   partialReject?: number;
+  /** Keep every request body as it came (rawBodies()), to search the bytes on the wire. */
+  keepRaw?: boolean;
+  /** Answer each request this long after it arrived (a slow collector). */
+  answerDelayMs?: number;
 }
 
 export interface OtlpReceiver {
@@ -69,6 +73,8 @@ export interface OtlpReceiver {
   readonly requestsCount: number;
   /** Requests answered with a failure (failing mode or undecodable body). */
   readonly failedRequests: number;
+  /** Every request body, undecoded (with keepRaw). */
+  rawBodies(): Buffer[];
   /** Headers / metadata of the last request (lowercase keys). */
   lastHeaders(): Record<string, string>;
   /** Failing mode on/off; with ms, switches itself off after ms. */
@@ -165,6 +171,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
   requestType(); // fail early if the .proto files are missing
 
   const received: ReceivedSpan[] = [];
+  const raw: Buffer[] = [];
   let requests = 0;
   let failed = 0;
   let failing = false;
@@ -194,6 +201,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
   const accept = (body: Buffer, via: 'grpc' | 'http', hdrs: Record<string, string>): string | null => {
     const index = requests++;
     headers = hdrs;
+    if (opts.keepRaw) raw.push(Buffer.from(body));
     if (failing) { failed++; return 'receiver is failing on purpose'; }
     let spans: ReceivedSpan[];
     try {
@@ -231,8 +239,11 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
         const md: Record<string, string> = {};
         for (const [k, v] of Object.entries(call.metadata.getMap())) md[k.toLowerCase()] = String(v);
         const err = accept(call.request, 'grpc', md);
-        if (err) cb({ code: failing ? grpc.status.UNAVAILABLE : grpc.status.INVALID_ARGUMENT, details: err });
-        else cb(null, response);
+        const answer = () => {
+          if (err) cb({ code: failing ? grpc.status.UNAVAILABLE : grpc.status.INVALID_ARGUMENT, details: err });
+          else cb(null, response);
+        };
+        if (opts.answerDelayMs) setTimeout(answer, opts.answerDelayMs); else answer();
       },
     });
     const srv = grpcServer;
@@ -262,11 +273,14 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
         const hdrs: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) hdrs[k] = String(v);
         const err = accept(body, 'http', hdrs);
-        if (err) {
-          res.writeHead(failing ? 503 : 400, { 'content-type': 'text/plain' }).end(err);
-        } else {
-          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(response);
-        }
+        const answer = () => {
+          if (err) {
+            res.writeHead(failing ? 503 : 400, { 'content-type': 'text/plain' }).end(err);
+          } else {
+            res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(response);
+          }
+        };
+        if (opts.answerDelayMs) setTimeout(answer, opts.answerDelayMs); else answer();
       });
     };
     httpServer = opts.tls
@@ -304,6 +318,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
     get requestsCount() { return requests; },
     get failedRequests() { return failed; },
     lastHeaders: () => ({ ...headers }),
+    rawBodies: () => raw.slice(),
     setFailing,
     clear: () => { received.length = 0; },
     async close() {

@@ -35,6 +35,7 @@ const DEFAULTS: AgentConfig = {
   stdout: false,
   logLevel: 'info',
   durationSec: 0,
+  ringBytes: 16 << 20,
   statsFile: undefined,
   symbols: { symbolsFile: undefined, debugDirs: [], debuginfodUrls: [], debuginfodCache: path.join(os.homedir(), '.cache', 'debuginfod_client'), debuginfodTimeoutMs: 90_000 },
   semconvRpcDup: false,

@@ -20,7 +20,7 @@
 import type { SpanBuilder, SpanOutput } from '../library';
 import { DecodeError } from '../../events/header';
 import { acquireRecord, releaseRecord, attrKey, SpanKind, StatusCode, type SpanRecord } from '../../spans/record';
-import { splitHostBytes } from '../../spans/http';
+import { splitHostBytes, redactedQuery } from '../../spans/http';
 import { parseTraceParentBytes } from '../../spans/tracecontext';
 import { ServerSpanContext, type ActiveServerSpan, type HttpRequestFacts, type ServerProtocol } from '../../spans/context';
 import { decodeRequest, decodeResponse, decodeReset, type H2RequestEvent, type H2ResponseEvent, type H2ResetEvent } from './decode';
@@ -188,7 +188,10 @@ export class H2ServerSpans implements SpanBuilder {
       }
       if (ev.path.start >= 0) {
         rec.addBytes(K.path, ev.path.start, q);
-        if (q < ev.path.end) rec.addBytes(K.query, q + 1, ev.path.end);
+        if (q < ev.path.end) {
+          const red = redactedQuery(b, q + 1, ev.path.end);
+          if (red === undefined) rec.addBytes(K.query, q + 1, ev.path.end); else rec.addString(K.query, red);
+        }
       }
       // TLS from the code path that served the connection (context.ts rule
       // 4); when that cannot tell, the :scheme the client sent.

@@ -25,7 +25,7 @@ import type { SpanBuilder, SpanOutput } from '../library';
 import type { ActiveServerSpan, ServerSpanContext } from '../../spans/context';
 import { DecodeError, bytesOf, readU64Number } from '../../events/header';
 import { acquireRecord, releaseRecord, attrKey, attrSet, SpanKind, StatusCode, type AttrSet, type SpanRecord } from '../../spans/record';
-import { HeadScan, scanRequestHead, knownMethod, splitHostBytes, parseStatusLine, splitTarget } from '../../spans/http';
+import { HeadScan, scanRequestHead, knownMethod, splitHostBytes, parseStatusLine, splitTarget, redactedQuery, redactQueryString } from '../../spans/http';
 import { parseTraceParentBytes } from '../../spans/tracecontext';
 import type { H1RequestEvent, H1ResponseEvent } from './decode';
 import { H1_SERVER_LAYOUTS } from './layouts';
@@ -357,13 +357,14 @@ export class HyperH1ServerSpans implements SpanBuilder {
       if (q < sc.targetEnd && b[q] === 0x3f) {
         let h = q + 1;
         while (h < sc.targetEnd && b[h] !== 0x23) h++;
-        rec.addBytesCopy(K.query, bv, q + 1, h);
+        const red = redactedQuery(b, q + 1, h);
+        if (red === undefined) rec.addBytesCopy(K.query, bv, q + 1, h); else rec.addString(K.query, red);
       }
     } else {
       // absolute-form (proxies) or '*': rare, the string helper does it
       const t = splitTarget(latin1(b, sc.targetStart, sc.targetEnd));
       rec.addString(K.path, t.path);
-      if (t.query !== undefined) rec.addString(K.query, t.query);
+      if (t.query !== undefined) rec.addString(K.query, redactQueryString(t.query));
     }
     if (sc.hostStart >= 0) {
       const hp = splitHostBytes(b, sc.hostStart, sc.hostEnd);
