@@ -351,3 +351,70 @@ export function argWordLoads(code: Buffer, startVaddr: number, argRegister: 'RSI
   }
   return out;
 }
+
+/**
+ * Finds the chain `V = [ARG + vtableOff]`, `O = [V + F]`, `load [ARG + O]`
+ * (ARG or a copy of it, base and index either way round, scale 1) in the
+ * first `maxInstructions` of a function: a field F of a struct reached
+ * through a pointer at ARG + vtableOff, used as an offset back into ARG.
+ * Returns each distinct F.
+ *
+ * tokio's `OwnedTasks::bind_inner(task)` reads its new task's id this way
+ * (`Header::get_id`: header.vtable.id_offset, then the id at header + that
+ * offset) to pick the task list shard, so the code states where `id_offset`
+ * is inside tokio's repr(Rust) Vtable.
+ */
+export function findOffsetThroughPointer(code: Buffer, startVaddr: number, argRegister: 'RSI' | 'RDI' | 'RDX', vtableOff: number, maxInstructions = 120): number[] {
+  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt, MemorySize, OpAccess } = loadIced();
+  const decoder = new Decoder(64, code, DecoderOptions.None);
+  const instr = new Instruction();
+  const infoFactory = new InstructionInfoFactory();
+  const full = (r: number) => RegisterExt.fullRegister(r);
+  const args = new Set<number>([Register[argRegister]]);
+  const vtables = new Set<number>();
+  const offsets = new Map<number, number>(); // register -> F it was loaded from
+  const found = new Set<number>();
+  const signed = (d: bigint) => Number(BigInt.asIntN(64, d));
+  try {
+    decoder.ip = BigInt(startVaddr);
+    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
+      decoder.decodeOut(instr);
+      const m = instr.mnemonic;
+      let define: (() => void) | undefined;
+      const loadsQword = m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+        instr.memorySize === MemorySize.UInt64 && instr.memorySegment !== Register.FS && instr.memorySegment !== Register.GS;
+      if (loadsQword && instr.memoryIndex === Register.None && args.has(instr.memoryBase) && signed(instr.memoryDisplacement) === vtableOff) {
+        const dst = full(instr.op0Register);
+        define = () => vtables.add(dst);
+      } else if (loadsQword && instr.memoryIndex === Register.None && vtables.has(instr.memoryBase)) {
+        const dst = full(instr.op0Register), f = signed(instr.memoryDisplacement);
+        define = () => offsets.set(dst, f);
+      } else if (instr.op1Kind === OpKind.Memory && instr.memoryIndexScale === 1 && signed(instr.memoryDisplacement) === 0 &&
+          instr.memorySegment !== Register.FS && instr.memorySegment !== Register.GS &&
+          ((args.has(instr.memoryBase) && offsets.has(instr.memoryIndex)) || (offsets.has(instr.memoryBase) && args.has(instr.memoryIndex)))) {
+        found.add(offsets.get(offsets.has(instr.memoryIndex) ? instr.memoryIndex : instr.memoryBase)!);
+      } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
+          instr.op0Register === full(instr.op0Register) && args.has(full(instr.op1Register))) {
+        const dst = instr.op0Register;
+        define = () => args.add(dst);
+      }
+      const info = infoFactory.info(instr);
+      for (const u of info.usedRegisters()) {
+        const acc = u.access;
+        if (acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite) {
+          const r = full(u.register);
+          args.delete(r); vtables.delete(r); offsets.delete(r);
+        }
+        u.free();
+      }
+      info.free();
+      define?.();
+      if (m === Mnemonic.Ret || m === Mnemonic.Call || m === Mnemonic.Jmp) break;
+    }
+  } finally {
+    instr.free();
+    decoder.free();
+    infoFactory.free();
+  }
+  return [...found];
+}

@@ -18,6 +18,13 @@
 //                h2 decoder to the handler (the request is moved, its buffer
 //                is not), so a probe holding the request finds its span.
 //       stream   (connection address, HTTP/2 stream id).
+//       lineage  tokio task id of a task spawned (directly or through other
+//                spawns) while its ancestor handled the span: filed by the
+//                tokio-spawn library from spawn events. Only client parenting
+//                looks it up (parentFor), never the server-side enrichers,
+//                which name their request by its own task.
+//       thread   kernel thread id of a thread made while a span was handled
+//                (for events outside any tokio task).
 //     One key names at most one span. Filing a key that already names
 //     another span means the old filing is stale (an allocation reused, a
 //     connection task on its next request): the old span loses that key
@@ -37,12 +44,16 @@
 //     request start, whether an active protocol claims the request, and lets
 //     it shape the span and, when it says so, end it.
 //
-// Extending: issue-8 parenting (client spans under the server span of their
-// task) looks up `task` keys from client events; spawn tracking will add
-// keys for child tasks with addKey(). New key kinds go in KeyKind.
+//  6. Parenting (issue 8): a client call made in task T gets as parent the
+//     span filed under `task` T, else under `lineage` T (parentFor). A span
+//     left without a parent is counted (`unparented`): a wrong parent is
+//     worse than none, so nothing is guessed. Spawned tasks inherit only while
+//     the span is open (close() drops their keys with the span's own).
+//
+// New key kinds go in KeyKind.
 import type { SpanRecord } from './record';
 
-export type KeyKind = 'task' | 'request' | 'stream';
+export type KeyKind = 'task' | 'request' | 'stream' | 'lineage' | 'thread';
 
 /** What an enricher can do with a server span it found. */
 export interface ActiveServerSpan {
@@ -99,6 +110,12 @@ export interface ContextEnv {
 
 export interface ContextStats {
   replacedKeys: number;
+  /** Spawned tasks that inherited an open span from their parent task. */
+  inheritedTasks: number;
+  /** CLIENT spans left as roots (no parent could be told for sure). */
+  unparented: number;
+  /** CLIENT spans given a parent found through a lineage key (a spawned task). */
+  parentedByLineage: number;
   schemeUnknown: number;
   tlsHandshakes: number;
 }
@@ -122,7 +139,7 @@ class ProcessContext {
 export const TLS_TASKS_MAX = 65_536;
 
 export class ServerSpanContext {
-  readonly counts: ContextStats = { replacedKeys: 0, schemeUnknown: 0, tlsHandshakes: 0 };
+  readonly counts: ContextStats = { replacedKeys: 0, inheritedTasks: 0, unparented: 0, parentedByLineage: 0, schemeUnknown: 0, tlsHandshakes: 0 };
   private procs = new Map<number, ProcessContext>();
   private readonly protocols: ServerProtocol[] = [];
   /** Keys filed per span, to unfile them on close. */
@@ -168,6 +185,54 @@ export class ServerSpanContext {
   find(pid: number, kind: KeyKind, value: number | string): ActiveServerSpan | undefined {
     if (value === 0 || value === '') return undefined;
     return this.procs.get(pid)?.keys.get(kind)?.get(value);
+  }
+
+  // ------------------------------------------------------ parenting (rule 6)
+
+  /**
+   * A task `child` was spawned by task `parent`: the child inherits the open
+   * span `parent` handles (task key) or inherited (lineage key). A child with
+   * nothing to inherit loses any earlier filing (ids are never reused by
+   * tokio, so that is only a safeguard). Returns whether it inherited.
+   */
+  inheritTask(pid: number, parent: number, child: number): boolean {
+    if (child === 0) return false;
+    const span = parent === 0 ? undefined : (this.find(pid, 'task', parent) ?? this.find(pid, 'lineage', parent));
+    if (!span || !span.open) {
+      this.removeKey(pid, 'lineage', child);
+      return false;
+    }
+    this.addKey(span, 'lineage', child);
+    this.counts.inheritedTasks++;
+    return true;
+  }
+
+  /** The open span a client call made in `task` belongs to (rule 6), or undefined. */
+  parentFor(pid: number, task: number): ActiveServerSpan | undefined {
+    if (task === 0) return undefined;
+    const own = this.find(pid, 'task', task);
+    if (own) return own.open ? own : undefined;
+    const inherited = this.find(pid, 'lineage', task);
+    if (inherited && inherited.open) {
+      this.counts.parentedByLineage++;
+      return inherited;
+    }
+    return undefined;
+  }
+
+  /** A CLIENT span goes out as a root (rule 6). */
+  countUnparented(): void {
+    this.counts.unparented++;
+  }
+
+  /** Drops one key's filing, whoever it names. */
+  removeKey(pid: number, kind: KeyKind, value: number | string): void {
+    const m = this.procs.get(pid)?.keys.get(kind);
+    const old = m?.get(value);
+    if (!m || !old) return;
+    m.delete(value);
+    const ks = this.filed.get(old);
+    if (ks) this.filed.set(old, ks.filter((k) => !(k.kind === kind && k.value === value)));
   }
 
   /** The key value of an HTTP/2 stream. */

@@ -12,6 +12,7 @@ enum hyper_h1_client_event_kind {
 	EV_H1_CLIENT_REQUEST  = 0x50,	/* Client::encode entered: a request head is being written */
 	EV_H1_CLIENT_RESPONSE = 0x51,	/* Client::parse entered: response bytes, and the request head */
 	EV_REQWEST_CALL       = 0x52,	/* reqwest's Client::execute_request entered, in the caller's task */
+	EV_REQWEST_BLOCKING_CALL = 0x53,	/* reqwest::blocking's Client::execute entered, on the calling thread (reqwest_call_event) */
 };
 
 /* Words of hyper's Encode / ParseContext copied. Both hold

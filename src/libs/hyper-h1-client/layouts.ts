@@ -4,7 +4,7 @@
 import type { EventLayouts } from '../library';
 
 export const H1_CLIENT_LAYOUTS = {
-  kinds: { H1_CLIENT_REQUEST: 0x50, H1_CLIENT_RESPONSE: 0x51, REQWEST_CALL: 0x52 },
+  kinds: { H1_CLIENT_REQUEST: 0x50, H1_CLIENT_RESPONSE: 0x51, REQWEST_CALL: 0x52, REQWEST_BLOCKING_CALL: 0x53 },
   constants: { H1C_MSG_WORDS: 6, H1C_CTX_WORDS: 8, H1C_REQ_CAPTURE: 1024, H1C_RES_CAPTURE: 512, RQ_SCAN_WORDS: 32, RQ_URL_CAPTURE: 512 },
   structs: {
     h1c_request_event: { hdr: 0, msg_words: 24, dst_addr: 72, task_id: 80, vec_ptr_idx: 88, vec_cap_idx: 92, $size: 96 },

@@ -236,8 +236,7 @@ static __always_inline __u64 find_url(struct rq_scan *sc, const void *req, __u64
 	return 0;
 }
 
-SEC("uprobe")
-int reqwest_execute_request(struct pt_regs *ctx)
+static __always_inline int reqwest_call(struct pt_regs *ctx, __u16 kind)
 {
 	__u64 cookie;
 	struct probe_stats *st = count_hit(ctx, &cookie);
@@ -261,7 +260,7 @@ int reqwest_execute_request(struct pt_regs *ctx)
 			__sync_fetch_and_add(&st->drops, 1);
 		return 0;
 	}
-	fill_header(&e->hdr, EV_REQWEST_CALL, cookie);
+	fill_header(&e->hdr, kind, cookie);
 	e->task_id = current_task_id(cookie);
 	e->url_len = (__u32)len;
 	__u32 n = len < RQ_URL_CAPTURE ? (__u32)len : RQ_URL_CAPTURE;
@@ -275,4 +274,23 @@ int reqwest_execute_request(struct pt_regs *ctx)
 	if (st)
 		__sync_fetch_and_add(&st->events, 1);
 	return 0;
+}
+
+SEC("uprobe")
+int reqwest_execute_request(struct pt_regs *ctx)
+{
+	return reqwest_call(ctx, EV_REQWEST_CALL);
+}
+
+/*
+ * reqwest::blocking: <blocking::Client>::execute(&self, req) entry, on the
+ * calling thread (RequestBuilder::send funnels into it), before the request
+ * is handed to reqwest's runtime thread, where execute_request then runs
+ * outside any task. Same URL scan: rsi or rdx = &blocking::Request, whose
+ * async Request (and Url) is inline.
+ */
+SEC("uprobe")
+int reqwest_blocking_execute(struct pt_regs *ctx)
+{
+	return reqwest_call(ctx, EV_REQWEST_BLOCKING_CALL);
 }

@@ -50,5 +50,17 @@ export const hyperH1Client: ProbeModule = {
       layout: 'Vec<u8>',
       purpose: 'reqwest call handed over (time, the caller\'s task and thread, the URL); span start and parent',
     },
+    {
+      // reqwest::blocking: the call on the calling thread (its task, when
+      // that is a spawn_blocking task); the async call that follows on
+      // reqwest's runtime thread runs outside any task.
+      id: 'reqwest_blocking_execute',
+      symbol: 'reqwest::blocking::client::Client::execute',
+      site: 'entry',
+      program: 'reqwest_blocking_execute',
+      layout: 'Vec<u8>',
+      requires: 'reqwest_execute',
+      purpose: 'reqwest::blocking call made (the calling thread\'s task, the URL): parent of the call its runtime thread then makes',
+    },
   ],
 };

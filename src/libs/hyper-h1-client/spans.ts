@@ -19,6 +19,7 @@
 // TLS is not visible at this layer (the heads are plaintext on both sides of
 // rustls): url.full says http unless the connection is known to be TLS; see
 // README.md.
+import * as fs from 'node:fs';
 import type { SpanBuilder, SpanOutput } from '../library';
 import type { ServerSpanContext } from '../../spans/context';
 import { DecodeError, bytesOf, readU64Number } from '../../events/header';
@@ -109,6 +110,11 @@ interface Call {
   t0: number; t1: number; t2: number; t3: number; s0: number; s1: number; flags: number;
 }
 
+/** Whether two calls carry the same parent (or both none). */
+function sameParent(a: Call, b: Call): boolean {
+  return a.parent === b.parent && (!a.parent || (a.s0 === b.s0 && a.s1 === b.s1 && a.t0 === b.t0 && a.t1 === b.t1 && a.t2 === b.t2 && a.t3 === b.t3));
+}
+
 /** Parent and caller facts a redirect hop inherits from the hop before it. */
 interface Lineage {
   count: number;
@@ -123,6 +129,11 @@ class ProcessState {
   /** reqwest calls by `authority target` (what the wire request will carry), oldest first. */
   calls = new Map<string, Call[]>();
   callCount = 0;
+  /** reqwest::blocking calls by url.full, oldest first, waiting for the async call reqwest's runtime thread makes for them. */
+  blockingCalls = new Map<string, Call[]>();
+  blockingCount = 0;
+  /** Thread id -> whether it is reqwest::blocking's runtime thread (its name, read once). */
+  syncRuntimeThread = new Map<number, boolean>();
   /** Pending calls by Encode word (only pointer-shaped words are filed). */
   byWord = new Map<number, Pending>();
   head: Pending | undefined;
@@ -178,6 +189,11 @@ export interface H1ClientStats {
   parentHits: number;
   parentMisses: number;
   parentAmbiguous: number;
+  /** reqwest::blocking calls seen (calling thread), and async calls of reqwest's runtime thread matched to one (by exact URL). */
+  blockingCalls: number;
+  blockingMatched: number;
+  /** Runtime-thread calls left without the blocking call's parent: several blocking calls for the URL with different parents were waiting. */
+  blockingAmbiguous: number;
   /** Request heads read from the process for calls still waiting after 20 ms. */
   headReads: number;
   /** Unanswered calls ended without a readable request head (no method/URL on the span). */
@@ -238,6 +254,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
     requests: 0, spans: 0, partialResponses: 0, unparsableResponses: 0, requestHeadLost: 0, unmatchedResponses: 0,
     timeouts: 0, closed: 0, overflow: 0, redirectsFollowed: 0, informational: 0, headReads: 0, unansweredWithoutHead: 0,
     calls: 0, callsMatched: 0, callsUnparsable: 0, callsWithoutWire: 0, parentHits: 0, parentMisses: 0, parentAmbiguous: 0,
+    blockingCalls: 0, blockingMatched: 0, blockingAmbiguous: 0,
   };
   private procs = new Map<number, ProcessState>();
   private readonly scan = new HeadScan();
@@ -255,6 +272,9 @@ export class HyperH1ClientSpans implements SpanBuilder {
     } else if (kind === KIND.H1_CLIENT_RESPONSE) {
       if (len < RES.$size) throw new DecodeError(`h1 client response record too short (${len})`);
       this.response(dv, off);
+    } else if (kind === KIND.REQWEST_BLOCKING_CALL) {
+      if (len < RQ.$size) throw new DecodeError(`reqwest blocking call record too short (${len})`);
+      this.call(dv, off, true);
     } else if (kind === KIND.REQWEST_CALL) {
       if (len < RQ.$size) throw new DecodeError(`reqwest call record too short (${len})`);
       this.call(dv, off);
@@ -269,10 +289,11 @@ export class HyperH1ClientSpans implements SpanBuilder {
     return p;
   }
 
-  private call(dv: DataView, off: number): void {
+  private call(dv: DataView, off: number, blocking = false): void {
     const pid = dv.getUint32(off + 4, true);
     const p = this.proc(pid);
-    this.counts.calls++;
+    if (blocking) this.counts.blockingCalls++;
+    else this.counts.calls++;
     const len = dv.getUint32(off + RQ.url_len, true);
     const captured = Math.min(dv.getUint32(off + RQ.captured, true), C.RQ_URL_CAPTURE);
     const parts = captured === len ? splitUrl(bytesOf(dv).toString('latin1', off + RQ.url, off + RQ.url + captured)) : undefined;
@@ -284,18 +305,76 @@ export class HyperH1ClientSpans implements SpanBuilder {
       parent: false, t0: 0, t1: 0, t2: 0, t3: 0, s0: 0, s1: 0, flags: 1,
     };
     // The caller's server span, looked up now, while it is surely open.
-    const srv = this.ctx && c.task !== 0 ? this.ctx.find(pid, 'task', c.task) : undefined;
-    if (srv && srv.open) {
+    const srv = this.ctx ? this.ctx.parentFor(pid, c.task) : undefined;
+    if (srv) {
       const pr = srv.rec;
       c.parent = true;
       c.t0 = pr.t0; c.t1 = pr.t1; c.t2 = pr.t2; c.t3 = pr.t3; c.s0 = pr.s0; c.s1 = pr.s1; c.flags = pr.flags;
     } else if (this.ctx && c.task !== 0) {
       this.counts.parentMisses++;
     }
+    if (blocking) {
+      // Waits for the async call reqwest's runtime thread makes for it.
+      const bl = p.blockingCalls.get(c.url);
+      if (bl) bl.push(c); else p.blockingCalls.set(c.url, [c]);
+      if (++p.blockingCount > PENDING_MAX) this.dropOldestBlocking(p);
+      return;
+    }
+    if (c.task === 0 && p.blockingCount > 0 && this.isSyncRuntimeThread(pid, p, c.tid)) this.fromBlocking(p, c);
     const k = `${parts.authority} ${parts.target}`;
     const list = p.calls.get(k);
     if (list) list.push(c); else p.calls.set(k, [c]);
     if (++p.callCount > PENDING_MAX) this.dropOldestCall(p);
+  }
+
+  /**
+   * An async call made outside any task on reqwest::blocking's runtime
+   * thread is the one a blocking call handed over: the oldest blocking call
+   * for exactly this url.full, made before it. Its parent is taken only when
+   * every blocking call for that URL waiting then has the same parent (the
+   * hand-over is a FIFO channel, but which of two threads entered first is
+   * not what order they sent in).
+   */
+  private fromBlocking(p: ProcessState, c: Call): void {
+    const l = p.blockingCalls.get(c.url);
+    if (!l || l[0].mono > c.mono) return;
+    const b = l[0];
+    let ambiguous = false;
+    for (let i = 1; i < l.length && l[i].mono <= c.mono; i++) if (!sameParent(l[i], b)) { ambiguous = true; break; }
+    l.shift();
+    if (l.length === 0) p.blockingCalls.delete(c.url);
+    p.blockingCount--;
+    this.counts.blockingMatched++;
+    if (ambiguous) { this.counts.blockingAmbiguous++; return; }
+    c.tsLo = b.tsLo; c.tsHi = b.tsHi; c.mono = Math.min(c.mono, b.mono);
+    c.parent = b.parent;
+    c.t0 = b.t0; c.t1 = b.t1; c.t2 = b.t2; c.t3 = b.t3; c.s0 = b.s0; c.s1 = b.s1; c.flags = b.flags;
+  }
+
+  /** reqwest::blocking names its runtime thread "reqwest-internal-sync-runtime" (the kernel keeps 15 bytes). */
+  private isSyncRuntimeThread(pid: number, p: ProcessState, tid: number): boolean {
+    let v = p.syncRuntimeThread.get(tid);
+    if (v === undefined) {
+      try {
+        v = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'latin1').startsWith('reqwest-interna');
+      } catch {
+        v = false;
+      }
+      if (p.syncRuntimeThread.size > 4096) p.syncRuntimeThread.clear();
+      p.syncRuntimeThread.set(tid, v);
+    }
+    return v;
+  }
+
+  private dropOldestBlocking(p: ProcessState): void {
+    let oldK: string | undefined;
+    let old = Infinity;
+    for (const [k, l] of p.blockingCalls) if (l[0].mono < old) { old = l[0].mono; oldK = k; }
+    if (oldK === undefined) return;
+    const l = p.blockingCalls.get(oldK)!;
+    l.shift();
+    if (l.length === 0) p.blockingCalls.delete(oldK);
+    p.blockingCount--;
   }
 
   private dropOldestCall(p: ProcessState): void {
@@ -323,7 +402,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
     if (!l || l[0].mono > encMono) return undefined;
     const call = l[0];
     let ambiguous = false;
-    for (let i = 1; i < l.length && l[i].mono <= encMono; i++) if (l[i].task !== call.task) { ambiguous = true; break; }
+    for (let i = 1; i < l.length && l[i].mono <= encMono; i++) if (l[i].task !== call.task || !sameParent(l[i], call)) { ambiguous = true; break; }
     l.shift();
     if (l.length === 0) p.calls.delete(k);
     p.callCount--;
@@ -492,6 +571,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
       rec.setStartMono(startLo, startHi, clock);
       rec.setEndMono(dv.getUint32(off + 16, true), dv.getUint32(off + 20, true), clock);
       this.counts.spans++;
+      if (rec.p0 === 0 && rec.p1 === 0) this.ctx?.countUnparented();
       this.out.emit(rec);
     } finally {
       releaseRecord(rec);
@@ -530,6 +610,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
       rec.setStartMono(r.startLo, r.startHi, clock);
       rec.setEndMono(endLo, endHi, clock);
       this.counts.spans++;
+      if (rec.p0 === 0 && rec.p1 === 0) this.ctx?.countUnparented();
       this.out.emit(rec);
     } finally {
       releaseRecord(rec);
@@ -599,6 +680,10 @@ export class HyperH1ClientSpans implements SpanBuilder {
       for (const [k, l] of p.calls) {
         while (l.length && now - l[0].mono >= this.timeoutNs) { l.shift(); p.callCount--; this.counts.callsWithoutWire++; }
         if (l.length === 0) p.calls.delete(k);
+      }
+      for (const [k, l] of p.blockingCalls) {
+        while (l.length && now - l[0].mono >= this.timeoutNs) { l.shift(); p.blockingCount--; }
+        if (l.length === 0) p.blockingCalls.delete(k);
       }
     }
   }
