@@ -114,10 +114,19 @@ test('inspect shows the HTTP/1 client probes of a reqwest 0.12 service and of a 
     const r = runAgentSync(['inspect', serviceBinary(app)]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^  hyper-h1-client: active \\(hyper [0-9.]+`, 'm'));
-    for (const p of ['client_encode', 'client_parse', 'reqwest_execute']) assert.match(r.stdout, new RegExp(`\\[found\\] ${p} `));
+    for (const p of ['client_encode', 'client_parse', 'reqwest_execute', 'reqwest_blocking_execute']) assert.match(r.stdout, new RegExp(`\\[found\\] ${p} `));
     const j = JSON.parse(runAgentSync(['inspect', serviceBinary(app), '--json']).stdout);
     const m = j.modules.find((x: { name: string }) => x.name === 'hyper-h1-client');
     assert.ok(m.crateVersions.includes(lockVersion('hyper', hyper)), JSON.stringify(m.crateVersions));
     for (const p of m.probes) { assert.equal(p.status, 'ready', p.probe); assert.equal(p.sites.length, 1, p.probe); }
+    // Spawn linking (issue 8): bind_inner of both schedulers, and the blocking pool's spawn_task.
+    const t = j.modules.find((x: { name: string }) => x.name === 'tokio-spawn');
+    assert.ok(t.active, JSON.stringify(t));
+    const spawn = t.probes.find((p: { probe: string }) => p.probe === 'spawn');
+    const blocking = t.probes.find((p: { probe: string }) => p.probe === 'spawn_blocking');
+    assert.equal(spawn.status, 'ready');
+    assert.ok(spawn.sites.length >= 2, 'OwnedTasks<S>::bind_inner of the multi-thread and the current-thread scheduler (one copy per codegen unit that uses it)');
+    assert.equal(blocking.status, 'ready');
+    assert.equal(blocking.sites.length, 1);
   }
 });

@@ -174,7 +174,7 @@ test('reqwest 0.12: a request that never gets an answer ends as ERROR timeout, c
   assert.equal(after.spans['hyper-h1-client'].pending, 0);
 });
 
-test('reqwest 0.12: calls made in spawned tasks stay roots (no server span in that task); reqwest::blocking gives one span per call', async () => {
+test('reqwest 0.12: calls made in spawned tasks, and reqwest::blocking calls in spawn_blocking, have the handler span as parent (spawn linking)', async () => {
   recv.clear();
   const before = await freshStats(agent);
   assert.deepEqual(await call({ url: `http://127.0.0.1:${tport}/ok?via=spawn`, n: 3, mode: 'spawn' }), ['200', '200', '200']);
@@ -183,19 +183,24 @@ test('reqwest 0.12: calls made in spawned tasks stay roots (no server span in th
   await new Promise((r) => setTimeout(r, 300));
   const cs = clientSpans();
   assert.equal(cs.length, 5);
+  const servers = recv.spans().filter((s) => s.kind === 2);
+  const srv = (mode: string) => servers.find((s) => String(s.attributes['url.query']).includes(`mode=${mode}`))!;
   const spawned = cs.filter((s) => s.attributes['url.full'] === `http://127.0.0.1:${tport}/ok?via=spawn`);
   assert.equal(spawned.length, 3);
-  for (const s of spawned) assert.equal(s.parentSpanId, '');
+  for (const s of spawned) { assert.equal(s.traceId, srv('spawn').traceId); assert.equal(s.parentSpanId, srv('spawn').spanId); }
   const blocking = cs.filter((s) => s.attributes['url.full'] === `http://127.0.0.1:${tport}/missing?via=blocking`);
   assert.equal(blocking.length, 2);
   for (const s of blocking) {
     assert.equal(s.status.code, 2);
     assert.equal(s.attributes['error.type'], '404');
-    assert.equal(s.parentSpanId, '');
+    assert.equal(s.traceId, srv('blocking').traceId);
+    assert.equal(s.parentSpanId, srv('blocking').spanId);
   }
   const after = await waitForStats(agent, (s) => hits(s, 'client_parse') - hits(before, 'client_parse') >= 5);
   assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 5);
-  assert.equal(after.spans['hyper-h1-client'].parentHits - before.spans['hyper-h1-client'].parentHits, 0);
+  assert.equal(hits(after, 'reqwest_blocking_execute') - hits(before, 'reqwest_blocking_execute'), 2);
+  assert.equal(after.spans['hyper-h1-client'].parentHits - before.spans['hyper-h1-client'].parentHits, 5);
+  assert.equal(after.spans['hyper-h1-client'].blockingMatched - (before.spans['hyper-h1-client'].blockingMatched ?? 0), 2);
 });
 
 test('reqwest 0.12 over TLS (rustls, HTTP/1.1): url.full says https, from the call reqwest was handed', async () => {

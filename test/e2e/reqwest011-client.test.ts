@@ -65,9 +65,12 @@ test('reqwest 0.11 (hyper 0.14): exact attributes, parent, redirect hops with re
   for (const u of ['/chain', '/ok?hop=2']) assert.equal(by(u).parentSpanId, srv('/chain').spanId);
   assert.equal(by('/nope').status.code, 2);
   assert.equal(by('/nope').attributes['error.type'], '404');
-  assert.equal(by('/nope').parentSpanId, ''); // reqwest::blocking runs the call on its own runtime thread
+  // reqwest::blocking runs the call on its own runtime thread; the blocking
+  // call (in the handler's spawn_blocking task) gives it its parent.
+  assert.equal(by('/nope').parentSpanId, srv('/nope').spanId);
   const after = await waitForStats(agent, (s) => hits(s, 'client_parse') - hits(before, 'client_parse') >= 4);
   assert.equal(hits(after, 'reqwest_execute') - hits(before, 'reqwest_execute'), 3);
+  assert.equal(hits(after, 'reqwest_blocking_execute') - hits(before, 'reqwest_blocking_execute'), 1);
   assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 4);
   assert.equal(hits(after, 'client_parse') - hits(before, 'client_parse'), 4);
   assert.equal(after.spans['hyper-h1-client'].pending, 0);
