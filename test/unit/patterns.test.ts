@@ -95,3 +95,19 @@ for (const app of ['demo-service', 'hyper014-server'] as const) {
     }
   });
 }
+
+test('findOffsetThroughPointer: tokio bind_inner reads the task id through header.vtable.id_offset', async () => {
+  const { findOffsetThroughPointer } = await import('../../src/binary/patterns');
+  // From tokio 1.54.1 / rustc 1.95 (reqwest11-client): mov %rsi,%rbx; mov 0x10(%rsi),%rax; mov 0x48(%rax),%rax; mov (%rsi,%rax,1),%r14; ret
+  const code = Buffer.from('4889f3' + '488b4610' + '488b4048' + '4c8b3406' + 'c3', 'hex');
+  assert.deepEqual(findOffsetThroughPointer(code, 0x1000, 'RSI', 16), [0x48]);
+  // Through a copy of the argument, index and base swapped.
+  const copy = Buffer.from('4889f3' + '488b4310' + '488b4048' + '4c8b3418' + 'c3', 'hex');
+  assert.deepEqual(findOffsetThroughPointer(copy, 0x1000, 'RSI', 16), [0x48]);
+  // The vtable pointer loaded from another offset: nothing.
+  const other = Buffer.from('488b4618' + '488b4048' + '4c8b3406' + 'c3', 'hex');
+  assert.deepEqual(findOffsetThroughPointer(other, 0x1000, 'RSI', 16), []);
+  // The argument overwritten before the load: nothing.
+  const clobbered = Buffer.from('488b4610' + '31f6' + '488b4048' + '4c8b3406' + 'c3', 'hex');
+  assert.deepEqual(findOffsetThroughPointer(clobbered, 0x1000, 'RSI', 16), []);
+});

@@ -33,6 +33,36 @@ describe('ServerSpanContext', () => {
     assert.equal(ctx.find(PID, 'task', 0), undefined);
   });
 
+  test('spawn lineage: children and grandchildren of a task inherit its open span, for client parenting only; closed spans are inherited by nobody', () => {
+    const ctx = new ServerSpanContext({ libraryActive: () => true });
+    const a = fakeSpan();
+    ctx.addKey(a, 'task', 10);
+    assert.equal(ctx.inheritTask(PID, 10, 11), true, 'child of the handling task');
+    assert.equal(ctx.inheritTask(PID, 11, 12), true, 'grandchild, through the child');
+    assert.equal(ctx.inheritTask(PID, 99, 13), false, 'spawned by a task with no span');
+    assert.equal(ctx.inheritTask(PID, 0, 14), false, 'spawned outside any task');
+    assert.equal(ctx.parentFor(PID, 10), a);
+    assert.equal(ctx.parentFor(PID, 11), a);
+    assert.equal(ctx.parentFor(PID, 12), a);
+    assert.equal(ctx.parentFor(PID, 13), undefined);
+    assert.equal(ctx.parentFor(PID, 0), undefined);
+    assert.equal(ctx.parentFor(PID + 1, 11), undefined, 'per process');
+    assert.equal(ctx.find(PID, 'task', 11), undefined, 'server-side enrichers do not see inherited spans');
+    assert.equal(ctx.counts.inheritedTasks, 2);
+    assert.equal(ctx.counts.parentedByLineage, 2);
+    ctx.close(a);
+    assert.equal(ctx.parentFor(PID, 11), undefined, 'gone with the span');
+    assert.equal(ctx.inheritTask(PID, 11, 15), false);
+    // The handling task's own span wins over an inherited one.
+    const b = fakeSpan(), c = fakeSpan();
+    ctx.addKey(b, 'task', 20);
+    ctx.inheritTask(PID, 20, 21);
+    ctx.addKey(c, 'task', 21);
+    assert.equal(ctx.parentFor(PID, 21), c);
+    ctx.countUnparented();
+    assert.equal(ctx.stats().unparented, 1);
+  });
+
   test('TLS: marked tasks are https; unmarked ones http only when the process never did TLS or showed handshakes run in serving tasks', () => {
     const ctx = new ServerSpanContext({ libraryActive: () => true });
     assert.equal(ctx.schemeFor(PID, 9), 'http', 'no TLS in the process');
