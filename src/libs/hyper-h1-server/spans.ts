@@ -183,6 +183,10 @@ class ProcessState {
   /** The distance the last ambiguous response pointed to, per instance, while connDelta is being learned. */
   connVote = new Map<number, number>();
   conns = new Map<number, Conn>();
+  /** ParseContext words seen in two requests in flight at once while the key
+   * word was still being learned: not a connection's address (a pointer to
+   * something connections share, e.g. on a current-thread runtime). */
+  sharedWords = new Set<number>();
   /** Pending requests, oldest first. */
   head: Pending | undefined;
   tail: Pending | undefined;
@@ -395,7 +399,7 @@ export class HyperH1ServerSpans implements SpanBuilder {
       this.file(p, pend, words[key]);
     } else {
       pend.ctxWords = words.slice();
-      for (let i = 0; i < words.length; i++) if (pointerLike(words[i])) this.file(p, pend, words[i]);
+      for (let i = 0; i < words.length; i++) if (pointerLike(words[i]) && !p.sharedWords.has(words[i])) this.fileLearning(p, pend, words[i]);
     }
     p.link(pend);
     if (p.size > PENDING_MAX) {
@@ -422,6 +426,24 @@ export class HyperH1ServerSpans implements SpanBuilder {
     c.lastUse = pend.startMono;
     if (!pend.conn) pend.conn = c;
     else (pend.moreConns ??= []).push(c);
+  }
+
+  /**
+   * Filing under a candidate word before the key word is known. A word that
+   * already names another request in flight is not a connection's address
+   * (hyper handles one request at a time per connection): it is shared, so
+   * neither request is filed under it, and nothing is abandoned. Abandoning
+   * here lost concurrent requests on a current-thread runtime, whose
+   * connections' ParseContexts share pointers.
+   */
+  private fileLearning(p: ProcessState, pend: Pending, w: number): void {
+    const c = p.conn(w);
+    if (c && c.pending && c.pending !== pend && c.pending.open) {
+      c.pending = undefined;
+      if (p.sharedWords.size < 1024) p.sharedWords.add(w);
+      return;
+    }
+    this.file(p, pend, w);
   }
 
   private unfile(p: ProcessState, req: Pending): void {
