@@ -323,6 +323,21 @@ describe('connections', () => {
     assert.equal(s.pendingCount(), 0);
   });
 
+  test('before the key is learned, a pointer shared by concurrent connections (current-thread runtime) abandons nothing', () => {
+    const { spans, s } = setup();
+    const SHARED = 0x5555_0009_0000n;
+    s.onRequest(req(10n, ctxFor(CONN_A, SHARED), get('/a')));
+    s.onRequest(req(20n, ctxFor(CONN_B, SHARED), get('/b')));
+    s.onRequest(req(30n, ctxFor(CONN_C, SHARED), get('/c')));
+    assert.equal(s.counts.abandoned, 0);
+    assert.equal(s.pendingCount(), 3);
+    s.onResponse(res(40n, msgFor(CONN_B), OK));
+    s.onResponse(res(50n, msgFor(CONN_A), OK));
+    s.onResponse(res(60n, msgFor(CONN_C), OK));
+    assert.deepEqual(spans.map((x) => x.attributes['url.path']), ['/b', '/a', '/c']);
+    assert.deepEqual(s.counts, stats({ requests: 3, spans: 3 }));
+  });
+
   test('a response with no pending request is counted and ignored', () => {
     const { spans, s } = setup();
     s.onResponse(res(10n, msgFor(CONN_A), OK));

@@ -431,14 +431,19 @@ export class HyperH1ServerSpans implements SpanBuilder {
   /**
    * Filing under a candidate word before the key word is known. A word that
    * already names another request in flight is not a connection's address
-   * (hyper handles one request at a time per connection): it is shared, so
-   * neither request is filed under it, and nothing is abandoned. Abandoning
+   * (hyper handles one request at a time per connection) unless the two
+   * ParseContexts are identical (then the old request was abandoned): it is
+   * shared, so neither request is filed under it, and nothing is abandoned. Abandoning
    * here lost concurrent requests on a current-thread runtime, whose
    * connections' ParseContexts share pointers.
    */
   private fileLearning(p: ProcessState, pend: Pending, w: number): void {
     const c = p.conn(w);
-    if (c && c.pending && c.pending !== pend && c.pending.open) {
+    const old = c?.pending;
+    // The same ParseContext, word for word: the same connection's next request (the old one is abandoned, in file()).
+    const sameConn = old !== undefined && old.ctxWords !== undefined && pend.ctxWords !== undefined &&
+      old.ctxWords.length === pend.ctxWords.length && old.ctxWords.every((x, i) => x === pend.ctxWords![i]);
+    if (c && old && old !== pend && old.open && !sameConn) {
       c.pending = undefined;
       if (p.sharedWords.size < 1024) p.sharedWords.add(w);
       return;
