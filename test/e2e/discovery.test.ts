@@ -153,8 +153,11 @@ test('exactly the selected processes are traced, each with its own resource', as
   assert.deepEqual(st.excluded, [svc.quarantined.pid]);
   // Each request: parse + encode_status + axum's matched path, plus one parse
   // per new connection (hyper 1 sniffs for an HTTP/2 preface).
-  const hits = st.probes.reduce((n, p) => n + p.hits, 0);
+  const hits = st.probes.filter((p) => p.module !== 'tokio-spawn').reduce((n, p) => n + p.hits, 0);
   assert.equal(hits, 15 * 4, JSON.stringify(st.probes));
+  // tokio-spawn: the task axum's accept loop spawns for each connection (one per request here).
+  const spawns = st.probes.filter((p) => p.module === 'tokio-spawn').reduce((n, p) => n + p.hits, 0);
+  assert.equal(spawns, 3 + 2 + 3 + 3 + 3, JSON.stringify(st.probes));
 });
 
 test('a file is let go when no traced process runs it any more', async () => {

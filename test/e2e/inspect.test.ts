@@ -97,9 +97,11 @@ test('inspect <pid> shows the live counters of the agent tracing it', async () =
       const live = [...r.stdout.matchAll(/\[(\w+)\] (\w+)(?:(?!\n\s*\[)[\s\S])*?live: (\d+) hits, (\d+) events, (\d+) drops, (\d+) bad layout/g)].map((m) => `${m[2]}:${m[3]}/${m[4]}/${m[5]}/${m[6]}`);
       // parse: + the preface sniff; the standby fallbacks are not attached
       // (the fat-LTO fallback, not needed, has no live line);
-      // h2 sees nothing of HTTP/1 requests; axum routes each of the four.
+      // h2 sees nothing of HTTP/1 requests; axum routes each of the four;
+      // tokio-spawn sees the connection's task spawned by the accept loop
+      // (outside any task: a hit, no event).
       assert.deepEqual(live, ['parse:5/5/0/0', 'encode_status:4/4/0/0', 'encode:0/0/0/0', 'encode_ret:0/0/0/0',
-        'recv_headers:0/0/0/0', 'send_response:0/0/0/0', 'recv_reset:0/0/0/0', 'matched_path:4/4/0/0']);
+        'recv_headers:0/0/0/0', 'send_response:0/0/0/0', 'recv_reset:0/0/0/0', 'matched_path:4/4/0/0', 'spawn:1/0/0/0', 'spawn_blocking:0/0/0/0']);
     } finally {
       fs.rmSync(link, { force: true });
     }
