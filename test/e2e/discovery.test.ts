@@ -155,9 +155,13 @@ test('exactly the selected processes are traced, each with its own resource', as
   // per new connection (hyper 1 sniffs for an HTTP/2 preface).
   const hits = st.probes.filter((p) => p.module !== 'tokio-spawn').reduce((n, p) => n + p.hits, 0);
   assert.equal(hits, 15 * 4, JSON.stringify(st.probes));
-  // tokio-spawn: the task axum's accept loop spawns for each connection (one per request here).
-  const spawns = st.probes.filter((p) => p.module === 'tokio-spawn').reduce((n, p) => n + p.hits, 0);
-  assert.equal(spawns, 3 + 2 + 3 + 3 + 3, JSON.stringify(st.probes));
+  // tokio-spawn: at least the task axum's accept loop spawns for each
+  // connection (one per request here), plus whatever a service spawns while
+  // it starts (timing-dependent: discovery attaches to running processes);
+  // all outside any task, so no event.
+  const spawn = st.probes.filter((p) => p.module === 'tokio-spawn');
+  assert.ok(spawn.find((p) => p.probe === 'spawn')!.hits >= 15, JSON.stringify(spawn));
+  assert.equal(spawn.reduce((n, p) => n + p.events, 0), 0, JSON.stringify(spawn));
 });
 
 test('a file is let go when no traced process runs it any more', async () => {
