@@ -185,21 +185,26 @@ test('reqwest 0.12: calls made in spawned tasks, and reqwest::blocking calls in 
   assert.equal(cs.length, 5);
   const servers = recv.spans().filter((s) => s.kind === 2);
   const srv = (mode: string) => servers.find((s) => String(s.attributes['url.query']).includes(`mode=${mode}`))!;
+  // Every one right. (The blocking calls once came out as roots: the agent
+  // read the runtime thread's name from /proc after the thread had exited;
+  // the name now comes with the event, from BPF.)
+  const verdict = (s: ReceivedSpan, mode: string) => (s.parentSpanId === '' ? 'root' : s.parentSpanId === srv(mode).spanId && s.traceId === srv(mode).traceId ? 'right' : 'wrong');
   const spawned = cs.filter((s) => s.attributes['url.full'] === `http://127.0.0.1:${tport}/ok?via=spawn`);
   assert.equal(spawned.length, 3);
-  for (const s of spawned) { assert.equal(s.traceId, srv('spawn').traceId); assert.equal(s.parentSpanId, srv('spawn').spanId); }
   const blocking = cs.filter((s) => s.attributes['url.full'] === `http://127.0.0.1:${tport}/missing?via=blocking`);
   assert.equal(blocking.length, 2);
   for (const s of blocking) {
     assert.equal(s.status.code, 2);
     assert.equal(s.attributes['error.type'], '404');
-    assert.equal(s.traceId, srv('blocking').traceId);
-    assert.equal(s.parentSpanId, srv('blocking').spanId);
   }
+  const verdicts = [...spawned.map((s) => verdict(s, 'spawn')), ...blocking.map((s) => verdict(s, 'blocking'))];
+  console.log(`# spawned + blocking parents: ${verdicts.join(' ')}`);
+  assert.ok(!verdicts.includes('wrong'), verdicts.join(' '));
+  assert.deepEqual(verdicts, ['right', 'right', 'right', 'right', 'right']);
   const after = await waitForStats(agent, (s) => hits(s, 'client_parse') - hits(before, 'client_parse') >= 5);
   assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 5);
   assert.equal(hits(after, 'reqwest_blocking_execute') - hits(before, 'reqwest_blocking_execute'), 2);
-  assert.equal(after.spans['hyper-h1-client'].parentHits - before.spans['hyper-h1-client'].parentHits, 5);
+  assert.equal(after.spans['hyper-h1-client'].parentHits - before.spans['hyper-h1-client'].parentHits, verdicts.filter((v) => v === 'right').length);
   assert.equal(after.spans['hyper-h1-client'].blockingMatched - (before.spans['hyper-h1-client'].blockingMatched ?? 0), 2);
 });
 

@@ -55,6 +55,7 @@ struct reqwest_call_event {
 	__u64 task_id;			/* the caller's tokio task (0: none / unknown) */
 	__u32 url_len;			/* Url.serialization length */
 	__u32 captured;			/* bytes copied into url[] */
+	__u8  comm[16];			/* the calling thread's name (reqwest::blocking's runtime thread is "reqwest-interna") */
 	__u8  url[RQ_URL_CAPTURE];
 };
 

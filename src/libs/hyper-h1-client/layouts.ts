@@ -12,6 +12,6 @@ export const H1_CLIENT_LAYOUTS = {
       hdr: 0, key: 24, req_ts_ns: 32, req_task_id: 40, req_tid: 48, res_len: 52, req_captured: 56, res_captured: 60,
       res_head: 64, req_head: 64 + 512, $size: 64 + 512 + 1024,
     },
-    reqwest_call_event: { hdr: 0, task_id: 24, url_len: 32, captured: 36, url: 40, $size: 40 + 512 },
+    reqwest_call_event: { hdr: 0, task_id: 24, url_len: 32, captured: 36, comm: 40, url: 56, $size: 56 + 512 },
   },
 } as const satisfies EventLayouts;

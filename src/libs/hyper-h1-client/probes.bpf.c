@@ -262,6 +262,7 @@ static __always_inline int reqwest_call(struct pt_regs *ctx, __u16 kind)
 	}
 	fill_header(&e->hdr, kind, cookie);
 	e->task_id = current_task_id(cookie);
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->url_len = (__u32)len;
 	__u32 n = len < RQ_URL_CAPTURE ? (__u32)len : RQ_URL_CAPTURE;
 	n &= (RQ_URL_CAPTURE * 2 - 1);

@@ -19,7 +19,6 @@
 // TLS is not visible at this layer (the heads are plaintext on both sides of
 // rustls): url.full says http unless the connection is known to be TLS; see
 // README.md.
-import * as fs from 'node:fs';
 import type { SpanBuilder, SpanOutput } from '../library';
 import type { ServerSpanContext } from '../../spans/context';
 import { DecodeError, bytesOf, readU64Number } from '../../events/header';
@@ -110,6 +109,13 @@ interface Call {
   t0: number; t1: number; t2: number; t3: number; s0: number; s1: number; flags: number;
 }
 
+/** reqwest::blocking names its runtime thread "reqwest-internal-sync-runtime"; the kernel keeps 15 bytes. Read in BPF (the thread may be gone by the time the agent reads the event). */
+const SYNC_RUNTIME_COMM = Buffer.from('reqwest-interna', 'latin1');
+function isSyncRuntimeComm(dv: DataView, at: number): boolean {
+  for (let i = 0; i < SYNC_RUNTIME_COMM.length; i++) if (dv.getUint8(at + i) !== SYNC_RUNTIME_COMM[i]) return false;
+  return true;
+}
+
 /** Whether two calls carry the same parent (or both none). */
 function sameParent(a: Call, b: Call): boolean {
   return a.parent === b.parent && (!a.parent || (a.s0 === b.s0 && a.s1 === b.s1 && a.t0 === b.t0 && a.t1 === b.t1 && a.t2 === b.t2 && a.t3 === b.t3));
@@ -132,8 +138,7 @@ class ProcessState {
   /** reqwest::blocking calls by url.full, oldest first, waiting for the async call reqwest's runtime thread makes for them. */
   blockingCalls = new Map<string, Call[]>();
   blockingCount = 0;
-  /** Thread id -> whether it is reqwest::blocking's runtime thread (its name, read once). */
-  syncRuntimeThread = new Map<number, boolean>();
+
   /** Pending calls by Encode word (only pointer-shaped words are filed). */
   byWord = new Map<number, Pending>();
   head: Pending | undefined;
@@ -320,7 +325,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
       if (++p.blockingCount > PENDING_MAX) this.dropOldestBlocking(p);
       return;
     }
-    if (c.task === 0 && p.blockingCount > 0 && this.isSyncRuntimeThread(pid, p, c.tid)) this.fromBlocking(p, c);
+    if (c.task === 0 && p.blockingCount > 0 && isSyncRuntimeComm(dv, off + RQ.comm)) this.fromBlocking(p, c);
     const k = `${parts.authority} ${parts.target}`;
     const list = p.calls.get(k);
     if (list) list.push(c); else p.calls.set(k, [c]);
@@ -349,21 +354,6 @@ export class HyperH1ClientSpans implements SpanBuilder {
     c.tsLo = b.tsLo; c.tsHi = b.tsHi; c.mono = Math.min(c.mono, b.mono);
     c.parent = b.parent;
     c.t0 = b.t0; c.t1 = b.t1; c.t2 = b.t2; c.t3 = b.t3; c.s0 = b.s0; c.s1 = b.s1; c.flags = b.flags;
-  }
-
-  /** reqwest::blocking names its runtime thread "reqwest-internal-sync-runtime" (the kernel keeps 15 bytes). */
-  private isSyncRuntimeThread(pid: number, p: ProcessState, tid: number): boolean {
-    let v = p.syncRuntimeThread.get(tid);
-    if (v === undefined) {
-      try {
-        v = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'latin1').startsWith('reqwest-interna');
-      } catch {
-        v = false;
-      }
-      if (p.syncRuntimeThread.size > 4096) p.syncRuntimeThread.clear();
-      p.syncRuntimeThread.set(tid, v);
-    }
-    return v;
   }
 
   private dropOldestBlocking(p: ProcessState): void {
