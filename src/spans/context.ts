@@ -46,7 +46,10 @@
 //     were waiting, FIFO order between tasks is not known: the take says
 //     `ambiguous` and the parent is not used. A new call from a task drops
 //     that task's waiting calls under the key with another parent (that
-//     server span is over: the calls never reached the wire).
+//     server span is over: the calls never reached the wire). Keys: `http
+//     <authority> <origin-form target>` (reqwest's execute_request, taken by
+//     hyper's HTTP/1 client or by h2's client, whichever sends it), `grpc
+//     <path>` (tonic's prepare_request, taken by h2's client).
 //
 // Extending: issue-8 parenting (client spans under the server span of their
 // task) looks up `task` keys from client events; spawn tracking will add
@@ -126,6 +129,9 @@ export interface ClientCall {
   /** The server span open in the caller's task then (ids copied: it may end before the call does). */
   parent: boolean;
   t0: number; t1: number; t2: number; t3: number; s0: number; s1: number; flags: number;
+  /** url.full of the call as the application gave it (reqwest), and its scheme; absent when the caller's probe does not see it (tonic). */
+  url?: string;
+  scheme?: 'http' | 'https';
 }
 
 /** At most this many calls wait per process (oldest dropped first, counted `clientCallsDropped`). */

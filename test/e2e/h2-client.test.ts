@@ -89,6 +89,15 @@ test('reqwest 0.12 over h2c: one CLIENT span per call with the exact HTTP attrib
   });
   assert.equal(ok.status.code, 0);
   assert.equal(ok.scope.name, 'otel-rust-agent/h2-client');
+  // reqwest's call event (hyper-h1-client) gives the span its parent: the handler's server span.
+  const handlers = recv.spans().filter((s) => s.kind === 2 && s.attributes['url.path'] === '/call');
+  assert.equal(handlers.length, 3);
+  for (const c of cs) {
+    const h = handlers.find((x) => x.spanId === c.parentSpanId);
+    assert.ok(h, 'a child of its handler span');
+    assert.equal(c.traceId, h.traceId);
+    assert.ok(c.startTimeUnixNano >= h.startTimeUnixNano && c.endTimeUnixNano <= h.endTimeUnixNano);
+  }
   const missing = by('/missing');
   assert.equal(missing.status.code, 2);
   assert.equal(missing.attributes['error.type'], '404');
@@ -115,7 +124,10 @@ test('reqwest 0.12 over TLS with ALPN h2: url.full https (the :scheme h2 sends),
       'server.address': '127.0.0.1', 'server.port': h2sPort, 'network.protocol.version': '2', 'http.response.status_code': 200,
     });
   }
+  const [h] = recv.spans().filter((s) => s.kind === 2 && s.attributes['url.path'] === '/call');
+  for (const c of cs) { assert.equal(c.parentSpanId, h.spanId); assert.equal(c.traceId, h.traceId); }
   assert.deepEqual(await hitsSince(before, 50), [50, 50, 0, 0, 0, 50]);
   const after = await freshStats(agent);
   assert.equal(after.spans['h2-client'].pending, 0);
+  assert.equal(after.spans['h2-client'].parentHits - (before.spans['h2-client']?.parentHits ?? 0), 50);
 });

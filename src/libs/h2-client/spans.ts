@@ -18,8 +18,10 @@
 // error.type for 4xx/5xx.
 //
 // The request is sent by hyper's client dispatch task, not by the caller:
-// the span is a root unless a caller event of the same request filed its
-// parent in the shared context (see ../../spans/context.ts, client calls).
+// the span's start and parent come from the call as the application made it
+// (tonic-client's prepare_request, hyper-h1-client's reqwest
+// execute_request), filed in the shared context (../../spans/context.ts rule
+// 6); without one the span starts at send_headers and is a root.
 import type { SpanBuilder, SpanOutput, SpanSettings } from '../library';
 import type { ServerSpanContext } from '../../spans/context';
 import { DecodeError, bytesOf, readU64Number } from '../../events/header';
@@ -87,6 +89,8 @@ interface Stream {
   grpc: boolean;
   /** HTTP status of a gRPC call's response head, waiting for its trailers (0: no head yet). */
   httpStatus: number;
+  /** url.full of the call as the application gave it (reqwest), when matched. */
+  url: string | undefined;
   /** Parent (the caller task's server span) when a caller event named it: trace id words and span id words. */
   t0: number; t1: number; t2: number; t3: number; p0: number; p1: number; flags: number;
 }
@@ -109,7 +113,7 @@ export interface H2ClientStats {
   /** A new request on the same (connection, stream id) while one waited (a reused connection address): the old one ended `connection_closed`. */
   closed: number;
   overflow: number;
-  /** gRPC streams matched to their caller's call (tonic-client), spans given its server span as parent, and matches whose parent was not used (calls from several tasks waiting). */
+  /** Streams matched to their caller's call (tonic-client, reqwest), spans given its server span as parent, and matches whose parent was not used (calls from several tasks waiting). */
   callsMatched: number;
   parentHits: number;
   parentAmbiguous: number;
@@ -168,15 +172,18 @@ export class H2ClientSpans implements SpanBuilder {
       key, startLo: tsLo, startHi: tsHi, startMono: tsHi * 4294967296 + tsLo,
       method: METHODS[mi] ?? '_OTHER', methodOriginal: ext,
       path: str(REQ.path, REQ.path_len, 512), authority: str(REQ.authority, REQ.authority_len, 128),
-      scheme: str(REQ.scheme, REQ.scheme_len, 8) || 'http', grpc: isGrpc(str(REQ.ctype, REQ.ctype_len, 64)), httpStatus: 0,
+      scheme: str(REQ.scheme, REQ.scheme_len, 8) || 'http', grpc: isGrpc(str(REQ.ctype, REQ.ctype_len, 64)), httpStatus: 0, url: undefined,
       t0: 0, t1: 0, t2: 0, t3: 0, p0: 0, p1: 0, flags: 1,
     };
     if (s.method === '') s.method = '_OTHER';
-    // A gRPC call filed by its caller (tonic-client, context rule 6) under its :path.
-    const m = s.grpc && this.ctx ? this.ctx.takeClientCall(pid, `grpc ${s.path}`, s.startMono) : undefined;
+    // The call as the application made it (context rule 6): a gRPC call
+    // filed by tonic-client under its :path, a reqwest call filed by
+    // hyper-h1-client under its authority and target.
+    const m = this.ctx?.takeClientCall(pid, s.grpc ? `grpc ${s.path}` : `http ${s.authority} ${s.path}`, s.startMono);
     if (m) {
       this.counts.callsMatched++;
       s.startLo = m.call.tsLo; s.startHi = m.call.tsHi;
+      s.url = m.call.url;
       if (m.ambiguous) this.counts.parentAmbiguous++;
       else if (m.call.parent) {
         const c = m.call;
@@ -287,7 +294,7 @@ export class H2ClientSpans implements SpanBuilder {
         rec.name = s.method === '_OTHER' ? 'HTTP' : s.method;
         rec.addString(K.method, s.method);
         if (s.methodOriginal !== undefined) rec.addString(K.methodOriginal, s.methodOriginal);
-        rec.addString(K.url, safeUrl(s.scheme, s.authority, s.path || '/'));
+        rec.addString(K.url, s.url ?? safeUrl(s.scheme, s.authority, s.path || '/'));
         if (address) rec.addString(K.address, address);
         if (hp) rec.addInt(K.port, hp.port >= 0 ? hp.port : s.scheme === 'https' ? 443 : 80);
         rec.addString(K.version, '2');
