@@ -291,8 +291,14 @@ export class ServerSpanContext {
     return { call, ambiguous };
   }
 
-  /** Drops calls older than `maxAgeNs` at `nowMono` (they never reached the wire); returns how many. */
-  expireClientCalls(nowMono: number, maxAgeNs: number): number {
+  /**
+   * Drops calls older than twice the client timeout at `nowMono` (they never
+   * reached the wire); returns how many. Twice: a request that went out but
+   * got no answer is ended by its owner at one timeout, and that owner still
+   * looks its call up then (for the method, URL and parent).
+   */
+  expireClientCalls(nowMono: number, clientTimeoutNs: number): number {
+    const maxAgeNs = 2 * clientTimeoutNs;
     let n = 0;
     for (const p of this.procs.values()) {
       for (const [k, l] of p.calls) {
