@@ -21,6 +21,7 @@ let h2sPort = 0;
 function answer(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
   if (req.url.startsWith('/missing')) { res.writeHead(404); res.end('no'); return; }
   if (req.url.startsWith('/unavailable')) { res.writeHead(503); res.end('busy'); return; }
+  if (req.url.startsWith('/reset')) { req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR); return; } // RST_STREAM, no response
   res.end('ok');
 }
 
@@ -130,4 +131,23 @@ test('reqwest 0.12 over TLS with ALPN h2: url.full https (the :scheme h2 sends),
   const after = await freshStats(agent);
   assert.equal(after.spans['h2-client'].pending, 0);
   assert.equal(after.spans['h2-client'].parentHits - (before.spans['h2-client']?.parentHits ?? 0), 50);
+});
+
+test('reqwest 0.12 over h2c: a stream the server resets (RST_STREAM INTERNAL_ERROR) ends ERROR with error.type the RFC 9113 name, counted', async () => {
+  recv.clear();
+  const before = await freshStats(agent);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${h2cPort}/reset`, h2c: 1 }), ['error request']);
+  await settle(() => clientSpans().length >= 1);
+  const cs = clientSpans();
+  assert.equal(cs.length, 1);
+  assert.deepEqual(cs[0].attributes, {
+    'http.request.method': 'GET', 'url.full': `http://127.0.0.1:${h2cPort}/reset`, 'server.address': '127.0.0.1', 'server.port': h2cPort,
+    'network.protocol.version': '2', 'error.type': 'INTERNAL_ERROR',
+  });
+  assert.equal(cs[0].status.code, 2);
+  const after = await waitForStats(agent, (s) => (s.spans['h2-client']?.resets ?? 0) - (before.spans['h2-client']?.resets ?? 0) >= 1);
+  assert.equal(hits(after, 'h2-client', 'client_send_headers') - hits(before, 'h2-client', 'client_send_headers'), 1);
+  assert.equal(hits(after, 'h2-client', 'client_recv_headers') - hits(before, 'h2-client', 'client_recv_headers'), 0);
+  assert.equal(hits(after, 'h2-client', 'client_recv_reset') - hits(before, 'h2-client', 'client_recv_reset'), 1);
+  assert.equal(after.spans['h2-client'].pending, 0);
 });

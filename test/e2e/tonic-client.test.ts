@@ -183,8 +183,10 @@ test('tonic: a server that is down gives no stream (UNAVAILABLE to the caller): 
   const out = await grpc({ target: `http://127.0.0.1:${port}`, method: 'get', id: 1 });
   assert.equal(out.length, 1);
   assert.equal(out[0].split(' ')[0], '14');
-  await new Promise((r) => setTimeout(r, 2500)); // past the 1.5 s client timeout
-  const after = await freshStats(agent);
+  // Dropped by the context at twice the 1.5 s client timeout, counted.
+  const dropped = (s: AgentStats) => s.spans.context?.clientCallsDropped ?? 0;
+  const after = await waitForStats(agent, (s) => dropped(s) - dropped(before) >= 1);
+  assert.equal(dropped(after) - dropped(before), 1);
   assert.equal(clientSpans().length, 0);
   assert.equal(hits(after, 'tonic-client', 'prepare_request') - hits(before, 'tonic-client', 'prepare_request'), 1);
   assert.equal(hits(after, 'h2-client', 'client_send_headers') - hits(before, 'h2-client', 'client_send_headers'), 0);

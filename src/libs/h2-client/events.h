@@ -15,6 +15,7 @@ enum h2_client_event_kind {
 	EV_H2_CLIENT_REQUEST  = 0xa0,	/* a request's HEADERS handed to h2's send queue */
 	EV_H2_CLIENT_RESPONSE = 0xa1,	/* a response's HEADERS received (decoded) */
 	EV_H2_CLIENT_TRAILERS = 0xa2,	/* a response's trailers received (decoded) */
+	EV_H2_CLIENT_RESET    = 0xa3,	/* RST_STREAM received for a stream */
 };
 
 #define H2C_PATH_CAP		512	/* :path, with the query */
@@ -44,7 +45,8 @@ struct h2_client_request_event {
 	__u8  method_name[H2C_METHOD_CAP];
 };
 
-/* A response head (EV_H2_CLIENT_RESPONSE, status set) or trailers (EV_H2_CLIENT_TRAILERS, status 0). */
+/* A response head (EV_H2_CLIENT_RESPONSE, status set), trailers (EV_H2_CLIENT_TRAILERS, status 0)
+ * or a reset (EV_H2_CLIENT_RESET: reset_code, no grpc fields). */
 struct h2_client_response_event {
 	struct event_header hdr;
 	__u64 conn;
@@ -54,7 +56,7 @@ struct h2_client_response_event {
 	__u8  _pad0;
 	__s16 grpc_status;		/* grpc-status in the frame, -1: none */
 	__u16 grpc_message_len;
-	__u32 _pad1;
+	__u32 reset_code;		/* RST_STREAM error code (RFC 9113; 8 = CANCEL) */
 	__u8  grpc_message[H2C_GRPC_MESSAGE_CAP];
 };
 

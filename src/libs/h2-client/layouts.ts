@@ -4,7 +4,7 @@
 import type { EventLayouts } from '../library';
 
 export const H2_CLIENT_LAYOUTS = {
-  kinds: { H2_CLIENT_REQUEST: 0xa0, H2_CLIENT_RESPONSE: 0xa1, H2_CLIENT_TRAILERS: 0xa2 },
+  kinds: { H2_CLIENT_REQUEST: 0xa0, H2_CLIENT_RESPONSE: 0xa1, H2_CLIENT_TRAILERS: 0xa2, H2_CLIENT_RESET: 0xa3 },
   constants: { H2C_PATH_CAP: 512, H2C_AUTHORITY_CAP: 128, H2C_SCHEME_CAP: 8, H2C_CTYPE_CAP: 64, H2C_METHOD_CAP: 32, H2C_GRPC_MESSAGE_CAP: 128 },
   structs: {
     h2_client_request_event: {
@@ -14,7 +14,7 @@ export const H2_CLIENT_LAYOUTS = {
     },
     h2_client_response_event: {
       hdr: 0, conn: 24, stream_id: 32, status: 36, end_stream: 38, grpc_status: 40, grpc_message_len: 42,
-      grpc_message: 48, $size: 176,
+      reset_code: 44, grpc_message: 48, $size: 176,
     },
   },
 } as const satisfies EventLayouts;

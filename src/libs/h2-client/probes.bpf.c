@@ -16,6 +16,8 @@
  *       returns at once for the other side's frames). Non-generic.
  *   h2::proto::streams::recv::Recv::recv_trailers     trailers (gRPC's
  *       status). Non-generic; only streams that end with trailers reach it.
+ *   h2::proto::streams::recv::Recv::recv_reset        RST_STREAM (rare; the
+ *       breakpoint is shared with h2-server's probe). Non-generic.
  *
  * Arguments (x86-64, checked by disassembly on h2 0.4.20):
  *   send_headers(rdi = &mut Send, rsi = &frame::Headers, rdx = &mut Buffer,
@@ -24,6 +26,8 @@
  *                rcx = &mut store::Ptr, r8 = &mut Counts)
  *   recv_trailers(rdi = sret, rsi = &mut Recv, rdx = &frame::Headers,
  *                 rcx = &mut store::Ptr)
+ *   recv_reset(rdi = sret, rsi = &mut Recv, edx = stream id, ecx = error code,
+ *              r8 = &mut Stream, r9 = &mut Counts)
  *
  * A request and its response are paired by (connection, stream id), the
  * connection being the address of h2's per-connection state (streams::Inner),
@@ -249,4 +253,33 @@ SEC("uprobe")
 int h2c_recv_trailers(struct pt_regs *ctx)
 {
 	return received(ctx, EV_H2_CLIENT_TRAILERS);
+}
+
+SEC("uprobe")
+int h2c_recv_reset(struct pt_regs *ctx)
+{
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
+	const struct probe_config *cfg = config_of(cookie);
+	if (!cfg) {
+		count_bad_layout(st);
+		return 0;
+	}
+	__u64 recv = PT_REGS_PARM2(ctx), counts = ctx->r9;
+	__u64 conn = counts - CFG(cfg, H2_CFG_INNER_COUNTS);
+	__u32 sid = (__u32)PT_REGS_PARM3(ctx);
+	if (!user_ptr_ok(conn) || recv - CFG(cfg, H2_CFG_INNER_RECV) != conn || sid == 0) {
+		count_bad_layout(st);
+		return 0;
+	}
+	if ((sid & 1) == 0)
+		return 0; /* a server-initiated (pushed) stream: never ours */
+	struct h2_client_response_event e = {};
+	fill_header(&e.hdr, EV_H2_CLIENT_RESET, cookie);
+	e.conn = conn;
+	e.stream_id = sid;
+	e.grpc_status = -1;
+	e.reset_code = (__u32)PT_REGS_PARM4(ctx);
+	submit(st, &e, sizeof(e));
+	return 0;
 }

@@ -19,12 +19,13 @@
 //   h2-server probes the same function for requests (one breakpoint, two
 //   programs, each skips the other side's frames at once).
 //   Recv::recv_trailers (non-generic) receives the trailers: gRPC's status.
+//   Recv::recv_reset (non-generic, h2-server's too) sees RST_STREAM: rare.
 //
 // Hits per stream: 2 (send_headers, recv_headers), +1 recv_trailers for a
 // response with trailers (every gRPC call that sent a message). All on the
 // functions' first instruction, a push (emulated).
 import type { ProbeModule, ConfigContext, ConfigResult } from '../../plan/module';
-import { requestConfig } from '../h2-server/offsets';
+import { requestConfig, resetConfig } from '../h2-server/offsets';
 
 const CLIENT_MARK = 'h2::client::Peer::convert_send_message';
 
@@ -32,6 +33,12 @@ const CLIENT_MARK = 'h2::client::Peer::convert_send_message';
 function clientConfig(ctx: ConfigContext): ConfigResult {
   if (ctx.binary.functionsByName(CLIENT_MARK).length === 0) return { ok: false, reason: `h2's client is not linked (no ${CLIENT_MARK})` };
   return requestConfig(ctx);
+}
+
+/** recv_reset: h2-server's check of frame::Reset's field order (the frame arrives as two u32 registers), then the client config. */
+function resetClientConfig(ctx: ConfigContext): ConfigResult {
+  const r = resetConfig(ctx);
+  return r.ok ? clientConfig(ctx) : r;
 }
 
 export const h2Client: ProbeModule = {
@@ -65,6 +72,14 @@ export const h2Client: ProbeModule = {
       program: 'h2c_recv_trailers',
       config: clientConfig,
       purpose: 'response trailers (grpc-status, grpc-message); gRPC span end',
+    },
+    {
+      id: 'client_recv_reset',
+      symbol: 'h2::proto::streams::recv::Recv::recv_reset',
+      site: 'entry',
+      program: 'h2c_recv_reset',
+      config: resetClientConfig,
+      purpose: 'RST_STREAM from the server: ends the stream ERROR (gRPC: the code gRPC maps the reset to)',
     },
   ],
 };

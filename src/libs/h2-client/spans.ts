@@ -28,7 +28,8 @@ import { DecodeError, bytesOf, readU64Number } from '../../events/header';
 import { acquireRecord, releaseRecord, attrKey, SpanKind, StatusCode, type SpanRecord } from '../../spans/record';
 import { splitHostBytes } from '../../spans/http';
 import { safeUrl } from '../hyper-h1-client/url';
-import { GRPC_CODES, SCOPE as GRPC_SCOPE } from '../tonic-server/grpc';
+import { GRPC_CODES, RST_TO_CODE, SCOPE as GRPC_SCOPE } from '../tonic-server/grpc';
+import { H2_ERRORS } from '../h2-server/spans';
 import { H2_CLIENT_LAYOUTS } from './layouts';
 
 const { kinds: KIND, structs: S } = H2_CLIENT_LAYOUTS;
@@ -113,6 +114,9 @@ export interface H2ClientStats {
   /** A new request on the same (connection, stream id) while one waited (a reused connection address): the old one ended `connection_closed`. */
   closed: number;
   overflow: number;
+  /** RST_STREAM received for a waiting stream (ended ERROR), and for streams not ours (a server's, or already ended). */
+  resets: number;
+  unmatchedResets: number;
   /** Streams matched to their caller's call (tonic-client, reqwest), spans given its server span as parent, and matches whose parent was not used (calls from several tasks waiting). */
   callsMatched: number;
   parentHits: number;
@@ -128,7 +132,7 @@ function isGrpc(ct: string): boolean {
 export class H2ClientSpans implements SpanBuilder {
   readonly counts: H2ClientStats = {
     requests: 0, spans: 0, grpcSpans: 0, unmatchedResponses: 0, unmatchedTrailers: 0, noGrpcStatus: 0, timeouts: 0, closed: 0,
-    overflow: 0, callsMatched: 0, parentHits: 0, parentAmbiguous: 0,
+    overflow: 0, resets: 0, unmatchedResets: 0, callsMatched: 0, parentHits: 0, parentAmbiguous: 0,
   };
   private procs = new Map<number, ProcessState>();
   private readonly timeoutNs: number;
@@ -146,6 +150,9 @@ export class H2ClientSpans implements SpanBuilder {
     } else if (kind === KIND.H2_CLIENT_RESPONSE || kind === KIND.H2_CLIENT_TRAILERS) {
       if (len < RES.$size) throw new DecodeError(`h2 client response record too short (${len})`);
       this.received(dv, off, kind === KIND.H2_CLIENT_TRAILERS);
+    } else if (kind === KIND.H2_CLIENT_RESET) {
+      if (len < RES.$size) throw new DecodeError(`h2 client reset record too short (${len})`);
+      this.reset(dv, off);
     } else {
       throw new DecodeError(`h2-client: unknown event kind ${kind}`);
     }
@@ -240,6 +247,25 @@ export class H2ClientSpans implements SpanBuilder {
       else { code = UNKNOWN; this.counts.noGrpcStatus++; }
     }
     this.end(pid, s, tsLo, tsHi, (rec) => this.grpcStatus(rec, code, msg));
+  }
+
+  /** RST_STREAM for an open stream: ERROR with the RFC 9113 error name; a gRPC call with the code gRPC maps it to (CANCEL: CANCELLED, REFUSED_STREAM: UNAVAILABLE, ...). */
+  private reset(dv: DataView, off: number): void {
+    const pid = dv.getUint32(off + 4, true);
+    const key = `${readU64Number(dv, off + RES.conn)}:${dv.getUint32(off + RES.stream_id, true)}`;
+    const p = this.procs.get(pid);
+    const s = p?.streams.get(key);
+    if (!p || !s) { this.counts.unmatchedResets++; return; } // a server's stream, or one already ended
+    p.streams.delete(key);
+    this.counts.resets++;
+    const code = dv.getUint32(off + RES.reset_code, true);
+    const name = H2_ERRORS[code] ?? `0x${code.toString(16)}`;
+    const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
+    this.end(pid, s, tsLo, tsHi, (rec) => {
+      const grpc = s.grpc ? RST_TO_CODE[name] : undefined;
+      if (grpc !== undefined) this.grpcStatus(rec, grpc, undefined);
+      else this.failed(rec, s, name);
+    });
   }
 
   private grpcStatus(rec: SpanRecord, code: number, wireMessage: string | undefined): void {
