@@ -127,6 +127,7 @@ test('inspect shows the HTTP/2 client probes (h2-client) of the tonic, reqwest 0
     client_send_headers: 'h2::proto::streams::send::Send::send_headers',
     client_recv_headers: 'h2::proto::streams::recv::Recv::recv_headers',
     client_recv_trailers: 'h2::proto::streams::recv::Recv::recv_trailers',
+    client_recv_reset: 'h2::proto::streams::recv::Recv::recv_reset',
     prepare_request: 'tonic::client::grpc::GrpcConfig::prepare_request',
   };
   for (const app of ['tonic-client', 'reqwest12-client', 'reqwest13-client'] as const) {
@@ -144,8 +145,9 @@ test('inspect shows the HTTP/2 client probes (h2-client) of the tonic, reqwest 0
         const addrs = nm.filter((l) => / [tT] /.test(l) && l.endsWith(` ${symbols[p.probe]}`)).map((l) => l.split(' ')[0]);
         assert.equal(addrs.length, p.sites.length, `${app} ${p.probe}: one site per instance`);
         for (const a of addrs) {
-          const out = execFileSync('objdump', ['-d', '--no-show-raw-insn', `--start-address=0x${a}`, `--stop-address=0x${(parseInt(a, 16) + 1).toString(16)}`, bin], { encoding: 'utf8' });
-          assert.match(out, /:\s+push\s/, `${app} ${p.probe} at 0x${a}`);
+          const out = execFileSync('objdump', ['-d', '--no-show-raw-insn', `--start-address=0x${a}`, `--stop-address=0x${(parseInt(a, 16) + 8).toString(16)}`, bin], { encoding: 'utf8' });
+          const first = out.split('\n').find((l) => /^\s+[0-9a-f]+:\s/.test(l)) ?? '';
+          assert.match(first, /:\s+push\s/, `${app} ${p.probe} at 0x${a}: ${first}`);
         }
       }
     }
