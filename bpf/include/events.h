@@ -23,6 +23,7 @@
  *   0x20-0x2f  axum                 0x60-0x6f  tonic-client
  *   0x30-0x3f  tonic-server         0x70-0x7f  tokio-spawn
  *   0x90-0x9f  rustls-server        0x80-0x8f  otel-sdk
+ *   0xa0-0xaf  h2-client
  */
 
 /* Common header of every event (24 bytes). */
