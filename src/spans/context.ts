@@ -351,7 +351,8 @@ export class ServerSpanContext {
     let ambiguous = false;
     for (let i = 0; i < l.length && l[i].mono <= mono; i++) {
       const o = l[i];
-      if (o.task !== call.task || o.parent !== call.parent || o.s0 !== call.s0 || o.s1 !== call.s1) { ambiguous = true; break; }
+      // Which of them is this one is not known; it matters only for the parent (issue 8: tasks spawned by one handler share it).
+      if (o.parent !== call.parent || o.s0 !== call.s0 || o.s1 !== call.s1 || o.t0 !== call.t0 || o.t1 !== call.t1) { ambiguous = true; break; }
     }
     if (l.length === 0) p.calls.delete(key);
     p.callCount--;

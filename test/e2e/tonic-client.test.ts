@@ -162,14 +162,21 @@ test('tonic: 100 concurrent calls from one handler task give exactly 100 CLIENT 
   assert.equal(after.spans['h2-client'].parentHits - (before.spans['h2-client']?.parentHits ?? 0), 100);
 });
 
-test('tonic: calls made in spawned tasks (no server span there) stay roots', async () => {
+test('tonic: calls made in spawned tasks inherit the handler\'s server span (issue 8 spawn linking)', async () => {
   recv.clear();
   const before = await freshStats(agent);
   assert.deepEqual(await grpc({ method: 'get', id: 2, n: 3, mode: 'spawn' }), ['0', '0', '0']);
-  await settle(() => clientSpans().length >= 3);
+  await settle(() => clientSpans().length >= 3 && recv.spans().some((s) => s.kind === 2));
   const cs = clientSpans();
   assert.equal(cs.length, 3);
-  for (const c of cs) assert.equal(c.parentSpanId, '');
+  const servers = recv.spans().filter((s) => s.kind === 2);
+  // The caller's handler span (the downstream gRPC server's spans are in the receiver too).
+  const parent = servers.find((s) => s.spanId === cs[0].parentSpanId);
+  assert.ok(parent, JSON.stringify(cs.map((c) => c.parentSpanId)));
+  assert.equal(parent.resource['service.name'], servers.find((s) => s.resource['service.name'] === parent.resource['service.name'])!.resource['service.name']);
+  assert.ok(!cs.some((c) => c.parentSpanId === '' ), 'none left a root');
+  for (const c of cs) { assert.equal(c.parentSpanId, parent.spanId); assert.equal(c.traceId, parent.traceId); }
+  assert.equal(parent.parentSpanId, '', 'the parent is the request\'s own server span, not a downstream one');
   assert.deepEqual(await hitsSince(before, 3), [3, 3, 3, 3]);
 });
 
