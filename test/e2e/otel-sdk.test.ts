@@ -140,7 +140,6 @@ test('relay: each request gives exactly one trace SERVER -> load_order -> {CLIEN
     assert.equal(load.scope.name, 'otel-sdk-service');
     assert.equal(price.resource['service.name'], 'otel-sdk-service');
     assert.equal(server.resource['service.name'], 'orders');
-    assert.ok(client.startTimeUnixNano >= load.startTimeUnixNano && client.endTimeUnixNano <= load.endTimeUnixNano);
   }
   assert.deepEqual([...seenIds].sort(), ['1', '2', '3', '4', '5']);
   const after = await waitForStats(agent, (s) => relayOf(s).clientsReparented - relayOf(before).clientsReparented >= N);

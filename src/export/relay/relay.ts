@@ -23,8 +23,8 @@
 // be its child, but the agent only learns the manual span's id when the SDK
 // exports it, after the call. So CLIENT spans of an agent trace in which a
 // manual root span started are held back (encoded, `clientsHeld`) until that
-// root span arrives: then the innermost manual span of the trace whose
-// interval contains the call becomes its parent (`clientsReparented`), or the
+// root span arrives: then the innermost manual span of the trace in whose
+// interval the call started becomes its parent (`clientsReparented`), or the
 // span goes unchanged if none does (`clientsOutsideManual`). A span held
 // longer than holdMs goes unchanged (`clientsUnresolved`). The SDK exports a
 // span when it ends, children before parents, so when a root arrives every
@@ -233,9 +233,12 @@ export class OtlpRelay implements SpanSink {
     return this.sightings.rootsUnder(x);
   }
 
-  /** The innermost manual span containing the call, provided a manual root containing it has arrived. */
+  /** The innermost manual span the call started in, provided a manual root containing it has arrived. */
   private parentOf(mt: ManualTrace, h: Held): string | undefined {
-    const contains = (m: ManualSpan) => m.start <= h.start && m.end >= h.end && m.end > 0n;
+    // The call started inside the manual span (its end is not compared: the
+    // two clocks agree to about a microsecond, and a call can outlive a span
+    // that did not await it).
+    const contains = (m: ManualSpan) => m.start <= h.start && h.start <= m.end;
     if (!mt.spans.some((m) => m.root && contains(m))) return undefined;
     let best: ManualSpan | undefined;
     for (const m of mt.spans) if (contains(m) && (!best || m.start > best.start)) best = m;
