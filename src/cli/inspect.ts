@@ -8,7 +8,7 @@ import { defaultSymbolOptions, prefetchSymbols } from '../binary/symbol-sources'
 import { log } from '../util/log';
 import { planProbes } from '../plan/plan';
 import { PROBE_MODULES } from '../libs';
-import { detectOtelSdk } from '../libs/otel-sdk/detect';
+import { detectOtelSdk, userMemoryWrites } from '../libs/otel-sdk/detect';
 import { requireExecutable, requireProcess } from '../agent/target';
 import { UserError, EXIT } from '../util/errors';
 
@@ -59,6 +59,7 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
       buildId: bin.elf.buildId() ?? null,
       crates: Object.fromEntries(bin.crates),
       otelSdk: otelSdk.map((c) => ({ crate: c.crate, versions: c.versions, from: c.from })),
+      userMemoryWrites: userMemoryWrites(),
       context: plan ? { taskIdTlsOffset: plan.context.taskIdTlsOffset ?? null, detail: plan.context.detail } : null,
       modules: plan?.modules.map((m) => ({
         name: m.module.name, active: m.active, reason: m.reason, crateVersions: m.crateVersions,
@@ -90,6 +91,8 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
   if (otelSdk.length) {
     out('otel sdk  the application uses the OpenTelemetry Rust SDK (manual spans; see the OTLP relay in README)');
     for (const c of otelSdk) out(`          ${c.crate} ${c.versions.length ? c.versions.join(', ') : 'version unknown'} (from ${c.from})`);
+    const w = userMemoryWrites();
+    out(`          manual root spans join agent traces through the OTLP relay (--otlp-relay-address); user-memory writes: ${w.allowed === null ? 'unknown' : w.allowed ? 'allowed, not used yet' : 'refused'} (${w.detail})`);
   } else if (bin.isRust) out('otel sdk  not linked');
   if (!bin.isRust) {
     out('not a Rust binary: nothing to instrument');

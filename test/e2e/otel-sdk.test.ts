@@ -102,10 +102,10 @@ test('inspect shows the OpenTelemetry SDK crates and versions, and the should_sa
   assert.deepEqual(plain.otelSdk, []);
 });
 
-test('relay: each request gives exactly one trace SERVER -> load_order -> {CLIENT, price_order}, every parent link exact', async () => {
+/** Sends N orders; asserts one trace each, SERVER -> load_order -> {CLIENT, price_order}, and the relay's and probe's counts. */
+async function assertOneTracePerRequest(svc: Service, agent: RunningAgent, N: number): Promise<void> {
   recv.clear();
   const before = await freshStats(agent);
-  const N = 5;
   for (let i = 1; i <= N; i++) {
     const res = await fetch(`http://127.0.0.1:${svc.port}/orders/${i}`);
     assert.equal(await res.text(), `order ${i}: 200\n`);
@@ -141,7 +141,7 @@ test('relay: each request gives exactly one trace SERVER -> load_order -> {CLIEN
     assert.equal(price.resource['service.name'], 'otel-sdk-service');
     assert.equal(server.resource['service.name'], 'orders');
   }
-  assert.deepEqual([...seenIds].sort(), ['1', '2', '3', '4', '5']);
+  assert.deepEqual([...seenIds].sort(), Array.from({ length: N }, (_, i) => String(i + 1)));
   const after = await waitForStats(agent, (s) => relayOf(s).clientsReparented - relayOf(before).clientsReparented >= N);
   const d = (k: string) => relayOf(after)[k] - relayOf(before)[k];
   assert.equal(d('placedRoots'), N);
@@ -155,6 +155,10 @@ test('relay: each request gives exactly one trace SERVER -> load_order -> {CLIEN
   assert.equal(relayOf(after).export.exported - relayOf(before).export.exported, 2 * N);
   // Per request: the root's two calls (ParentBased, then its AlwaysOn delegate) and the child's one.
   assert.equal(hits(after, 'should_sample') - hits(before, 'should_sample'), 3 * N);
+}
+
+test('relay: each request gives exactly one trace SERVER -> load_order -> {CLIENT, price_order}, every parent link exact (opentelemetry_sdk 0.33)', async () => {
+  await assertOneTracePerRequest(svc, agent, 5);
 });
 
 function craftedRequest(spans: { traceId: Buffer; spanId: Buffer; parent?: Buffer; name: string }[]): Buffer {
@@ -247,4 +251,28 @@ test('relay: with the downstream collector down, relayed spans are queued, retri
   const after = await waitForStats(agent, (s) => relayOf(s).export.exported - relayOf(before).export.exported >= 1);
   assert.ok(relayOf(after).export.failedExports - relayOf(before).export.failedExports >= 1);
   assert.equal(relayOf(after).export.dropped - relayOf(before).export.dropped, 0);
+});
+
+test('an older SDK release (opentelemetry_sdk 0.28): inspect, and the same single trace per request through the relay', async () => {
+  const bin = serviceBinary('otel-sdk028-service');
+  const j = JSON.parse(runAgentSync(['inspect', '--json', bin]).stdout);
+  const sdk = Object.fromEntries(j.otelSdk.map((c: { crate: string; versions: string[] }) => [c.crate, c.versions]));
+  assert.deepEqual(sdk.opentelemetry_sdk, ['0.28.0']);
+  assert.deepEqual(sdk.opentelemetry, ['0.28.0']);
+  assert.equal(j.modules.find((x: { name: string }) => x.name === 'otel-sdk').probes[0].status, 'ready');
+  const port = await freePort();
+  const svc2 = await startService(bin, {
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_BSP_SCHEDULE_DELAY: '200',
+    INVENTORY_URL: `http://127.0.0.1:${invPort}/items`,
+  });
+  let agent2: RunningAgent | undefined;
+  try {
+    agent2 = await attachAgent(['--pid', String(svc2.pid), '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint, '--service-name', 'orders',
+      '--otlp-relay-address', String(port)]);
+    await assertOneTracePerRequest(svc2, agent2, 3);
+  } finally {
+    const code = agent2 ? await agent2.stop() : 0;
+    await svc2.stop();
+    assert.equal(code, 0, agent2?.stderr.text);
+  }
 });

@@ -12,6 +12,7 @@ import { OtlpSpanSink } from '../../src/export/exporter';
 import type { Transport } from '../../src/export/otlp/transport';
 import { SdkSightings } from '../../src/spans/sdk-sightings';
 import { acquireRecord, SpanKind } from '../../src/spans/record';
+import { userMemoryWrites } from '../../src/libs/otel-sdk/detect';
 
 const NOW = BigInt(Date.now()) * 1_000_000n;
 
@@ -131,4 +132,10 @@ test('OtlpRelay: places a root seen under an agent span and its descendants, hol
   assert.equal(agentSpans[0].traceId, agentTrace);
   assert.equal(agentSpans[0].parentSpanId, loadId.toString('hex'));
   assert.deepEqual(agentSpans[0].resource, { 'service.name': 'svc' });
+});
+
+test('userMemoryWrites: the lockdown LSM\'s active mode decides; unreadable is unknown', () => {
+  assert.deepEqual(userMemoryWrites(() => 'none [integrity] confidentiality\n'), { allowed: false, detail: 'kernel lockdown=integrity refuses bpf_probe_write_user' });
+  assert.deepEqual(userMemoryWrites(() => '[none] integrity confidentiality\n'), { allowed: true, detail: 'kernel lockdown is off' });
+  assert.equal(userMemoryWrites(() => { throw new Error('ENOENT'); }).allowed, null);
 });
