@@ -115,6 +115,19 @@ test('OtlpRelay: places a root seen under an agent span and its descendants, hol
   assert.equal(relay.receive(request([{ traceId: stranger, spanId: crypto.randomBytes(8), name: 'stranger' }])).kind, 'ok');
   assert.equal(relay.counts.unplaced, 1);
   assert.equal(relay.receive(Buffer.from([0x0b])).kind, 'malformed');
+  // A downstream server span (agent) that received the app's own traceparent: moved into the agent trace.
+  const down = acquireRecord();
+  down.pid = 43;
+  down.kind = SpanKind.SERVER;
+  down.name = 'GET /stock';
+  down.scope = 'otel-rust-agent/hyper';
+  down.setTraceIdHex(manualTrace.toString('hex'));
+  down.newSpanId();
+  down.setParentSpanIdHex(loadId.toString('hex'));
+  down.startUnixNano = NOW + 150n;
+  down.endUnixNano = NOW + 180n;
+  relay.submit(down, { pid: 43, attributes: { 'service.name': 'stock' } });
+  assert.equal(relay.counts.agentSpansMoved, 1);
   await relay.flush();
   await relay.shutdown();
 
@@ -126,7 +139,11 @@ test('OtlpRelay: places a root seen under an agent span and its descendants, hol
   assert.equal(price.traceId, agentTrace);
   assert.equal(price.parentSpanId, loadId.toString('hex'));
   assert.equal(relayed.find((s) => s.name === 'stranger')!.traceId, stranger.toString('hex'));
-  const agentSpans = agentT.bodies.flatMap((b, i) => decodeExportRequest(b, 'http', i));
+  const agentSpans = agentT.bodies.flatMap((b, i) => decodeExportRequest(b, 'http', i)).filter((s) => s.kind === 3);
+  const moved = agentT.bodies.flatMap((b, i) => decodeExportRequest(b, 'http', i)).filter((s) => s.kind === 2);
+  assert.equal(moved.length, 1);
+  assert.equal(moved[0].traceId, agentTrace);
+  assert.equal(moved[0].parentSpanId, loadId.toString('hex'));
   assert.equal(agentSpans.length, 1);
   assert.equal(agentSpans[0].spanId, clientId);
   assert.equal(agentSpans[0].traceId, agentTrace);

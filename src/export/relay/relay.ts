@@ -30,6 +30,10 @@
 // span when it ends, children before parents, so when a root arrives every
 // span nested in it has arrived.
 //
+// Agent spans whose trace id is such a manual trace's (a service traced by
+// the agent that received the application's own traceparent) get the agent
+// trace id too (`agentSpansMoved`), so the downstream stays in the trace.
+//
 // The SDK's own export calls to the relay are HTTP client requests the agent
 // sees too: those CLIENT spans (url.full at the relay's port on a loopback
 // host, path /v1/traces) are not exported (`ownExportCalls`).
@@ -71,7 +75,7 @@ export class OtlpRelay implements SpanSink {
   readonly counts = {
     requests: 0, malformed: 0, busy: 0, spans: 0,
     placedRoots: 0, placedDescendants: 0, outsideAgentSpans: 0, unplaced: 0,
-    clientsHeld: 0, clientsReparented: 0, clientsOutsideManual: 0, clientsUnresolved: 0, ownExportCalls: 0,
+    clientsHeld: 0, clientsReparented: 0, clientsOutsideManual: 0, clientsUnresolved: 0, ownExportCalls: 0, agentSpansMoved: 0,
   };
   private readonly held = new Map<string, Held[]>();
   private heldCount = 0;
@@ -145,6 +149,10 @@ export class OtlpRelay implements SpanSink {
   // ------------------------------------------------ the agent's own spans (SpanSink)
 
   submit(rec: SpanRecord, resource: ProcessResource): void {
+    // An agent span in a manual trace that the relay moves (a server span
+    // whose caller sent the application's own traceparent, say) moves with it.
+    const moved = this.sightings.get(rec.traceIdHex())?.agentTraceId;
+    if (moved) { rec.setTraceIdHex(moved); this.counts.agentSpansMoved++; }
     if (rec.kind === SpanKind.CLIENT) {
       if (this.isOwnExportCall(rec)) { this.counts.ownExportCalls++; return; }
       const x = rec.traceIdHex();
