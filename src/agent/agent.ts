@@ -38,6 +38,7 @@ import { EventRecorder } from '../events/recording';
 import { lossSummary, describeLoss } from './accounting';
 import type { AgentConfig } from '../cli/config';
 import { COMMON_LAYOUTS } from '../events/header';
+import { CpuProfile } from '../util/cpu-profile';
 
 
 // The ring's size: cfg.ringBytes (--ring-size, default 16 MiB: config.ts).
@@ -130,6 +131,8 @@ export class Agent {
   private drainAgain: NodeJS.Immediate | undefined;
   /** Developer aid: raw ring records written to a file (OTEL_RUST_AGENT_RECORD_EVENTS), for make bench-pipeline. */
   private recorder: EventRecorder | undefined;
+  /** Developer aid: the agent's own CPU profile (OTEL_RUST_AGENT_CPU_PROFILE). */
+  private cpuProfile: CpuProfile | undefined;
   /** Spans of processes left out by a selector (they share a traced file), or of unknown processes in discovery. */
   private filteredSpans = 0;
   private deniedSeen = 0;
@@ -207,6 +210,7 @@ export class Agent {
     } catch (e) {
       throw explainRefusal(e);
     }
+    if (cfg.cpuProfileFile) this.cpuProfile = CpuProfile.start(cfg.cpuProfileFile);
     for (const t of initial) {
       const pid = cfg.targetPid ?? 0;
       const origin: Origin = cfg.targetPid !== undefined ? 'pid' : 'exe';
@@ -724,6 +728,7 @@ export class Agent {
     await this.metrics?.close();
     try { fs.unlinkSync(this.statsFile); } catch { /* never written */ }
     if (this.rt) this.rt.close();
+    if (this.cpuProfile) { const failed = await this.cpuProfile.stop(); if (failed) log.warn(failed); }
     for (const ab of this.binaries.values()) ab.file.close();
     this.discovery?.close();
     this.resolveDone(0);
