@@ -38,6 +38,7 @@ import { EventRecorder } from '../events/recording';
 import { lossSummary, describeLoss } from './accounting';
 import type { AgentConfig } from '../cli/config';
 import { COMMON_LAYOUTS, recordKind, decodeHeader, EVENT_HEADER_SIZE } from '../events/header';
+import { CpuProfile } from '../util/cpu-profile';
 
 
 // The ring's size: cfg.ringBytes (--ring-size, default 16 MiB: config.ts).
@@ -131,6 +132,8 @@ export class Agent {
   private drainAgain: NodeJS.Immediate | undefined;
   /** Developer aid: raw ring records written to a file (OTEL_RUST_AGENT_RECORD_EVENTS), for make bench-pipeline. */
   private recorder: EventRecorder | undefined;
+  /** Developer aid: the agent's own CPU profile (OTEL_RUST_AGENT_CPU_PROFILE). */
+  private cpuProfile: CpuProfile | undefined;
   /** Spans of processes left out by a selector (they share a traced file), or of unknown processes in discovery. */
   private filteredSpans = 0;
   private deniedSeen = 0;
@@ -221,6 +224,7 @@ export class Agent {
     const noEvents = this.rt.attachProcessEvents();
     this.execEvents = noEvents === undefined;
     if (noEvents) log.warn(`an exec by a traced process is noticed only when it runs another file, by polling: ${noEvents}`);
+    if (cfg.cpuProfileFile) this.cpuProfile = CpuProfile.start(cfg.cpuProfileFile);
     for (const t of initial) {
       const pid = cfg.targetPid ?? 0;
       const origin: Origin = cfg.targetPid !== undefined ? 'pid' : 'exe';
@@ -879,6 +883,7 @@ export class Agent {
     await this.metrics?.close();
     try { fs.unlinkSync(this.statsFile); } catch { /* never written */ }
     if (this.rt) this.rt.close();
+    if (this.cpuProfile) { const failed = await this.cpuProfile.stop(); if (failed) log.warn(failed); }
     for (const ab of this.binaries.values()) ab.file.close();
     this.discovery?.close();
     this.resolveDone(0);
