@@ -17,7 +17,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # bench's calibration program.
 LIB_BPF_SRC := $(wildcard src/libs/*/probes.bpf.c)
 LIB_BPF_OBJ := $(patsubst src/libs/%/probes.bpf.c,build/bpf/%.bpf.o,$(LIB_BPF_SRC))
-BPF_OBJ := $(LIB_BPF_OBJ) build/bpf/calibrate.bpf.o
+BPF_OBJ := $(LIB_BPF_OBJ) build/bpf/calibrate.bpf.o build/bpf/process.bpf.o
 BPF_HDR := $(wildcard bpf/include/*.h)
 TS_SRC  := $(shell find src test tools bench -name '*.ts' 2>/dev/null)
 
@@ -44,6 +44,10 @@ build/bpf/vmlinux.h:
 BPF_CFLAGS := -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 -Ibpf/include -Ibuild/bpf
 
 build/bpf/calibrate.bpf.o: bpf/calibrate.bpf.c $(BPF_HDR) build/bpf/vmlinux.h
+	clang $(BPF_CFLAGS) -c $< -o $@
+
+# The agent's own programs: process life events (exec) of traced processes.
+build/bpf/process.bpf.o: bpf/process.bpf.c $(BPF_HDR) build/bpf/vmlinux.h
 	clang $(BPF_CFLAGS) -c $< -o $@
 
 .SECONDEXPANSION:

@@ -24,6 +24,7 @@
  *   0x30-0x3f  tonic-server         0x70-0x7f  tokio-spawn
  *   0x90-0x9f  rustls-server        0x80-0x8f  otel-sdk
  *   0xa0-0xaf  h2-client
+ *   0xf0-0xff  the agent's own events (bpf/process.bpf.c, below)
  */
 
 /* Common header of every event (24 bytes). */
@@ -100,6 +101,22 @@ struct binary_context {
 	__u32 flags;		/* BINCTX_* */
 	__u32 _pad;
 	__u64 _reserved[2];
+};
+
+/*
+ * Process life events (bpf/process.bpf.c): a traced process (a pid in the
+ * `traced_pids` map the agent keeps) exec'd a program. Sent from the
+ * sched_process_exec tracepoint into the same ring as the probes' events, so
+ * the agent sees it exactly between the last event of the old image and the
+ * first of the new one. The header's pid is the process (tgid after exec),
+ * tid the thread that called exec (its tid before exec).
+ */
+#define EV_PROCESS_EXEC 0xf0
+#define MAX_TRACED_PIDS 65536
+/* Slot of probe_stats the process events count in (no probe id reaches it). */
+#define PROCESS_EVENTS_STATS (MAX_PROBES - 1)
+struct process_event {
+	struct event_header hdr;
 };
 
 #endif /* OTEL_RUST_AGENT_EVENTS_H */

@@ -22,7 +22,7 @@ import type { SpanRecord } from '../spans/record';
 import { LIBRARIES } from '../libs';
 import type { SpanSink } from '../export/exporter';
 import { Plan, PlannedProbe } from '../plan/plan';
-import { processExists, scanProcesses, ProcEntry } from '../targets/process';
+import { processExists, scanProcesses, ProcEntry, readProcessInfo, startTimeOf } from '../targets/process';
 import { PinnedFile, identityOf, inodeKey, sameContent, FileIdentity } from './pinned-file';
 import { analyzeTarget, requirePlan, requireExecutable, requireProcess } from './target';
 import { checkBpfPrivileges, checkTracingPrivileges } from './privileges';
@@ -37,7 +37,7 @@ import { UserError, EXIT } from '../util/errors';
 import { EventRecorder } from '../events/recording';
 import { lossSummary, describeLoss } from './accounting';
 import type { AgentConfig } from '../cli/config';
-import { COMMON_LAYOUTS } from '../events/header';
+import { COMMON_LAYOUTS, recordKind, decodeHeader, EVENT_HEADER_SIZE } from '../events/header';
 import { CpuProfile } from '../util/cpu-profile';
 
 
@@ -81,6 +81,7 @@ export interface AttachedBinary {
 }
 
 const MAX_BINARIES = COMMON_LAYOUTS.constants.MAX_BINARIES;
+const EV_PROCESS_EXEC = COMMON_LAYOUTS.kinds.PROCESS_EXEC;
 const MAX_PROBE_CONFIGS = COMMON_LAYOUTS.constants.MAX_PROBE_CONFIGS;
 
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
@@ -142,6 +143,14 @@ export class Agent {
   private activeLibs = new Map<number, Set<string>>();
   private stopping = false;
   private ready = false;
+  /** The --pid target's start time (/proc/<pid>/stat), read before analysis: a reused pid is not it. */
+  private targetStart: string | undefined;
+  /** Whether execs of traced processes arrive as ring events (bpf/process.bpf.c), or are only polled for. */
+  private execEvents = false;
+  /** Execs seen (ring events and polling), and pids whose exec waits to be followed (after the drain). */
+  private execsSeen = 0;
+  /** Per pid: unfinished requests dropped at the exec, and the table entry it had then. */
+  private execsPending = new Map<number, { lost: number; tp: TracedProcess | undefined }>();
   private metrics: MetricsServer | undefined;
   private done!: Promise<number>;
   private resolveDone!: (code: number) => void;
@@ -154,7 +163,7 @@ export class Agent {
       emit: (span) => this.emit(span),
       libraryActive: (pid, library) => this.librariesOf(pid).has(library),
     }, { rpcDup: cfg.semconvRpcDup });
-    this.table = new ProcessTable(cfg, () => this.discovery?.retryPending());
+    this.table = new ProcessTable(cfg, () => this.discovery?.retryPending(), (pid, tracked) => this.watchExecs(pid, tracked));
     this.statsFile = cfg.statsFile ?? path.join('/run/otel-rust-agent', `${process.pid}.json`);
     if (cfg.recordEventsFile) this.recorder = new EventRecorder(cfg.recordEventsFile);
     this.done = new Promise((r) => (this.resolveDone = r));
@@ -183,6 +192,7 @@ export class Agent {
     };
     try {
       if (cfg.targetPid !== undefined) {
+        this.targetStart = startTimeOf(cfg.targetPid);
         const shownAs = requireProcess(cfg.targetPid);
         await analyse(pinFile(`/proc/${cfg.targetPid}/exe`, shownAs), shownAs);
       }
@@ -204,20 +214,27 @@ export class Agent {
     this.clock.start();
     // Every library's programs are loaded once: files found later (discovery,
     // new builds) may use any of them.
-    this.rt = new BpfRuntime([...new Set(LIBRARIES.map((l) => l.module.bpfObject).filter((o): o is string => !!o))].map(bpfObjectPath), cfg.ringBytes);
+    const objects = [...new Set(LIBRARIES.map((l) => l.module.bpfObject).filter((o): o is string => !!o)), PROCESS_EVENTS_OBJECT];
+    this.rt = new BpfRuntime(objects.map(bpfObjectPath), cfg.ringBytes);
     try {
       this.rt.load();
     } catch (e) {
       throw explainRefusal(e);
     }
+    const noEvents = this.rt.attachProcessEvents();
+    this.execEvents = noEvents === undefined;
+    if (noEvents) log.warn(`an exec by a traced process is noticed only when it runs another file, by polling: ${noEvents}`);
     if (cfg.cpuProfileFile) this.cpuProfile = CpuProfile.start(cfg.cpuProfileFile);
     for (const t of initial) {
       const pid = cfg.targetPid ?? 0;
       const origin: Origin = cfg.targetPid !== undefined ? 'pid' : 'exe';
       this.attachBinary(pid ? `pid:${pid}` : t.file.key, t.file, t.plan, pid, origin, t.shownAs);
+      // Gone (or exec'd) while we attached: it was never traced; say so as an error.
+      if (pid && !this.stillTheTarget(pid, t.file)) {
+        throw new UserError(`process ${pid} exited or exec'd another program while the probes were being attached`, EXIT.TARGET);
+      }
       log.info(`tracing ${pid ? `process ${pid} (${t.shownAs})` : `every process of ${t.shownAs}`}: ${describePlan(t.plan)}, attach mode ${this.rt.mode}`);
     }
-    if (cfg.targetPid !== undefined) this.confirmProcessImage(cfg.targetPid, initial[0].file);
 
     if (cfg.targetPid !== undefined) this.trackProcess(cfg.targetPid);
     for (const t of this.exeTargets) this.watchFile(t);
@@ -242,14 +259,103 @@ export class Agent {
   }
 
   /**
-   * By PID the probes sit on the inode the process ran when we opened it. If
-   * it has exec'd something else since, they can never fire in it: say so and
-   * stop rather than trace nothing.
+   * By PID the probes sit on the inode the process ran when we opened it, and
+   * on that process: the same start time (not a reused pid) and still that
+   * file (not exec'd into another). Checked after the attach, so a process
+   * that went away during it is never reported as traced.
    */
-  private confirmProcessImage(pid: number, file: PinnedFile): void {
+  private stillTheTarget(pid: number, file: PinnedFile): boolean {
+    if (this.targetStart === undefined || startTimeOf(pid) !== this.targetStart) return false;
     const now = identityOf(`/proc/${pid}/exe`);
-    if (!now || inodeKey(now) !== file.key) {
-      void this.stop(`process ${pid} exited or runs another executable since it was analysed`);
+    return now !== undefined && inodeKey(now) === file.key;
+  }
+
+  /**
+   * A traced process exec'd (a ring event from the sched_process_exec
+   * tracepoint, in order with the probes' events; or polling found it runs
+   * another file). Its unfinished state belongs to the old image: dropped
+   * now, before any event of the new image is read. What it runs now is
+   * decided after the drain (followExec).
+   */
+  private noteExec(pid: number): void {
+    const lost = this.assembler.forgetProcess(pid);
+    this.activeLibs.delete(pid);
+    this.execsSeen++;
+    const first = this.execsPending.size === 0;
+    const prev = this.execsPending.get(pid);
+    this.execsPending.set(pid, { lost: (prev?.lost ?? 0) + lost, tp: prev ? prev.tp : this.table.get(pid) });
+    if (first) setImmediate(() => this.followExecs());
+  }
+
+  /** Keeps traced_pids (whose execs the ring reports) in step with the process table. */
+  private watchExecs(pid: number, tracked: boolean): void {
+    if (!this.rt) return;
+    try {
+      this.rt.setTracedPid(pid, tracked);
+    } catch (e) {
+      warnEvery('traced_pids', 60_000, `execs of process ${pid} will be noticed only by polling: ${(e as Error).message}`);
+    }
+  }
+
+  private followExecs(): void {
+    const pending = [...this.execsPending];
+    this.execsPending.clear();
+    for (const [pid, { lost, tp }] of pending) {
+      if (this.stopping) return;
+      try {
+        this.followExec(pid, lost, tp);
+      } catch (e) {
+        log.warn(`process ${pid} exec'd: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /**
+   * After an exec: by PID, what it runs now (the same file or another) is
+   * analysed and attached anew if it can be, else the agent stops, saying why. In
+   * exe and discovery modes the process is looked at again as a new one (the
+   * next scan, or its first span): traced if it runs an attached file (or,
+   * discovery, one that qualifies), and with a resource read anew (an exec
+   * may change its environment and command line).
+   */
+  private followExec(pid: number, lost: number, tp: TracedProcess | undefined): void {
+    const wasPid = this.cfg.targetPid === pid;
+    // Forgotten meanwhile (it exited), or already looked at again (discovery's scan saw the new file).
+    if (!wasPid && (!tp || this.table.get(pid) !== tp)) return;
+    this.table.delete(pid);
+    this.discovery?.forget(pid);
+    const info = readProcessInfo(pid);
+    const lostText = lost ? ` (${lost} unfinished request(s) of the old image dropped)` : '';
+    if (!info || (wasPid && startTimeOf(pid) !== this.targetStart)) {
+      if (tp?.selected || wasPid) log.info(`process ${pid} exited${lostText}`);
+      if (wasPid) void this.stop(`process ${pid} exited`);
+      return;
+    }
+    if (tp?.selected || wasPid) log.info(`process ${pid} exec'd ${info.exePath}${lostText}`);
+    if (!wasPid) return;
+    // Attached anew even when it is the same file: a pid's links are filtered
+    // to the task given at attach, and an exec from any thread but the main
+    // one replaces that task (the exec'ing thread takes its pid), so the old
+    // links never fire again (test/e2e/target-faults.test.ts saw exactly that).
+    const old = this.binaries.get(`pid:${pid}`);
+    if (old) this.dropBinary(old, `process ${pid} exec'd ${old.file.key === info.exeId ? 'the same executable again' : 'another program'}`);
+    let file: PinnedFile | undefined;
+    try {
+      file = pinFile(`/proc/${pid}/exe`, info.exePath);
+      const plan = requirePlan(analyzeTarget(file.path, info.exePath, this.cfg.symbols, info.exePath), info.exePath);
+      if (file.key !== info.exeId) throw new UserError(`${info.exePath}: process ${pid} exec'd again during the analysis`, EXIT.TARGET);
+      const ab = this.attachBinary(`pid:${pid}`, file, plan, pid, 'pid', info.exePath);
+      file = undefined; // the attached binary owns it now (or closed it)
+      if (!ab || !this.stillTheTarget(pid, ab.file)) throw new UserError(`process ${pid} exited or exec'd again while the probes were being attached`, EXIT.TARGET);
+      log.info(`tracing process ${pid} (${info.exePath}) after its exec: ${describePlan(plan)}, attach mode ${this.rt.mode}`);
+      this.trackProcess(pid);
+    } catch (e) {
+      file?.close();
+      const why = e instanceof UserError ? e.message : `internal error: ${(e as Error).message}`;
+      // Nothing left to trace by this pid: stop, as when it exits.
+      const ab = this.binaries.get(`pid:${pid}`);
+      if (ab) this.dropBinary(ab, 'cannot trace the new program');
+      void this.stop(`process ${pid} exec'd ${info.exePath}, which cannot be traced: ${why}`);
     }
   }
 
@@ -438,6 +544,10 @@ export class Agent {
     const n = this.rt.ring.drain((dv, off, len) => {
       if (rec) rec.add(dv, off, len);
       try {
+        if (len >= EVENT_HEADER_SIZE && recordKind(dv, off) === EV_PROCESS_EXEC) {
+          this.noteExec(decodeHeader(dv, off).pid);
+          return;
+        }
         this.assembler.handle(dv, off, len);
       } catch (e) {
         this.decodeErrors++;
@@ -507,8 +617,20 @@ export class Agent {
       this.forgetProcess(pid, 'exited');
       if (this.cfg.targetPid === pid) void this.stop(`process ${pid} exited`);
     }
+    const target = this.cfg.targetPid;
+    if (target !== undefined && !this.stopping) {
+      // Gone before it ever reached the table (it exited right after the attach).
+      if (startTimeOf(target) !== this.targetStart) void this.stop(`process ${target} exited`);
+      else {
+        // An exec the ring did not say (no tracepoint, or its event was dropped): it runs another file.
+        const ab = this.binaries.get(`pid:${target}`);
+        const now = identityOf(`/proc/${target}/exe`);
+        if (ab && now && inodeKey(now) !== ab.file.key && !this.execsPending.has(target)) this.noteExec(target);
+      }
+    }
     // Processes that came and went between two ticks still left state behind.
     for (const pid of this.assembler.pids()) if (!this.table.get(pid) && !processExists(pid)) this.assembler.forgetProcess(pid);
+    for (const pid of this.activeLibs.keys()) if (!this.table.get(pid) && !processExists(pid)) this.activeLibs.delete(pid);
     if (this.stopping) return;
     for (const t of this.exeTargets) {
       if (!t.watcher) this.watchFile(t);
@@ -527,6 +649,16 @@ export class Agent {
       this.deniedSeen = counts.denied;
       log.warn(`cannot see the executables of ${counts.denied} process(es) (EACCES on /proc/<pid>/exe): ` +
         'reading other processes needs CAP_SYS_PTRACE');
+    }
+    // A known process that runs another file than when it was first seen exec'd
+    // (the backstop of the ring's exec events).
+    if (this.table.procs.size) {
+      const exeOf = new Map<number, string>();
+      for (const e of entries) exeOf.set(e.pid, e.exeId);
+      for (const [pid, tp] of this.table.procs) {
+        const now = exeOf.get(pid);
+        if (now !== undefined && now !== tp.info.exeId && !this.execsPending.has(pid)) this.noteExec(pid);
+      }
     }
     if (this.exeTargets.length) this.followExeProcesses(entries);
     this.discovery?.tick(entries, t0);
@@ -651,7 +783,29 @@ export class Agent {
         processes: procs.filter((p) => p.selected && (b.pid ? p.info.pid === b.pid : p.info.exeId === b.exeId || b.aliases.has(p.info.exeId))).length,
       })),
       discovery: this.discovery?.stats,
+      state: this.stateCounts(),
       k8s: this.table.pods ? { loaded: this.table.pods.loaded, requests: this.table.pods.requests, failures: this.table.pods.failures, lastError: this.table.pods.lastError } : undefined,
+    };
+  }
+
+  /**
+   * What the agent holds per process and per file: each count must return to
+   * its baseline when the processes are gone (test/e2e/target-faults.test.ts).
+   */
+  private stateCounts(): AgentStateCounts {
+    const pe = this.rt?.counters(COMMON_LAYOUTS.constants.PROCESS_EVENTS_STATS);
+    return {
+      processes: this.table.procs.size,
+      assemblerPids: this.assembler.pids().length,
+      activeLibraryPids: this.activeLibs.size,
+      files: this.binaries.size,
+      aliases: this.aliases.size,
+      probeConfigsInUse: MAX_PROBE_CONFIGS - 1 - this.freeConfigs.length,
+      discoverySeen: this.discovery?.seenCount() ?? 0,
+      tracedPidsMapEntries: this.rt ? this.rt.tracedPidCount() : 0,
+      execEvents: this.execEvents,
+      execsSeen: this.execsSeen,
+      execEventsLost: pe ? Number(pe.drops) : 0,
     };
   }
 
@@ -696,6 +850,7 @@ export class Agent {
         decodeErrors: snap.decodeErrors,
         filteredSpans: snap.filteredSpans,
         discovery: snap.discovery ?? null,
+        state: snap.state,
       };
       // Root only: it names every traced process with its command line and resource.
       fs.mkdirSync(path.dirname(this.statsFile), { recursive: true, mode: 0o700 });
@@ -752,8 +907,29 @@ export interface AgentSnapshot {
   processes: TracedProcess[];
   files: { exeId: string; path: string; origin: Origin; processes: number }[];
   discovery: DiscoveryStats | undefined;
+  state: AgentStateCounts;
   k8s: { loaded: boolean; requests: number; failures: number; lastError: string | undefined } | undefined;
 }
+
+export interface AgentStateCounts {
+  /** Process table entries (traced and excluded). */
+  processes: number;
+  /** Pids with unfinished span state in the assembler. */
+  assemblerPids: number;
+  activeLibraryPids: number;
+  files: number;
+  aliases: number;
+  probeConfigsInUse: number;
+  discoverySeen: number;
+  /** Entries of the traced_pids BPF map (bpf/process.bpf.c). */
+  tracedPidsMapEntries: number;
+  execEvents: boolean;
+  execsSeen: number;
+  execEventsLost: number;
+}
+
+/** The agent's own BPF programs (process life events), loaded beside the libraries'. */
+const PROCESS_EVENTS_OBJECT = 'process.bpf.o';
 
 /**
  * bpf() refused although the capabilities are there: in a container, the

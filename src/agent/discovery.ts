@@ -228,6 +228,16 @@ export class Discovery {
     return 'tracked';
   }
 
+  /** The process exec'd: the next scan looks at it as a new one. */
+  forget(pid: number): void {
+    this.seen.delete(pid);
+  }
+
+  /** Processes remembered from the scans (each alive at the last one). */
+  seenCount(): number {
+    return this.seen.size;
+  }
+
   close(): void {
     for (const w of this.waiting.values()) w.file.close();
     this.waiting.clear();

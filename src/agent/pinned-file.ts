@@ -35,6 +35,7 @@ export function sameContent(a: FileIdentity, b: FileIdentity): boolean {
 }
 
 export class PinnedFile {
+  private closed = false;
   private constructor(readonly fd: number, readonly identity: FileIdentity, readonly openedAs: string) {}
 
   static open(p: string): PinnedFile {
@@ -56,7 +57,14 @@ export class PinnedFile {
     try { return !sameContent(this.identity, identityOfStats(fs.fstatSync(this.fd, { bigint: true }))); } catch { return true; }
   }
 
+  /**
+   * Idempotent: an owner that closes a file another already closed (a failed
+   * attach drops the binary, then its caller lets go of the file) must not
+   * close whatever descriptor reused the number since.
+   */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     try { fs.closeSync(this.fd); } catch { /* already closed */ }
   }
 }

@@ -42,7 +42,12 @@ export class ProcessTable {
   private readonly needs: ReturnType<typeof factsNeeded>;
   private readonly discoveredExtra: Attributes;
 
-  constructor(private readonly cfg: ProcessTableConfig, onPodsUpdated: () => void) {
+  /**
+   * `onMembership`: a pid entered or left the table (the agent keeps the BPF
+   * map of pids whose execs it wants to hear of in step with it).
+   */
+  constructor(private readonly cfg: ProcessTableConfig, onPodsUpdated: () => void,
+    private readonly onMembership: (pid: number, present: boolean) => void = () => undefined) {
     this.pods = cfg.k8sApi ? new PodCache(cfg.k8sApi, onPodsUpdated) : undefined;
     this.needs = factsNeeded([...cfg.include, ...cfg.exclude]);
     // The agent's own OTEL_RESOURCE_ATTRIBUTES apply to every process, except
@@ -126,6 +131,7 @@ export class ProcessTable {
   /** Remembers a resolved process and says so. */
   add(tp: TracedProcess): TracedProcess {
     this.procs.set(tp.info.pid, tp);
+    this.onMembership(tp.info.pid, true);
     const a = tp.resource.attributes;
     if (tp.selected) {
       const extra = ['container.id', 'k8s.namespace.name', 'k8s.pod.name'].filter((k) => a[k] !== undefined).map((k) => ` ${k}=${String(a[k])}`).join('');
@@ -144,7 +150,7 @@ export class ProcessTable {
   }
 
   delete(pid: number): void {
-    this.procs.delete(pid);
+    if (this.procs.delete(pid)) this.onMembership(pid, false);
   }
 
   /** Whether selectors need more than the cheap facts (for the discovery stage). */

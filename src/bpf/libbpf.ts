@@ -37,6 +37,10 @@ export const lib = {
   map_lookup_elem: bpf.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)'),
   map_update_elem: bpf.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
   attach_uprobe_opts: bpf.func('bpf_link *bpf_program__attach_uprobe_opts(bpf_program *p, int pid, const char *path, size_t off, const bpf_uprobe_opts *opts)'),
+  program_type: bpf.func('int bpf_program__type(bpf_program *p)'),
+  attach_raw_tracepoint: bpf.func('bpf_link *bpf_program__attach_raw_tracepoint(bpf_program *p, const char *tp_name)'),
+  map_delete_elem: bpf.func('int bpf_map_delete_elem(int fd, const void *key)'),
+  map_get_next_key: bpf.func('int bpf_map_get_next_key(int fd, const void *key, _Out_ void *next_key)'),
   link_destroy: bpf.func('int bpf_link__destroy(bpf_link *l)'),
   num_possible_cpus: bpf.func('int libbpf_num_possible_cpus()'),
   set_print: bpf.func('void *libbpf_set_print(void *fn)'),
@@ -57,6 +61,7 @@ export const SYS_bpf = 321;
 export const BPF_LINK_CREATE = 28;
 export const BPF_TRACE_UPROBE_MULTI = 48;
 export const BPF_F_UPROBE_MULTI_RETURN = 1;
+export const BPF_PROG_TYPE_KPROBE = 2;
 
 // libbpf's own log (verifier output, CO-RE relocations) goes through our logger,
 // so a load failure can show the verifier's reason.

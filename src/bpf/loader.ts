@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import koffi from 'koffi';
 import { lib, c, errno, captureLibbpfLog, libbpfLog, UprobeOpts,
-  SYS_bpf, BPF_LINK_CREATE, BPF_TRACE_UPROBE_MULTI } from './libbpf';
+  SYS_bpf, BPF_LINK_CREATE, BPF_TRACE_UPROBE_MULTI, BPF_PROG_TYPE_KPROBE } from './libbpf';
 import { RingBufferReader } from './ringbuf';
 import { UserError, EXIT } from '../util/errors';
 
@@ -112,6 +112,9 @@ export class BpfRuntime {
   private ncpus: number;
   ring!: RingBufferReader;
   private links = new Set<Link>();
+  /** bpf/process.bpf.c: the pids whose execs are reported, and the tracepoint's link. */
+  private tracedPidsFd = -1;
+  private processLink: unknown = null;
 
   constructor(private readonly objectPaths: string[], private readonly ringSize: number, mode?: AttachMode) {
     this.mode = mode ?? chooseAttachMode();
@@ -130,7 +133,8 @@ export class BpfRuntime {
       for (let p = next(obj, null); p; p = next(obj, p)) {
         const name = programName(p);
         programs.set(name, p);
-        if (this.mode === 'multi') lib.set_expected_attach_type(p, BPF_TRACE_UPROBE_MULTI);
+        // Only uprobes become uprobe_multi links (not the process tracepoint).
+        if (this.mode === 'multi' && lib.program_type(p) === BPF_PROG_TYPE_KPROBE) lib.set_expected_attach_type(p, BPF_TRACE_UPROBE_MULTI);
       }
       // One ring buffer, one counter table, one table of probe configs and one
       // of binary facts for all objects: the first object creates them, the
@@ -157,6 +161,8 @@ export class BpfRuntime {
         throw new UserError(`loading ${path} failed (errno ${e}): ${tail}`, EXIT.KERNEL);
       }
       if (first) for (const name of SHARED_MAPS) this.fds.set(name, lib.map_fd(maps.get(name)));
+      const traced = lib.find_map(obj, 'traced_pids');
+      if (traced) this.tracedPidsFd = lib.map_fd(traced);
       this.objects.push({ path, obj, programs });
     }
     this.ring = new RingBufferReader(this.fds.get('events')!, this.ringSize);
@@ -187,6 +193,48 @@ export class BpfRuntime {
     key.writeUInt32LE(index);
     const rc = lib.map_update_elem(this.fds.get(map)!, key, val, 0n);
     if (rc !== 0) throw new Error(`updating ${map}[${index}] failed: errno ${errno()}`);
+  }
+
+  /**
+   * Attaches the sched_process_exec tracepoint (bpf/process.bpf.c): execs of
+   * the pids in traced_pids arrive in the ring as EV_PROCESS_EXEC. Returns
+   * why not, if it cannot be (the agent then notices execs into another file
+   * by polling, and execs of the same file not at all).
+   */
+  attachProcessEvents(): string | undefined {
+    if (this.processLink) return undefined;
+    if (this.tracedPidsFd < 0 || !this.hasProgram('process_exec')) return 'the process events program is not loaded';
+    const l = lib.attach_raw_tracepoint(this.program('process_exec'), 'sched_process_exec');
+    if (!l) return `attaching the sched_process_exec tracepoint failed: errno ${errno()}`;
+    this.processLink = l;
+    return undefined;
+  }
+
+  /** Adds or removes `pid` in traced_pids (a no-op before attachProcessEvents). */
+  setTracedPid(pid: number, traced: boolean): void {
+    if (!this.processLink) return;
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(pid);
+    if (traced) {
+      if (lib.map_update_elem(this.tracedPidsFd, key, Buffer.from([1]), 0n) !== 0) {
+        throw new Error(`adding process ${pid} to traced_pids failed: errno ${errno()}`);
+      }
+    } else {
+      lib.map_delete_elem(this.tracedPidsFd, key); // ENOENT: never added
+    }
+  }
+
+  /** Entries in traced_pids now (walks the map: for the stats file, once a second). */
+  tracedPidCount(): number {
+    if (this.tracedPidsFd < 0) return 0;
+    let n = 0;
+    let key: Buffer | null = null;
+    const next = Buffer.alloc(4);
+    while (lib.map_get_next_key(this.tracedPidsFd, key, next) === 0 && n < 1 << 20) {
+      n++;
+      key = Buffer.from(next);
+    }
+    return n;
   }
 
   hasProgram(name: string): boolean {
@@ -273,6 +321,8 @@ export class BpfRuntime {
   }
 
   close(): void {
+    if (this.processLink) lib.link_destroy(this.processLink);
+    this.processLink = null;
     for (const l of [...this.links]) l.detach();
     this.links.clear();
     this.ring?.close();

@@ -9,9 +9,14 @@ export const COMMON_LAYOUTS = {
     probe_stats: { hits: 0, events: 8, drops: 16, bad_layout: 24, no_entry: 32, $size: 64 },
     probe_config: { v: 0, $size: 256 },
     binary_context: { task_id_tls_off: 0, flags: 8, $size: 32 },
+    process_event: { hdr: 0, $size: 24 },
   },
-  constants: { MAX_PROBES: 256, PROBE_CONFIG_WORDS: 64, MAX_PROBE_CONFIGS: 1024, MAX_BINARIES: 256, BINCTX_TASK_ID: 1 },
-  kinds: {},
+  constants: {
+    MAX_PROBES: 256, PROBE_CONFIG_WORDS: 64, MAX_PROBE_CONFIGS: 1024, MAX_BINARIES: 256, BINCTX_TASK_ID: 1,
+    MAX_TRACED_PIDS: 65536, PROCESS_EVENTS_STATS: 255,
+  },
+  /** The agent's own events (bpf/process.bpf.c); the libraries' kinds are in their layouts. */
+  kinds: { PROCESS_EXEC: 0xf0 },
 } as const;
 
 const H = COMMON_LAYOUTS.structs.event_header;

@@ -11,6 +11,9 @@
 //!   GET  /panic-body       -> the response body panics when first polled
 //!   GET  /slow?ms=N        -> 200 after N ms
 //!   GET  /exit/N           -> 200 "bye", then the process exits with status N
+//!   GET  /exec?service=S   -> 200 "exec", then a tokio worker thread exec's $FAULT_SERVER_EXEC
+//!                             (arguments: $FAULT_SERVER_EXEC_ARGS, split on spaces) with
+//!                             OTEL_SERVICE_NAME=S: same pid, new image (the fault suite's exec case)
 //!
 //! Request heads are limited to 8 KiB (hyper answers 431 beyond). Prints
 //! `listening on 127.0.0.1:<port>`; PORT=0 picks a free port.
@@ -97,6 +100,25 @@ async fn handle(req: Request<Incoming>) -> Result<Resp, Infallible> {
             });
             text(200, "bye")
         }
+        ("GET", "/exec") => match std::env::var_os("FAULT_SERVER_EXEC") {
+            None => text(400, "FAULT_SERVER_EXEC is not set"),
+            Some(prog) => {
+                let service = query.strip_prefix("service=").unwrap_or("").to_string();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let args = std::env::var("FAULT_SERVER_EXEC_ARGS").unwrap_or_default();
+                    let mut cmd = std::process::Command::new(&prog);
+                    cmd.args(args.split(' ').filter(|a| !a.is_empty()));
+                    if !service.is_empty() {
+                        cmd.env("OTEL_SERVICE_NAME", &service);
+                    }
+                    let err = std::os::unix::process::CommandExt::exec(&mut cmd);
+                    eprintln!("fault-server: exec failed: {err}");
+                    std::process::exit(99);
+                });
+                text(200, "exec")
+            }
+        },
         _ => text(404, "not found"),
     })
 }
