@@ -38,6 +38,7 @@ import { EventRecorder } from '../events/recording';
 import { lossSummary, describeLoss } from './accounting';
 import type { AgentConfig } from '../cli/config';
 import { COMMON_LAYOUTS } from '../events/header';
+import { Propagation, describePropagation, type PropagationReport } from '../propagation';
 
 
 // The ring's size: cfg.ringBytes (--ring-size, default 16 MiB: config.ts).
@@ -115,6 +116,8 @@ interface ExeTarget {
 
 export class Agent {
   private rt!: BpfRuntime;
+  /** Outgoing trace context (src/propagation); undefined until load. */
+  private propagation: Propagation | undefined;
   private clock = new WallClock();
   private assembler: SpanAssembler;
   private binaries = new Map<string, AttachedBinary>();
@@ -207,6 +210,10 @@ export class Agent {
     } catch (e) {
       throw explainRefusal(e);
     }
+    if (process.env.OTEL_RUST_AGENT_PROPAGATION !== 'off') {
+      this.propagation = new Propagation(this.rt, bpfObjectPath('propagation.bpf.o'), process.env.OTEL_RUST_AGENT_PROPAGATE_ROOT_CGROUP === '1');
+    }
+    log.info(this.propagation ? describePropagation(this.propagation.report) : 'trace context propagation: off (OTEL_RUST_AGENT_PROPAGATION=off)');
     for (const t of initial) {
       const pid = cfg.targetPid ?? 0;
       const origin: Origin = cfg.targetPid !== undefined ? 'pid' : 'exe';
@@ -490,6 +497,7 @@ export class Agent {
 
   private forgetProcess(pid: number, why: string): void {
     this.drain(); // its last events
+    this.propagation?.forget(pid);
     const lost = this.assembler.forgetProcess(pid);
     this.activeLibs.delete(pid);
     const tp = this.table.get(pid);
@@ -632,10 +640,13 @@ export class Agent {
   /** What the metrics endpoint and the stats file report. */
   snapshot(): AgentSnapshot {
     const procs = [...this.table.procs.values()];
+    // Each traced process's cgroup gets the socket program (once per cgroup).
+    if (this.propagation) for (const p of procs) if (p.selected) this.propagation.track(p.info.pid);
     return {
       ready: this.ready && !this.stopping,
       stopping: this.stopping,
       attachMode: this.rt?.mode,
+      propagation: this.propagation?.report,
       probes: this.rt ? this.counters() : [],
       spans: this.assembler.stats(),
       export: this.sink.stats(),
@@ -671,6 +682,7 @@ export class Agent {
         targets: snap.processes.filter((p) => p.selected).map((p) => p.info.pid),
         excluded: snap.processes.filter((p) => !p.selected).map((p) => p.info.pid),
         attachMode: snap.attachMode,
+        propagation: snap.propagation ?? null,
         files: snap.files,
         // Where each file's attached probes sit (file offsets), so a check can
         // read the traced text there (no breakpoint may be left after detach).
@@ -723,6 +735,7 @@ export class Agent {
     if (this.rt) this.logLoss();
     await this.metrics?.close();
     try { fs.unlinkSync(this.statsFile); } catch { /* never written */ }
+    this.propagation?.close();
     if (this.rt) this.rt.close();
     for (const ab of this.binaries.values()) ab.file.close();
     this.discovery?.close();
@@ -739,6 +752,7 @@ export interface AgentSnapshot {
   ready: boolean;
   stopping: boolean;
   attachMode: string | undefined;
+  propagation: PropagationReport | undefined;
   probes: { probe: PlannedProbe; counters: ProbeCounters; disabled?: string }[];
   spans: Record<string, Record<string, number>>;
   export: ReturnType<SpanSink['stats']>;
