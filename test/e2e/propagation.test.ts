@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { testPki } from '../helpers/tls';
 import { startOtlpReceiver, OtlpReceiver, ReceivedSpan } from '../helpers/otlp-receiver';
-import { startServiceCmd, serviceBinary, attachAgent, freshStats, waitForStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
+import { startServiceCmd, serviceBinary, attachAgent, runAgentSync, freshStats, waitForStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
 
 /** One request as it arrived: the head's bytes and the body's bytes exactly as sent (chunk framing included). */
 interface Received { head: string; body: Buffer; decoded: Buffer }
@@ -137,6 +137,20 @@ test('start-up line and stats: the socket path is active, and why; the user-memo
   assert.match(text, /trace context propagation: socket-level insertion \(sk_msg\): sock_ops and sk_msg programs load/);
   assert.match(text, /user-memory write: bpf_probe_write_user refused by the verifier/);
   assert.match(text, new RegExp(`sock_ops attached to cgroup /otel-rust-agent-test-${process.pid} \\(process ${svc.pid}\\)`));
+});
+
+test('inspect names the path this kernel allows and why (the write-user path refused), for a pid and an executable', () => {
+  // (A running agent's own report is read from /run/otel-rust-agent; the test
+  // agent writes its stats elsewhere, so this is the kernel's answer.)
+  const live = runAgentSync(['inspect', String(svc.pid)]);
+  assert.equal(live.code, 0, live.stderr);
+  assert.match(live.stdout, /^propagation socket-level insertion \(sk_msg\): sock_ops and sk_msg programs load: .*; user-memory write: bpf_probe_write_user refused by the verifier/m);
+  const exe = runAgentSync(['inspect', serviceBinary('reqwest12-client'), '--json']);
+  assert.equal(exe.code, 0, exe.stderr);
+  const j = JSON.parse(exe.stdout);
+  assert.equal(j.propagation.path, 'sk_msg');
+  assert.equal(j.propagation.userWrite, 'refused');
+  assert.equal(j.propagation.clientProbes, true);
 });
 
 test('GET from the handler: traceparent = (the handler server span\'s trace id, the exported CLIENT span\'s id), right after the request line; nothing else changed', async () => {
