@@ -33,7 +33,8 @@ export function plotPng(panels: { label: string; values: number[]; color: [numbe
   };
   panels.forEach((p, k) => {
     const top = k * panelH + 10, bottom = (k + 1) * panelH - 10, left = 60, right = width - 10;
-    const max = Math.max(1e-9, ...p.values) * 1.1;
+    // An all-zero series (no drops: the usual case) gets a 0..1 axis, not 0..1e-9.
+    const max = Math.max(1, ...p.values) * 1.1;
     for (let g = 0; g <= 4; g++) {
       const y = Math.round(bottom - ((bottom - top) * g) / 4);
       for (let x = left; x <= right; x++) set(x, y, [220, 220, 220]);

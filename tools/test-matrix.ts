@@ -24,6 +24,7 @@ import { startService, startAgent, rawExchange, runAgentSync } from '../test/hel
 import { startOtlpReceiver, type ReceivedSpan } from '../test/helpers/otlp-receiver';
 
 interface Compiler { id: string; toolchain: Toolchain }
+interface InspectModule { name: string; active: boolean; reason?: string; probes: { probe: string; status: string; reason?: string }[] }
 const COMPILERS: Compiler[] = [{ id: '1.95', toolchain: 'rustup' }, { id: '1.85', toolchain: '1.85' }, { id: '1.96', toolchain: '1.96' }];
 
 interface Profile { id: string; label: string; settings: ProfileSettings }
@@ -75,16 +76,30 @@ function spanMatches(s: ReceivedSpan, e: ExpectedSpan): boolean {
   return Object.entries(e.match).every(([k, v]) => s.attributes[k] === v);
 }
 
-/** Why `s` is not exactly `e`, or undefined. */
-function spanDiff(s: ReceivedSpan, e: ExpectedSpan, port: number): string | undefined {
+/** Why `s` is not exactly `e`, or undefined. `othersOwn`: attributes another column of the fixture checks. */
+function spanDiff(s: ReceivedSpan, e: ExpectedSpan, port: number, othersOwn: Set<string>): string | undefined {
   const want: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(e.attributes)) want[k] = resolvePort(v, port);
-  const keys = new Set([...Object.keys(want), ...Object.keys(s.attributes)]);
+  const keys = new Set(Object.keys(want));
+  if (!e.partial) for (const k of Object.keys(s.attributes)) if (!othersOwn.has(k)) keys.add(k);
   for (const k of keys) {
     if (s.attributes[k] !== want[k]) return `${k} = ${JSON.stringify(s.attributes[k])}, expected ${JSON.stringify(want[k])}`;
   }
+  if (e.name !== undefined && s.name !== e.name) return `name ${JSON.stringify(s.name)}, expected ${JSON.stringify(e.name)}`;
   if (e.parent && (s.traceId !== e.parent.traceId || s.parentSpanId !== e.parent.spanId))
     return `trace ${s.traceId} parent ${s.parentSpanId}, expected ${e.parent.traceId} / ${e.parent.spanId}`;
+  return undefined;
+}
+
+/** Why a column cannot work in this binary, from `inspect --json` (a module it needs is inactive or has a probe not ready), or undefined. */
+function unavailable(needs: string[] | undefined, modules: InspectModule[]): string | undefined {
+  for (const name of needs ?? []) {
+    const m = modules.find((x) => x.name === name);
+    if (!m) return `${name}: not in inspect's modules`;
+    if (!m.active) return `${name}: ${m.reason ?? 'inactive'}`;
+    const notReady = m.probes.find((p) => p.status !== 'ready');
+    if (notReady) return `${name}/${notReady.probe}: ${notReady.reason ?? notReady.status}`;
+  }
   return undefined;
 }
 
@@ -98,10 +113,12 @@ async function runCell(bin: string, fx: MatrixFixture): Promise<{ cells: Partial
   const ins = runAgentSync(['inspect', bin, '--json']);
   let probes = '?';
   let version = '?';
+  let modules: InspectModule[] = [];
   try {
-    const j = JSON.parse(ins.stdout) as { crates: Record<string, string[]>; modules: { name: string; active: boolean; probes: { probe: string; status: string }[] }[] };
+    const j = JSON.parse(ins.stdout) as { crates: Record<string, string[]>; modules: InspectModule[] };
+    modules = j.modules;
     version = (j.crates[fx.crate] ?? []).join(', ') || '?';
-    probes = j.modules.filter((m) => m.active).map((m) => `${m.name}: ${m.probes.filter((p) => p.status === 'ready').map((p) => p.probe).join('+')}`).join('; ') || 'none';
+    probes = j.modules.filter((m) => m.active).map((m) => m.probes.length ? `${m.name}: ${m.probes.filter((p) => p.status === 'ready').map((p) => p.probe).join('+')}` : m.name).join('; ') || 'none';
   } catch { /* reported through the run below */ }
 
   const recv = await startOtlpReceiver({ grpc: true });
@@ -122,18 +139,26 @@ async function runCell(bin: string, fx: MatrixFixture): Promise<{ cells: Partial
     const statuses = res.map((r) => r.status);
     if (statuses.join() !== fx.exchange.statuses.join()) return { cells: all({ outcome: 'fails', why: `the fixture answered ${statuses.join(', ')}` }), probes, version };
     let spans: ReceivedSpan[] = [];
-    try { spans = await recv.waitForSpans(fx.spans.length, 10_000); } catch { spans = recv.spans(); }
+    try { spans = await recv.waitForSpans(fx.spans.filter((e) => !e.partial).length, 10_000); } catch { spans = recv.spans(); }
     const cells: Partial<Record<SpanKind, Cell>> = {};
+    // One span per request: partial expectations add to another column's span.
+    const wanted = fx.spans.filter((e) => !e.partial).length;
     for (const k of kinds) {
       const problems: string[] = [];
-      for (const e of fx.spans.filter((x) => x.kind === k)) {
+      const mine = fx.spans.filter((x) => x.kind === k);
+      const othersOwn = new Set(fx.spans.filter((x) => x.kind !== k).flatMap((x) => Object.keys(x.attributes)).filter((a) => !mine.some((m) => a in m.attributes)));
+      const why = unavailable(fx.requires?.[k], modules);
+      // Without a module the column needs, its attributes must be absent (reported), never wrong.
+      const absent = why !== undefined && mine.every((e) => spans.filter((s) => spanMatches(s, e)).every((s) => Object.keys(e.attributes).every((a) => !(a in s.attributes))));
+      for (const e of mine) {
         const got = spans.filter((s) => spanMatches(s, e));
         if (got.length !== 1) { problems.push(`${JSON.stringify(e.match)}: ${got.length} spans`); continue; }
-        const d = spanDiff(got[0], e, svc.port);
+        if (absent) continue;
+        const d = spanDiff(got[0], e, svc.port, othersOwn);
         if (d) problems.push(`${JSON.stringify(e.match)}: ${d}`);
       }
-      if (spans.length > fx.spans.length) problems.push(`${spans.length} spans for ${fx.spans.length} requests`);
-      cells[k] = problems.length ? { outcome: 'fails', why: problems.join('; ') } : { outcome: 'works' };
+      if (spans.length > wanted) problems.push(`${spans.length} spans for ${wanted} requests`);
+      cells[k] = problems.length ? { outcome: 'fails', why: problems.join('; ') } : absent ? { outcome: 'reported', why } : { outcome: 'works' };
     }
     return { cells, probes, version };
   } finally {

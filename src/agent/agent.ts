@@ -39,6 +39,7 @@ import { lossSummary, describeLoss } from './accounting';
 import type { AgentConfig } from '../cli/config';
 import { COMMON_LAYOUTS } from '../events/header';
 import { Propagation, describePropagation, type PropagationReport } from '../propagation';
+import { CpuProfile } from '../util/cpu-profile';
 
 
 // The ring's size: cfg.ringBytes (--ring-size, default 16 MiB: config.ts).
@@ -133,6 +134,8 @@ export class Agent {
   private drainAgain: NodeJS.Immediate | undefined;
   /** Developer aid: raw ring records written to a file (OTEL_RUST_AGENT_RECORD_EVENTS), for make bench-pipeline. */
   private recorder: EventRecorder | undefined;
+  /** Developer aid: the agent's own CPU profile (OTEL_RUST_AGENT_CPU_PROFILE). */
+  private cpuProfile: CpuProfile | undefined;
   /** Spans of processes left out by a selector (they share a traced file), or of unknown processes in discovery. */
   private filteredSpans = 0;
   private deniedSeen = 0;
@@ -214,6 +217,7 @@ export class Agent {
       this.propagation = new Propagation(this.rt, bpfObjectPath('propagation.bpf.o'), process.env.OTEL_RUST_AGENT_PROPAGATE_ROOT_CGROUP === '1');
     }
     log.info(this.propagation ? describePropagation(this.propagation.report) : 'trace context propagation: off (OTEL_RUST_AGENT_PROPAGATION=off)');
+    if (cfg.cpuProfileFile) this.cpuProfile = CpuProfile.start(cfg.cpuProfileFile);
     for (const t of initial) {
       const pid = cfg.targetPid ?? 0;
       const origin: Origin = cfg.targetPid !== undefined ? 'pid' : 'exe';
@@ -737,6 +741,7 @@ export class Agent {
     try { fs.unlinkSync(this.statsFile); } catch { /* never written */ }
     this.propagation?.close();
     if (this.rt) this.rt.close();
+    if (this.cpuProfile) { const failed = await this.cpuProfile.stop(); if (failed) log.warn(failed); }
     for (const ab of this.binaries.values()) ab.file.close();
     this.discovery?.close();
     this.resolveDone(0);

@@ -79,6 +79,8 @@ export interface AgentConfig {
   semconvRpcDup: boolean;
   /** OTEL_RUST_AGENT_RECORD_EVENTS: a developer aid, raw ring records are appended to this file (make bench-pipeline). */
   recordEventsFile?: string;
+  /** OTEL_RUST_AGENT_CPU_PROFILE: a developer aid, a V8 CPU profile of the agent from the BPF load to the stop is written to this file. */
+  cpuProfileFile?: string;
   /** Environment values that were ignored, one line each, for the caller to log as warnings. */
   warnings: string[];
 }
@@ -571,6 +573,7 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
     statsFile: typeof flags['stats-file'] === 'string' ? (flags['stats-file'] as string) : undefined,
     semconvRpcDup,
     ...(env.OTEL_RUST_AGENT_RECORD_EVENTS ? { recordEventsFile: env.OTEL_RUST_AGENT_RECORD_EVENTS } : {}),
+    ...(env.OTEL_RUST_AGENT_CPU_PROFILE ? { cpuProfileFile: env.OTEL_RUST_AGENT_CPU_PROFILE } : {}),
     warnings,
   };
 }

@@ -17,8 +17,16 @@ export interface ExpectedSpan {
   kind: SpanKind;
   /** Picks the span among those received (attribute subset). */
   match: Record<string, AttrValue>;
-  /** Every attribute the span must have, exactly ("$PORT" = the fixture's port). */
+  /**
+   * Every attribute the span must have, exactly ("$PORT" = the fixture's port).
+   * Attributes that another column of the same fixture checks (http.route on
+   * an HTTP/1 span, say) are left to that column.
+   */
   attributes: Record<string, AttrValue | '$PORT'>;
+  /** Only `attributes` (and `name`) are checked, not the span's other attributes: a column that adds to another's span (route). */
+  partial?: boolean;
+  /** The span's name, when the column decides it (route: `METHOD route`). */
+  name?: string;
   /** Expected parent span id and trace id (a remote caller's), when the request sent one. */
   parent?: { traceId: string; spanId: string };
 }
@@ -37,4 +45,11 @@ export interface MatrixFixture {
   crate: string;
   exchange: Exchange;
   spans: ExpectedSpan[];
+  /**
+   * Agent modules a column needs (as `inspect --json` names them). When one of
+   * them is inactive or its probes are not ready, `inspect` says why; if then no
+   * span carries the column's attributes, the cell is "reported" with that
+   * reason, and any span that does carry them must still be exact.
+   */
+  requires?: Partial<Record<SpanKind, string[]>>;
 }
