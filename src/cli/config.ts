@@ -45,6 +45,9 @@ export interface AgentConfig {
   metricsAddress?: MetricsAddress;
   /** Pod metadata from the Kubernetes API server; off when undefined. */
   k8sApi?: K8sApiSettings;
+  /** The OTLP relay (the agent as the application's OTLP endpoint): OTLP/HTTP and OTLP/gRPC listeners; off when undefined. */
+  relayAddress?: MetricsAddress;
+  relayGrpcAddress?: MetricsAddress;
   /** The agent's own service name: names the processes of --pid / --exe targets (not discovered ones). */
   serviceName?: string;
   /** The URL spans are sent to, final: defaults applied, "/v1/traces" appended where the spec says so. */
@@ -144,6 +147,8 @@ export const FLAG_ENV: Record<string, string> = {
   include: 'OTEL_RUST_AGENT_DISCOVER_INCLUDE',
   exclude: 'OTEL_RUST_AGENT_DISCOVER_EXCLUDE',
   'metrics-address': 'OTEL_RUST_AGENT_METRICS_ADDRESS',
+  'otlp-relay-address': 'OTEL_RUST_AGENT_OTLP_RELAY_ADDRESS',
+  'otlp-relay-grpc-address': 'OTEL_RUST_AGENT_OTLP_RELAY_GRPC_ADDRESS',
   'k8s-api': 'OTEL_RUST_AGENT_K8S_API',
   'service-name': 'OTEL_SERVICE_NAME',
   endpoint: 'OTEL_EXPORTER_OTLP_ENDPOINT',
@@ -443,6 +448,10 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
 
   const maSrc = firstSource('metrics-address');
   const metricsAddress = maSrc ? parseMetricsAddress(maSrc) : undefined;
+  const relaySrc = firstSource('otlp-relay-address');
+  const relayAddress = relaySrc ? parseMetricsAddress(relaySrc) : undefined;
+  const relayGrpcSrc = firstSource('otlp-relay-grpc-address');
+  const relayGrpcAddress = relayGrpcSrc ? parseMetricsAddress(relayGrpcSrc) : undefined;
 
   const k8sSrc = firstSource('k8s-api');
   const nodeName = sources(flags, env, undefined, ['OTEL_RUST_AGENT_K8S_NODE_NAME'])[0]?.value.trim();
@@ -553,6 +562,8 @@ export function buildConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConfig {
     exclude,
     scanIntervalMs,
     metricsAddress,
+    ...(relayAddress ? { relayAddress } : {}),
+    ...(relayGrpcAddress ? { relayGrpcAddress } : {}),
     k8sApi,
     serviceName,
     endpoint,

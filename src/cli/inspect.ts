@@ -8,6 +8,7 @@ import { defaultSymbolOptions, prefetchSymbols } from '../binary/symbol-sources'
 import { log } from '../util/log';
 import { planProbes } from '../plan/plan';
 import { PROBE_MODULES } from '../libs';
+import { detectOtelSdk, userMemoryWrites } from '../libs/otel-sdk/detect';
 import { requireExecutable, requireProcess } from '../agent/target';
 import { UserError, EXIT } from '../util/errors';
 import { detectPropagation, describePropagation, type PropagationReport } from '../propagation';
@@ -49,6 +50,7 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
   // Outgoing trace context: the running agent's path, or what this kernel allows.
   const propagation = live?.propagation ?? safeDetect();
   const hasClient = !!plan?.modules.some((m) => m.module.name === 'hyper-h1-client' && m.active);
+  const otelSdk = bin.isRust ? detectOtelSdk(bin) : [];
 
   if (json) {
     out(JSON.stringify({
@@ -60,6 +62,8 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
       rustc: bin.rustc?.full ?? null,
       buildId: bin.elf.buildId() ?? null,
       crates: Object.fromEntries(bin.crates),
+      otelSdk: otelSdk.map((c) => ({ crate: c.crate, versions: c.versions, from: c.from })),
+      userMemoryWrites: userMemoryWrites(),
       context: plan ? { taskIdTlsOffset: plan.context.taskIdTlsOffset ?? null, detail: plan.context.detail } : null,
       modules: plan?.modules.map((m) => ({
         name: m.module.name, active: m.active, reason: m.reason, crateVersions: m.crateVersions,
@@ -87,8 +91,14 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
   for (const t of src.tried) out(`          not used: ${t}`);
   const crates = [...bin.crates].sort(([a], [b]) => a.localeCompare(b));
   out(`crates    ${crates.length} found in panic locations`);
-  const interesting = new Set(['hyper', 'h2', 'axum', 'tonic', 'reqwest', 'tokio', 'bytes', 'http', 'hyper-util', 'opentelemetry', 'opentelemetry_sdk', 'rustls', 'tokio-rustls']);
+  const interesting = new Set(['hyper', 'h2', 'axum', 'tonic', 'reqwest', 'tokio', 'bytes', 'http', 'hyper-util', 'rustls', 'tokio-rustls']);
   for (const [name, vs] of crates) if (interesting.has(name)) out(`          ${name} ${vs.join(', ')}`);
+  if (otelSdk.length) {
+    out('otel sdk  the application uses the OpenTelemetry Rust SDK (manual spans; see the OTLP relay in README)');
+    for (const c of otelSdk) out(`          ${c.crate} ${c.versions.length ? c.versions.join(', ') : 'version unknown'} (from ${c.from})`);
+    const w = userMemoryWrites();
+    out(`          manual root spans join agent traces through the OTLP relay (--otlp-relay-address); user-memory writes: ${w.allowed === null ? 'unknown' : w.allowed ? 'allowed, not used yet' : 'refused'} (${w.detail})`);
+  } else if (bin.isRust) out('otel sdk  not linked');
   if (!bin.isRust) {
     out('not a Rust binary: nothing to instrument');
     return EXIT.TARGET;

@@ -54,6 +54,14 @@ Options (each mirrors an environment variable; the flag wins over it):
                                                             /readyz: PORT (127.0.0.1 only),
                                                             HOST:PORT, or :PORT (every interface);
                                                             default off
+  --otlp-relay-address ADDR    OTEL_RUST_AGENT_OTLP_RELAY_ADDRESS
+                                                            be the application's OTLP/HTTP endpoint
+                                                            (POST /v1/traces): its SDK's spans join
+                                                            the agent's traces and are exported with
+                                                            them. PORT (127.0.0.1), HOST:PORT, :PORT
+  --otlp-relay-grpc-address ADDR
+                               OTEL_RUST_AGENT_OTLP_RELAY_GRPC_ADDRESS
+                                                            the same over OTLP/gRPC
   --service-name NAME          OTEL_SERVICE_NAME            names the --pid / --exe targets; default:
                                                             the process's own OTEL_SERVICE_NAME,
                                                             else the executable's name
@@ -116,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
         pid: { type: 'string' }, exe: { type: 'string', multiple: true }, 'service-name': { type: 'string' },
         discover: { type: 'boolean' }, include: { type: 'string', multiple: true }, exclude: { type: 'string', multiple: true },
         'metrics-address': { type: 'string' }, 'k8s-api': { type: 'string' },
+        'otlp-relay-address': { type: 'string' }, 'otlp-relay-grpc-address': { type: 'string' },
         endpoint: { type: 'string' }, protocol: { type: 'string' }, headers: { type: 'string' },
         'resource-attributes': { type: 'string' }, exporter: { type: 'string' }, stdout: { type: 'boolean' },
         'log-level': { type: 'string' }, compression: { type: 'string' }, duration: { type: 'string' }, 'stats-file': { type: 'string' }, 'ring-size': { type: 'string' },
@@ -156,7 +165,11 @@ export async function main(argv: string[]): Promise<number> {
   const { Agent } = await import('../agent/agent');
   const { createSpanExporter } = await import('../export/exporter');
   if (cfg.exporters.includes('otlp')) log.debug(`exporting spans to ${cfg.endpoint} (${cfg.protocol}, timeout ${cfg.timeoutMs} ms)`);
-  const sink = createSpanExporter(exportSettings(cfg));
+  let sink;
+  if (cfg.relayAddress || cfg.relayGrpcAddress) {
+    const { startRelay } = await import('../export/relay');
+    sink = await startRelay(cfg, exportSettings(cfg));
+  } else sink = createSpanExporter(exportSettings(cfg));
   const agent = new Agent(cfg, sink);
   const onSignal = (sig: string) => void agent.stop(`received ${sig}`);
   process.once('SIGINT', () => onSignal('SIGINT'));

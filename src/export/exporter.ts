@@ -249,6 +249,37 @@ export class OtlpSpanSink implements SpanSink {
     }
   }
 
+  /**
+   * An ExportTraceServiceRequest already encoded (the OTLP relay: spans the
+   * application's SDK sent, or agent spans it held back), holding `spans`
+   * spans. It joins the same bounded queue as a request of its own: false
+   * (and counted as dropped) when it does not fit.
+   */
+  submitEncoded(body: Buffer, spans: number): boolean {
+    this.counters.submitted += spans;
+    if (this.closed) { this.counters.lostAtShutdown += spans; return false; }
+    if (this.held() + spans > this.max) {
+      this.counters.droppedQueueFull += spans;
+      warnEvery(`export.queue-full.${this.id}`, 10_000,
+        `span queue full (${this.max} spans${this.down ? ', collector unreachable' : ''}); ` +
+        `dropping new spans (${this.counters.droppedQueueFull} dropped so far)`);
+      return false;
+    }
+    // After the open batch, so spans keep their submission order.
+    this.seal();
+    this.nextSeq += spans;
+    this.queue.push({ body, spans, lastSeq: this.nextSeq - 1 });
+    this.queuedSpans += spans;
+    this.openFirstSeq = this.nextSeq;
+    this.pump();
+    return true;
+  }
+
+  /** Whether `spans` more spans fit in the queue now. */
+  hasRoomFor(spans: number): boolean {
+    return !this.closed && this.held() + spans <= this.max;
+  }
+
   flush(): Promise<void> {
     if (this.closed && !this.closing) return Promise.resolve();
     this.seal();

@@ -9,8 +9,11 @@ import { axumLibrary } from './axum';
 import { rustlsServerLibrary } from './rustls-server';
 import { tonicServerLibrary } from './tonic-server';
 import { hyperH1ClientLibrary } from './hyper-h1-client';
+import { h2ClientLibrary } from './h2-client';
+import { tonicClientLibrary } from './tonic-client';
+import { otelSdkLibrary } from './otel-sdk';
 
-export const LIBRARIES: Library[] = [hyperH1ServerLibrary, tokioLibrary, h2ServerLibrary, axumLibrary, rustlsServerLibrary, tonicServerLibrary, hyperH1ClientLibrary];
+export const LIBRARIES: Library[] = [hyperH1ServerLibrary, tokioLibrary, h2ServerLibrary, axumLibrary, rustlsServerLibrary, tonicServerLibrary, hyperH1ClientLibrary, h2ClientLibrary, tonicClientLibrary, otelSdkLibrary];
 
 /** The probe modules of LIBRARIES, one array for the whole run (probe ids are assigned over it). */
 export const PROBE_MODULES: ProbeModule[] = LIBRARIES.map((l) => l.module);

@@ -37,6 +37,20 @@
 //     request start, whether an active protocol claims the request, and lets
 //     it shape the span and, when it says so, end it.
 //
+//  6. Client calls: a library that sees a call where the application makes
+//     it (the caller's task: tonic's GrpcConfig::prepare_request) files it
+//     under a request key (e.g. the :path it will carry) with the server span
+//     open in that task; the library that sees the request on the wire (h2's
+//     client, in hyper's dispatch task) takes the oldest call filed under the
+//     same key before it. When calls under that key from different tasks
+//     were waiting, FIFO order between tasks is not known: the take says
+//     `ambiguous` and the parent is not used. A new call from a task drops
+//     that task's waiting calls under the key with another parent (that
+//     server span is over: the calls never reached the wire). Keys: `http
+//     <authority> <origin-form target>` (reqwest's execute_request, taken by
+//     hyper's HTTP/1 client or by h2's client, whichever sends it), `grpc
+//     <path>` (tonic's prepare_request, taken by h2's client).
+//
 // Extending: issue-8 parenting (client spans under the server span of their
 // task) looks up `task` keys from client events; spawn tracking will add
 // keys for child tasks with addKey(). New key kinds go in KeyKind.
@@ -98,12 +112,35 @@ export interface ContextEnv {
 }
 
 export interface ContextStats {
+  /** Client calls dropped unmatched: stale (rule 6), over the bound, or past the client timeout. */
+  clientCallsDropped: number;
   replacedKeys: number;
   schemeUnknown: number;
   tlsHandshakes: number;
 }
 
+/** A call as the application made it (rule 6): when, in which task, under which server span. */
+export interface ClientCall {
+  task: number;
+  /** CLOCK_MONOTONIC ns of the call, as a number and as the event's two u32 halves. */
+  mono: number;
+  tsLo: number;
+  tsHi: number;
+  /** The server span open in the caller's task then (ids copied: it may end before the call does). */
+  parent: boolean;
+  t0: number; t1: number; t2: number; t3: number; s0: number; s1: number; flags: number;
+  /** url.full of the call as the application gave it (reqwest), and its scheme; absent when the caller's probe does not see it (tonic). */
+  url?: string;
+  scheme?: 'http' | 'https';
+}
+
+/** At most this many calls wait per process (oldest dropped first, counted `clientCallsDropped`). */
+export const CLIENT_CALLS_MAX = 16_384;
+
 class ProcessContext {
+  /** Client calls waiting for their wire request, by request key, oldest first (rule 6). */
+  readonly calls = new Map<string, ClientCall[]>();
+  callCount = 0;
   readonly keys = new Map<string, Map<number | string, ActiveServerSpan>>();
   /** Tasks that did a TLS handshake, oldest first. */
   readonly tlsTasks = new Set<number>();
@@ -122,7 +159,7 @@ class ProcessContext {
 export const TLS_TASKS_MAX = 65_536;
 
 export class ServerSpanContext {
-  readonly counts: ContextStats = { replacedKeys: 0, schemeUnknown: 0, tlsHandshakes: 0 };
+  readonly counts: ContextStats = { clientCallsDropped: 0, replacedKeys: 0, schemeUnknown: 0, tlsHandshakes: 0 };
   private procs = new Map<number, ProcessContext>();
   private readonly protocols: ServerProtocol[] = [];
   /** Keys filed per span, to unfile them on close. */
@@ -210,6 +247,79 @@ export class ServerSpanContext {
   protocolFor(pid: number, req: HttpRequestFacts): ServerProtocol | undefined {
     for (const p of this.protocols) if (p.claims(req) && this.env.libraryActive(pid, p.library)) return p;
     return undefined;
+  }
+
+  // ---------------------------------------------------- client calls (rule 6)
+
+  /** Files a call made in the caller's task under `key`, with the server span open in that task (if any). */
+  fileClientCall(pid: number, key: string, call: Omit<ClientCall, 'parent' | 't0' | 't1' | 't2' | 't3' | 's0' | 's1' | 'flags'>): ClientCall {
+    const c: ClientCall = { ...call, parent: false, t0: 0, t1: 0, t2: 0, t3: 0, s0: 0, s1: 0, flags: 1 };
+    const srv = c.task !== 0 ? this.find(pid, 'task', c.task) : undefined;
+    if (srv && srv.open) {
+      const r = srv.rec;
+      c.parent = true;
+      c.t0 = r.t0; c.t1 = r.t1; c.t2 = r.t2; c.t3 = r.t3; c.s0 = r.s0; c.s1 = r.s1; c.flags = r.flags;
+    }
+    const p = this.proc(pid);
+    let l = p.calls.get(key);
+    if (!l) p.calls.set(key, (l = []));
+    else if (c.task !== 0) {
+      const before = l.length;
+      const kept = l.filter((o) => o.task !== c.task || (o.s0 === c.s0 && o.s1 === c.s1));
+      if (kept.length !== before) {
+        this.counts.clientCallsDropped += before - kept.length;
+        p.callCount -= before - kept.length;
+        l.length = 0;
+        l.push(...kept);
+      }
+    }
+    l.push(c);
+    if (++p.callCount > CLIENT_CALLS_MAX) this.dropOldestCall(p);
+    return c;
+  }
+
+  /** The oldest call filed under `key` at or before `mono` (rule 6), removed; undefined when none. */
+  takeClientCall(pid: number, key: string, mono: number): { call: ClientCall; ambiguous: boolean } | undefined {
+    const p = this.procs.get(pid);
+    const l = p?.calls.get(key);
+    if (!p || !l || l.length === 0 || l[0].mono > mono) return undefined;
+    const call = l.shift()!;
+    let ambiguous = false;
+    for (let i = 0; i < l.length && l[i].mono <= mono; i++) if (l[i].task !== call.task) { ambiguous = true; break; }
+    if (l.length === 0) p.calls.delete(key);
+    p.callCount--;
+    return { call, ambiguous };
+  }
+
+  /**
+   * Drops calls older than twice the client timeout at `nowMono` (they never
+   * reached the wire); returns how many. Twice: a request that went out but
+   * got no answer is ended by its owner at one timeout, and that owner still
+   * looks its call up then (for the method, URL and parent).
+   */
+  expireClientCalls(nowMono: number, clientTimeoutNs: number): number {
+    const maxAgeNs = 2 * clientTimeoutNs;
+    let n = 0;
+    for (const p of this.procs.values()) {
+      for (const [k, l] of p.calls) {
+        while (l.length && nowMono - l[0].mono >= maxAgeNs) { l.shift(); p.callCount--; n++; }
+        if (l.length === 0) p.calls.delete(k);
+      }
+    }
+    this.counts.clientCallsDropped += n;
+    return n;
+  }
+
+  private dropOldestCall(p: ProcessContext): void {
+    let oldK: string | undefined;
+    let old = Infinity;
+    for (const [k, l] of p.calls) if (l.length && l[0].mono < old) { old = l[0].mono; oldK = k; }
+    if (oldK === undefined) return;
+    const l = p.calls.get(oldK)!;
+    l.shift();
+    if (l.length === 0) p.calls.delete(oldK);
+    p.callCount--;
+    this.counts.clientCallsDropped++;
   }
 
   forgetProcess(pid: number): void {

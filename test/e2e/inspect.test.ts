@@ -121,3 +121,35 @@ test('inspect shows the HTTP/1 client probes of a reqwest 0.12 service and of a 
     for (const p of m.probes) { assert.equal(p.status, 'ready', p.probe); assert.equal(p.sites.length, 1, p.probe); }
   }
 });
+
+test('inspect shows the HTTP/2 client probes (h2-client) of the tonic, reqwest 0.12 and 0.13 services and tonic-client on the tonic one; every site is a push', () => {
+  const symbols: Record<string, string> = {
+    client_send_headers: 'h2::proto::streams::send::Send::send_headers',
+    client_recv_headers: 'h2::proto::streams::recv::Recv::recv_headers',
+    client_recv_trailers: 'h2::proto::streams::recv::Recv::recv_trailers',
+    client_recv_reset: 'h2::proto::streams::recv::Recv::recv_reset',
+    prepare_request: 'tonic::client::grpc::GrpcConfig::prepare_request',
+  };
+  for (const app of ['tonic-client', 'reqwest12-client', 'reqwest13-client'] as const) {
+    const bin = serviceBinary(app);
+    const j = JSON.parse(runAgentSync(['inspect', bin, '--json']).stdout);
+    const mods = app === 'tonic-client' ? ['h2-client', 'tonic-client'] : ['h2-client'];
+    if (app !== 'tonic-client') assert.equal(j.modules.find((x: { name: string }) => x.name === 'tonic-client').probes[0].status === 'ready', false);
+    const nm = execFileSync('nm', ['-C', bin], { encoding: 'utf8', maxBuffer: 256 << 20 }).split('\n');
+    for (const name of mods) {
+      const m = j.modules.find((x: { name: string }) => x.name === name);
+      assert.ok(m, name);
+      for (const p of m.probes) {
+        assert.equal(p.status, 'ready', `${app} ${name}/${p.probe}`);
+        // The instruction each site is on: the function's first, a push (emulated by the kernel).
+        const addrs = nm.filter((l) => / [tT] /.test(l) && l.endsWith(` ${symbols[p.probe]}`)).map((l) => l.split(' ')[0]);
+        assert.equal(addrs.length, p.sites.length, `${app} ${p.probe}: one site per instance`);
+        for (const a of addrs) {
+          const out = execFileSync('objdump', ['-d', '--no-show-raw-insn', `--start-address=0x${a}`, `--stop-address=0x${(parseInt(a, 16) + 8).toString(16)}`, bin], { encoding: 'utf8' });
+          const first = out.split('\n').find((l) => /^\s+[0-9a-f]+:\s/.test(l)) ?? '';
+          assert.match(first, /:\s+push\s/, `${app} ${p.probe} at 0x${a}: ${first}`);
+        }
+      }
+    }
+  }
+});

@@ -107,6 +107,12 @@ function requestType(): protobuf.Type {
   return cachedType;
 }
 
+/** Encodes an ExportTraceServiceRequest from a plain object (field names as in the .proto: resource_spans, trace_id...). */
+export function encodeExportRequest(obj: object): Buffer {
+  const T = requestType();
+  return Buffer.from(T.encode(T.fromObject(obj)).finish());
+}
+
 /** Decodes an ExportTraceServiceRequest body into flat spans. */
 export function decodeExportRequest(body: Uint8Array, via: 'grpc' | 'http', request: number): ReceivedSpan[] {
   const T = requestType();

@@ -69,6 +69,13 @@ describe('buildConfig', () => {
     assert.deepEqual(buildConfig({}, { OTEL_SEMCONV_STABILITY_OPT_IN: 'rpc,http' }).warnings, []);
   });
 
+  test('OTLP relay addresses: flag or variable, PORT means 127.0.0.1; a bad one is a usage error', () => {
+    assert.deepEqual(buildConfig({ 'otlp-relay-address': '4318' }, {}).relayAddress, { host: '127.0.0.1', port: 4318, text: '4318' });
+    assert.deepEqual(buildConfig({}, { OTEL_RUST_AGENT_OTLP_RELAY_GRPC_ADDRESS: ':4317' }).relayGrpcAddress, { host: undefined, port: 4317, text: ':4317' });
+    assert.equal(buildConfig({}, {}).relayAddress, undefined);
+    usageError({ 'otlp-relay-address': 'nope' }, {}, '--otlp-relay-address: "nope" is not an address (PORT, HOST:PORT, [IPv6]:PORT or :PORT)');
+  });
+
   test('empty variables count as unset', () => {
     const env: NodeJS.ProcessEnv = {
       OTEL_TARGET_PID: '', OTEL_TRACES_EXPORTER: '', OTEL_STDOUT: '', OTEL_LOG_LEVEL: '',

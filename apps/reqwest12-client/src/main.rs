@@ -181,6 +181,9 @@ async fn call(Query(q): Query<HashMap<String, String>>) -> String {
 
 #[tokio::main]
 async fn main() {
+    // reqwest 0.13 without its default provider (aws-lc-rs): rustls' ring, installed once.
+    #[cfg(feature = "ring-provider")]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3002);
     let app = Router::new().route("/", get(|| async { "ok" })).route("/call", get(call));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");

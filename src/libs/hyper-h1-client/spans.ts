@@ -20,7 +20,7 @@
 // rustls): url.full says http unless the connection is known to be TLS; see
 // README.md.
 import type { SpanBuilder, SpanOutput } from '../library';
-import type { ServerSpanContext } from '../../spans/context';
+import type { ServerSpanContext, ClientCall } from '../../spans/context';
 import { DecodeError, bytesOf, readU64Number } from '../../events/header';
 import { acquireRecord, releaseRecord, attrKey, attrSet, SpanKind, StatusCode, type AttrSet, type SpanRecord } from '../../spans/record';
 import { HeadScan, scanRequestHead, knownMethod, splitHostBytes } from '../../spans/http';
@@ -110,21 +110,6 @@ interface Pending {
   next: Pending | undefined;
 }
 
-/** A reqwest call as handed over by the application (execute_request entry), waiting for its first wire request. */
-interface Call {
-  tsLo: number;
-  tsHi: number;
-  mono: number;
-  tid: number;
-  task: number;
-  scheme: 'http' | 'https';
-  /** url.full of the call (credentials removed, sensitive query values redacted). */
-  url: string;
-  /** The open server span of the caller's task when the call was made (found: ids copied; the span may end before the response). */
-  parent: boolean;
-  t0: number; t1: number; t2: number; t3: number; s0: number; s1: number; flags: number;
-}
-
 /** Parent and caller facts a redirect hop inherits from the hop before it. */
 interface Lineage {
   count: number;
@@ -136,9 +121,6 @@ interface Lineage {
 }
 
 class ProcessState {
-  /** reqwest calls by `authority target` (what the wire request will carry), oldest first. */
-  calls = new Map<string, Call[]>();
-  callCount = 0;
   /** Pending calls by Encode word (only pointer-shaped words are filed). */
   byWord = new Map<number, Pending>();
   head: Pending | undefined;
@@ -188,8 +170,6 @@ export interface H1ClientStats extends PropagationStats {
   callsMatched: number;
   /** Calls whose URL could not be read or parsed. */
   callsUnparsable: number;
-  /** Calls that never showed up on the wire (connect failure, error before sending), dropped after the timeout. */
-  callsWithoutWire: number;
   /** Parents: spans given the caller task's server span / calls whose task had no open server span / spans left without one because calls for the same URL from several tasks were waiting. */
   parentHits: number;
   parentMisses: number;
@@ -253,7 +233,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
   readonly counts: H1ClientStats = {
     requests: 0, spans: 0, partialResponses: 0, unparsableResponses: 0, requestHeadLost: 0, unmatchedResponses: 0,
     timeouts: 0, closed: 0, overflow: 0, redirectsFollowed: 0, informational: 0, headReads: 0, unansweredWithoutHead: 0,
-    calls: 0, callsMatched: 0, callsUnparsable: 0, callsWithoutWire: 0, parentHits: 0, parentMisses: 0, parentAmbiguous: 0,
+    calls: 0, callsMatched: 0, callsUnparsable: 0, parentHits: 0, parentMisses: 0, parentAmbiguous: 0,
     propInjected: 0, propNotPlaintext: 0, propSplitHead: 0, propNoContext: 0, propAmbiguous: 0, propPresent: 0, propPushFailed: 0,
     propStale: 0, propUnknown: 0, propSpans: 0,
   };
@@ -308,43 +288,22 @@ export class HyperH1ClientSpans implements SpanBuilder {
 
   private call(dv: DataView, off: number): void {
     const pid = dv.getUint32(off + 4, true);
-    const p = this.proc(pid);
+    this.proc(pid);
     this.counts.calls++;
     const len = dv.getUint32(off + RQ.url_len, true);
     const captured = Math.min(dv.getUint32(off + RQ.captured, true), C.RQ_URL_CAPTURE);
     const parts = captured === len ? splitUrl(bytesOf(dv).toString('latin1', off + RQ.url, off + RQ.url + captured)) : undefined;
     if (!parts) { this.counts.callsUnparsable++; return; }
     const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
-    const c: Call = {
-      tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, tid: dv.getUint32(off + 8, true), task: readU64Number(dv, off + RQ.task_id),
+    if (!this.ctx) return;
+    // Filed in the shared context (rule 6): the wire request may be HTTP/1
+    // (taken here) or HTTP/2 (taken by h2-client). The caller's server span
+    // is looked up now, while it is surely open.
+    const c = this.ctx.fileClientCall(pid, `http ${parts.authority} ${parts.target}`, {
+      tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, task: readU64Number(dv, off + RQ.task_id),
       scheme: parts.scheme, url: safeUrl(parts.scheme, parts.authority, parts.target),
-      parent: false, t0: 0, t1: 0, t2: 0, t3: 0, s0: 0, s1: 0, flags: 1,
-    };
-    // The caller's server span, looked up now, while it is surely open.
-    const srv = this.ctx && c.task !== 0 ? this.ctx.find(pid, 'task', c.task) : undefined;
-    if (srv && srv.open) {
-      const pr = srv.rec;
-      c.parent = true;
-      c.t0 = pr.t0; c.t1 = pr.t1; c.t2 = pr.t2; c.t3 = pr.t3; c.s0 = pr.s0; c.s1 = pr.s1; c.flags = pr.flags;
-    } else if (this.ctx && c.task !== 0) {
-      this.counts.parentMisses++;
-    }
-    const k = `${parts.authority} ${parts.target}`;
-    const list = p.calls.get(k);
-    if (list) list.push(c); else p.calls.set(k, [c]);
-    if (++p.callCount > PENDING_MAX) this.dropOldestCall(p);
-  }
-
-  private dropOldestCall(p: ProcessState): void {
-    let oldK: string | undefined;
-    let old = Infinity;
-    for (const [k, l] of p.calls) if (l[0].mono < old) { old = l[0].mono; oldK = k; }
-    if (oldK === undefined) return;
-    const l = p.calls.get(oldK)!;
-    l.shift();
-    if (l.length === 0) p.calls.delete(oldK);
-    p.callCount--;
-    this.counts.callsWithoutWire++;
+    });
+    if (!c.parent && c.task !== 0) this.counts.parentMisses++;
   }
 
   /**
@@ -354,22 +313,14 @@ export class HyperH1ClientSpans implements SpanBuilder {
    * one task were waiting: FIFO order between tasks is not known, so the
    * caller's task (the parent) is not used then.
    */
-  private takeCall(p: ProcessState, authority: string, target: string, encMono: number): { call: Call; ambiguous: boolean } | undefined {
-    const k = `${authority} ${target}`;
-    const l = p.calls.get(k);
-    if (!l || l[0].mono > encMono) return undefined;
-    const call = l[0];
-    let ambiguous = false;
-    for (let i = 1; i < l.length && l[i].mono <= encMono; i++) if (l[i].task !== call.task) { ambiguous = true; break; }
-    l.shift();
-    if (l.length === 0) p.calls.delete(k);
-    p.callCount--;
-    this.counts.callsMatched++;
-    return { call, ambiguous };
+  private takeCall(pid: number, authority: string, target: string, encMono: number): { call: ClientCall; ambiguous: boolean } | undefined {
+    const m = this.ctx?.takeClientCall(pid, `http ${authority} ${target}`, encMono);
+    if (m) this.counts.callsMatched++;
+    return m;
   }
 
   /** Parent = the server span that was open in the caller's task when it made the call (context key `task`); counted. */
-  private parentFrom(rec: SpanRecord, c: Call): void {
+  private parentFrom(rec: SpanRecord, c: ClientCall): void {
     if (!c.parent) return;
     rec.t0 = c.t0; rec.t1 = c.t1; rec.t2 = c.t2; rec.t3 = c.t3;
     rec.p0 = c.s0; rec.p1 = c.s1;
@@ -475,9 +426,9 @@ export class HyperH1ClientSpans implements SpanBuilder {
       const target = b.toString('latin1', sc.targetStart, sc.targetEnd);
       const startLo0 = dv.getUint32(off + RES.req_ts_ns, true), startHi0 = dv.getUint32(off + RES.req_ts_ns + 4, true);
       const encMono = startHi0 * 4294967296 + startLo0;
-      const m = this.takeCall(p, authority, target, encMono);
-      let scheme = m ? m.call.scheme : 'http';
-      let url = m ? m.call.url : safeUrl(scheme, authority, target);
+      const m = this.takeCall(pid, authority, target, encMono);
+      let scheme = m?.call.scheme ?? 'http';
+      let url = m?.call.url ?? safeUrl(scheme, authority, target);
       const hop = m ? undefined : p.redirects.get(url) ?? p.redirects.get(safeUrl('https', authority, target));
       if (hop) { scheme = hop.scheme === 'https' ? 'https' : 'http'; url = safeUrl(scheme, authority, target); }
       if (sc.hostStart >= 0) {
@@ -640,16 +591,14 @@ export class HyperH1ClientSpans implements SpanBuilder {
 
   expire(nowMono: bigint): void {
     const now = Number(nowMono);
+    // Calls that never reached the wire (connect failure, error before sending): counted by the context (clientCallsDropped).
+    this.ctx?.expireClientCalls(now, this.timeoutNs);
     for (const p of this.procs.values()) {
       while (p.head && now - p.head.startMono >= this.timeoutNs) {
         const end = p.head.startMono + this.timeoutNs;
         this.endUnanswered(p, p.head, 'timeout', end % 4294967296, Math.floor(end / 4294967296));
       }
       for (const [u, h] of p.redirects) if (now - h.at > REDIRECT_WINDOW_NS) p.redirects.delete(u);
-      for (const [k, l] of p.calls) {
-        while (l.length && now - l[0].mono >= this.timeoutNs) { l.shift(); p.callCount--; this.counts.callsWithoutWire++; }
-        if (l.length === 0) p.calls.delete(k);
-      }
     }
   }
 
@@ -664,8 +613,8 @@ export class HyperH1ClientSpans implements SpanBuilder {
     if (!method) rec.addBytesCopy(K.methodOriginal, dv, 0, sc.methodEnd);
     const authority = sc.hostStart >= 0 ? b.toString('latin1', sc.hostStart, sc.hostEnd) : '';
     const target = b.toString('latin1', sc.targetStart, sc.targetEnd);
-    const m = this.takeCall(p, authority, target, r.startMono);
-    const scheme = m ? m.call.scheme : 'http';
+    const m = this.takeCall(r.pid, authority, target, r.startMono);
+    const scheme = m?.call.scheme ?? 'http';
     if (sc.hostStart >= 0) {
       const hp = splitHostBytes(b, sc.hostStart, sc.hostEnd);
       if (hp) {
@@ -673,7 +622,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
         rec.addInt(K.port, hp.port >= 0 ? hp.port : scheme === 'https' ? 443 : 80);
       }
     }
-    rec.addString(K.url, m ? m.call.url : safeUrl(scheme, authority, target));
+    rec.addString(K.url, m?.call.url ?? safeUrl(scheme, authority, target));
     if (m) {
       r.startLo = m.call.tsLo; r.startHi = m.call.tsHi;
       if (m.ambiguous) this.counts.parentAmbiguous++;

@@ -32,7 +32,7 @@ export const SERVER_ERRORS = new Set([2, 4, 12, 13, 14, 15]);
 const UNKNOWN = 2, UNIMPLEMENTED = 12;
 
 /** gRPC's HTTP/2 transport: RST_STREAM error code -> status code (grpc/doc/PROTOCOL-HTTP2.md). */
-const RST_TO_CODE: Record<string, number> = {
+export const RST_TO_CODE: Record<string, number> = {
   NO_ERROR: 13, PROTOCOL_ERROR: 13, INTERNAL_ERROR: 13, FLOW_CONTROL_ERROR: 13, SETTINGS_TIMEOUT: 13, FRAME_SIZE_ERROR: 13,
   COMPRESSION_ERROR: 13, CONNECT_ERROR: 13, REFUSED_STREAM: 14, CANCEL: 1, ENHANCE_YOUR_CALM: 8, INADEQUATE_SECURITY: 7,
 };

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Events of the h2 client probes (probes.bpf.c). Mirrored by layouts.ts,
+ * which test/unit/event-layout.test.ts checks against this file. The probe
+ * configs are h2-server's (H2_CFG_* in ../h2-server/events.h): the same
+ * frame::Headers, store::Ptr and streams::Inner offsets, filled by its
+ * offsets.ts from the offsets database.
+ */
+#ifndef OTEL_RUST_AGENT_H2_CLIENT_EVENTS_H
+#define OTEL_RUST_AGENT_H2_CLIENT_EVENTS_H
+
+#include "../../../bpf/include/events.h"
+
+enum h2_client_event_kind {
+	EV_H2_CLIENT_REQUEST  = 0xa0,	/* a request's HEADERS handed to h2's send queue */
+	EV_H2_CLIENT_RESPONSE = 0xa1,	/* a response's HEADERS received (decoded) */
+	EV_H2_CLIENT_TRAILERS = 0xa2,	/* a response's trailers received (decoded) */
+	EV_H2_CLIENT_RESET    = 0xa3,	/* RST_STREAM received for a stream */
+};
+
+#define H2C_PATH_CAP		512	/* :path, with the query */
+#define H2C_AUTHORITY_CAP	128	/* :authority */
+#define H2C_SCHEME_CAP		8	/* :scheme */
+#define H2C_CTYPE_CAP		64	/* content-type (application/grpc...) */
+#define H2C_METHOD_CAP		32	/* an extension method's name */
+#define H2C_GRPC_MESSAGE_CAP	128	/* grpc-message */
+
+struct h2_client_request_event {
+	struct event_header hdr;
+	__u64 conn;			/* the connection: address of h2's stream state (streams::Inner) */
+	__u64 request_id;		/* address of the request's header storage (HeaderMap entries) */
+	__u64 task_id;			/* tokio task sending it (hyper's client dispatch task; 0: unknown) */
+	__u32 stream_id;
+	__u8  method;			/* H2_METHOD_* (../h2-server/events.h) */
+	__u8  end_stream;		/* the HEADERS frame ends the request (no body) */
+	__u16 path_len;
+	__u16 authority_len;
+	__u16 scheme_len;
+	__u16 ctype_len;
+	__u16 method_len;
+	__u8  path[H2C_PATH_CAP];
+	__u8  authority[H2C_AUTHORITY_CAP];
+	__u8  scheme[H2C_SCHEME_CAP];
+	__u8  ctype[H2C_CTYPE_CAP];
+	__u8  method_name[H2C_METHOD_CAP];
+};
+
+/* A response head (EV_H2_CLIENT_RESPONSE, status set), trailers (EV_H2_CLIENT_TRAILERS, status 0)
+ * or a reset (EV_H2_CLIENT_RESET: reset_code, no grpc fields). */
+struct h2_client_response_event {
+	struct event_header hdr;
+	__u64 conn;
+	__u32 stream_id;
+	__u16 status;			/* :status (0 for trailers) */
+	__u8  end_stream;		/* the frame ends the stream (trailers-only response, empty body) */
+	__u8  _pad0;
+	__s16 grpc_status;		/* grpc-status in the frame, -1: none */
+	__u16 grpc_message_len;
+	__u32 reset_code;		/* RST_STREAM error code (RFC 9113; 8 = CANCEL) */
+	__u8  grpc_message[H2C_GRPC_MESSAGE_CAP];
+};
+
+#endif

@@ -1,0 +1,11 @@
+// Offsets of the event in ./events.h and the config slots offsets.ts fills.
+// test/unit/event-layout.test.ts compiles events.h and checks them.
+import type { EventLayouts } from '../library';
+
+export const TONIC_CLIENT_LAYOUTS = {
+  kinds: { TONIC_CLIENT_CALL: 0x60 },
+  constants: { TONIC_PATH_CAP: 256, TC_CFG_PATH_DATA: 0, TC_CFG_BYTES_PTR: 1, TC_CFG_BYTES_LEN: 2, TC_CFG_SLOTS: 3 },
+  structs: {
+    tonic_call_event: { hdr: 0, task_id: 24, path_len: 32, path: 40, $size: 296 },
+  },
+} as const satisfies EventLayouts;
