@@ -17,8 +17,9 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # bench's calibration program.
 LIB_BPF_SRC := $(wildcard src/libs/*/probes.bpf.c)
 LIB_BPF_OBJ := $(patsubst src/libs/%/probes.bpf.c,build/bpf/%.bpf.o,$(LIB_BPF_SRC))
-BPF_OBJ := $(LIB_BPF_OBJ) build/bpf/calibrate.bpf.o build/bpf/process.bpf.o
-BPF_HDR := $(wildcard bpf/include/*.h)
+BPF_OBJ := $(LIB_BPF_OBJ) build/bpf/calibrate.bpf.o build/bpf/process.bpf.o build/bpf/propagation.bpf.o
+# src/propagation/context.h: the BPF-side trace context store several libraries' programs share.
+BPF_HDR := $(wildcard bpf/include/*.h) $(wildcard src/propagation/*.h)
 TS_SRC  := $(shell find src test tools bench -name '*.ts' 2>/dev/null)
 
 .PHONY: fuzz soak all setup build bpf ts apps libotelctx demo test test-unit test-e2e test-matrix toolchains test-deploy test-container deploy-tools demo-jaeger jaeger-screenshot image manifests bench bench-pipeline clean
@@ -48,6 +49,10 @@ build/bpf/calibrate.bpf.o: bpf/calibrate.bpf.c $(BPF_HDR) build/bpf/vmlinux.h
 
 # The agent's own programs: process life events (exec) of traced processes.
 build/bpf/process.bpf.o: bpf/process.bpf.c $(BPF_HDR) build/bpf/vmlinux.h
+	clang $(BPF_CFLAGS) -c $< -o $@
+
+# Outgoing trace context: sock_ops + sk_msg programs (src/propagation/README.md).
+build/bpf/propagation.bpf.o: src/propagation/propagation.bpf.c src/libs/hyper-h1-client/events.h $(BPF_HDR) build/bpf/vmlinux.h
 	clang $(BPF_CFLAGS) -c $< -o $@
 
 .SECONDEXPANSION:

@@ -38,6 +38,7 @@ import { EventRecorder } from '../events/recording';
 import { lossSummary, describeLoss } from './accounting';
 import type { AgentConfig } from '../cli/config';
 import { COMMON_LAYOUTS, recordKind, decodeHeader, EVENT_HEADER_SIZE } from '../events/header';
+import { Propagation, describePropagation, type PropagationReport } from '../propagation';
 import { CpuProfile } from '../util/cpu-profile';
 
 
@@ -117,6 +118,8 @@ interface ExeTarget {
 
 export class Agent {
   private rt!: BpfRuntime;
+  /** Outgoing trace context (src/propagation); undefined until load. */
+  private propagation: Propagation | undefined;
   private clock = new WallClock();
   private assembler: SpanAssembler;
   private binaries = new Map<string, AttachedBinary>();
@@ -224,6 +227,10 @@ export class Agent {
     const noEvents = this.rt.attachProcessEvents();
     this.execEvents = noEvents === undefined;
     if (noEvents) log.warn(`an exec by a traced process is noticed only when it runs another file, by polling: ${noEvents}`);
+    if (process.env.OTEL_RUST_AGENT_PROPAGATION !== 'off') {
+      this.propagation = new Propagation(this.rt, bpfObjectPath('propagation.bpf.o'), process.env.OTEL_RUST_AGENT_PROPAGATE_ROOT_CGROUP === '1');
+    }
+    log.info(this.propagation ? describePropagation(this.propagation.report) : 'trace context propagation: off (OTEL_RUST_AGENT_PROPAGATION=off)');
     if (cfg.cpuProfileFile) this.cpuProfile = CpuProfile.start(cfg.cpuProfileFile);
     for (const t of initial) {
       const pid = cfg.targetPid ?? 0;
@@ -604,6 +611,7 @@ export class Agent {
 
   private forgetProcess(pid: number, why: string): void {
     this.drain(); // its last events
+    this.propagation?.forget(pid);
     const lost = this.assembler.forgetProcess(pid);
     this.activeLibs.delete(pid);
     const tp = this.table.get(pid);
@@ -768,10 +776,13 @@ export class Agent {
   /** What the metrics endpoint and the stats file report. */
   snapshot(): AgentSnapshot {
     const procs = [...this.table.procs.values()];
+    // Each traced process's cgroup gets the socket program (once per cgroup).
+    if (this.propagation) for (const p of procs) if (p.selected) this.propagation.track(p.info.pid);
     return {
       ready: this.ready && !this.stopping,
       stopping: this.stopping,
       attachMode: this.rt?.mode,
+      propagation: this.propagation?.report,
       probes: this.rt ? this.counters() : [],
       spans: this.assembler.stats(),
       export: this.sink.stats(),
@@ -829,6 +840,7 @@ export class Agent {
         targets: snap.processes.filter((p) => p.selected).map((p) => p.info.pid),
         excluded: snap.processes.filter((p) => !p.selected).map((p) => p.info.pid),
         attachMode: snap.attachMode,
+        propagation: snap.propagation ?? null,
         files: snap.files,
         // Where each file's attached probes sit (file offsets), so a check can
         // read the traced text there (no breakpoint may be left after detach).
@@ -882,6 +894,7 @@ export class Agent {
     if (this.rt) this.logLoss();
     await this.metrics?.close();
     try { fs.unlinkSync(this.statsFile); } catch { /* never written */ }
+    this.propagation?.close();
     if (this.rt) this.rt.close();
     if (this.cpuProfile) { const failed = await this.cpuProfile.stop(); if (failed) log.warn(failed); }
     for (const ab of this.binaries.values()) ab.file.close();
@@ -899,6 +912,7 @@ export interface AgentSnapshot {
   ready: boolean;
   stopping: boolean;
   attachMode: string | undefined;
+  propagation: PropagationReport | undefined;
   probes: { probe: PlannedProbe; counters: ProbeCounters; disabled?: string }[];
   spans: Record<string, Record<string, number>>;
   export: ReturnType<SpanSink['stats']>;

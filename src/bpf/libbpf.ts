@@ -44,6 +44,9 @@ export const lib = {
   link_destroy: bpf.func('int bpf_link__destroy(bpf_link *l)'),
   num_possible_cpus: bpf.func('int libbpf_num_possible_cpus()'),
   set_print: bpf.func('void *libbpf_set_print(void *fn)'),
+  prog_attach: bpf.func('int bpf_prog_attach(int prog_fd, int attachable_fd, int type, unsigned int flags)'),
+  prog_detach2: bpf.func('int bpf_prog_detach2(int prog_fd, int attachable_fd, int type)'),
+  link_create: bpf.func('int bpf_link_create(int prog_fd, int target_fd, int attach_type, void *opts)'),
 };
 
 export const c = {
@@ -51,6 +54,7 @@ export const c = {
   mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
   munmap: libc.func('int munmap(void *addr, size_t len)'),
   close: libc.func('int close(int fd)'),
+  open: libc.func('int open(const char *path, int flags)'),
   vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t n, const char *fmt, void *ap)'),
   getpagesize: libc.func('int getpagesize()'),
 };

@@ -46,6 +46,8 @@ const BINCTX = COMMON_LAYOUTS.structs.binary_context;
 /** Maps every object shares: the first object creates them, the others reuse their fds. */
 const SHARED_MAPS = ['events', 'probe_stats', 'probe_configs', 'binary_contexts'] as const;
 type SharedMap = (typeof SHARED_MAPS)[number];
+/** Maps shared by the objects that declare them (src/propagation/context.h): one map for all. */
+const OPTIONAL_SHARED_MAPS = ['prop_server_ctx', 'prop_span_ctx', 'prop_calls', 'prop_outgoing'];
 
 /** What a binary's probes may read about it (bpf/include/events.h, struct binary_context). */
 export interface BinaryContextValue {
@@ -109,6 +111,7 @@ export class BpfRuntime {
   readonly mode: AttachMode;
   private objects: LoadedObject[] = [];
   private fds = new Map<SharedMap, number>();
+  private optionalFds = new Map<string, number>();
   private ncpus: number;
   ring!: RingBufferReader;
   private links = new Set<Link>();
@@ -124,7 +127,26 @@ export class BpfRuntime {
 
   load(): void {
     captureLibbpfLog();
-    for (const path of this.objectPaths) {
+    for (const path of this.objectPaths) this.loadObject(path);
+    this.ring = new RingBufferReader(this.fds.get('events')!, this.ringSize);
+  }
+
+  /**
+   * An object whose programs are not uprobes (src/propagation: sock_ops,
+   * sk_msg), loaded after load(): its failure is returned, not thrown, so a
+   * kernel that refuses those program types still traces.
+   */
+  loadExtra(path: string): { ok: true } | { ok: false; why: string } {
+    try {
+      this.loadObject(path);
+      return { ok: true };
+    } catch (e) {
+      return { ok: false, why: (e as Error).message };
+    }
+  }
+
+  private loadObject(path: string): void {
+    {
       if (!fs.existsSync(path)) throw new UserError(`BPF object ${path} is missing: run make build`, EXIT.FAILURE);
       const obj = lib.open_file(path, null);
       if (!obj) throw new UserError(`cannot open BPF object ${path}: errno ${errno()}`, EXIT.FAILURE);
@@ -151,6 +173,14 @@ export class BpfRuntime {
       } else {
         for (const name of SHARED_MAPS) check(lib.map_reuse_fd(maps.get(name), this.fds.get(name)!), `reuse ${name}`);
       }
+      const created: [string, unknown][] = [];
+      for (const name of OPTIONAL_SHARED_MAPS) {
+        const m = lib.find_map(obj, name);
+        if (!m) continue;
+        const fd = this.optionalFds.get(name);
+        if (fd !== undefined) check(lib.map_reuse_fd(m, fd), `reuse ${name}`);
+        else created.push([name, m]);
+      }
       const rc = lib.object_load(obj);
       if (rc < 0) {
         const e = -rc;
@@ -163,9 +193,24 @@ export class BpfRuntime {
       if (first) for (const name of SHARED_MAPS) this.fds.set(name, lib.map_fd(maps.get(name)));
       const traced = lib.find_map(obj, 'traced_pids');
       if (traced) this.tracedPidsFd = lib.map_fd(traced);
+      for (const [name, m] of created) this.optionalFds.set(name, lib.map_fd(m));
       this.objects.push({ path, obj, programs });
     }
-    this.ring = new RingBufferReader(this.fds.get('events')!, this.ringSize);
+  }
+
+  /** The fd of a program of a loaded object (for attach types other than uprobes). */
+  programFd(name: string): number {
+    return lib.program_fd(this.program(name));
+  }
+
+  /** The fd of a map of the loaded object that holds `program`. */
+  mapFdOf(program: string, map: string): number {
+    for (const o of this.objects) {
+      if (!o.programs.has(program)) continue;
+      const m = lib.find_map(o.obj, map);
+      if (m) return lib.map_fd(m);
+    }
+    throw new Error(`no map ${map} beside program ${program}`);
   }
 
   /** Writes probe config `index` (1..MAX_PROBE_CONFIGS-1): the values its program reads. */

@@ -11,10 +11,11 @@ import { PROBE_MODULES } from '../libs';
 import { detectOtelSdk, userMemoryWrites } from '../libs/otel-sdk/detect';
 import { requireExecutable, requireProcess } from '../agent/target';
 import { UserError, EXIT } from '../util/errors';
+import { detectPropagation, describePropagation, type PropagationReport } from '../propagation';
 
 interface LiveProbe { id: number; hits: number; events: number; drops: number; badLayout: number; noEntry: number; disabled: string | null }
 
-function liveCounters(pid: number): { agentPid: number; probes: LiveProbe[] } | undefined {
+function liveCounters(pid: number): { agentPid: number; probes: LiveProbe[]; propagation?: PropagationReport | null } | undefined {
   const dir = '/run/otel-rust-agent';
   if (!fs.existsSync(dir)) return undefined;
   for (const f of fs.readdirSync(dir)) {
@@ -46,6 +47,9 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
   const plan = bin.isRust ? planProbes(bin, PROBE_MODULES) : undefined;
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const live = pid !== undefined ? liveCounters(pid) : undefined;
+  // Outgoing trace context: the running agent's path, or what this kernel allows.
+  const propagation = live?.propagation ?? safeDetect();
+  const hasClient = !!plan?.modules.some((m) => m.module.name === 'hyper-h1-client' && m.active);
   const otelSdk = bin.isRust ? detectOtelSdk(bin) : [];
 
   if (json) {
@@ -71,6 +75,7 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
           live: live?.probes.find((l) => l.id === p.probeId) ?? null,
         })),
       })) ?? [],
+      propagation: propagation ? { ...propagation, live: !!live?.propagation, clientProbes: hasClient } : null,
       analysisMs: Math.round(ms),
     }, null, 2));
     return bin.isRust ? EXIT.OK : EXIT.TARGET;
@@ -116,10 +121,19 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
       if (l) out(`             live: ${l.hits} hits, ${l.events} events, ${l.drops} drops, ${l.badLayout} bad layout${l.disabled ? `, disabled: ${l.disabled}` : ''}`);
     }
   }
+  if (propagation) {
+    out(`propagation ${live?.propagation ? '(running agent) ' : ''}${describePropagation(propagation).replace(/^trace context propagation: /, '')}`);
+    if (!hasClient) out('          no HTTP/1 client probes in this binary: nothing to propagate');
+  }
   if (pid !== undefined && !live) out(`live counters: no running agent traces process ${pid}`);
   else if (live) out(`live counters from agent pid ${live.agentPid}`);
   out(`analysis took ${ms.toFixed(0)} ms`);
   return EXIT.OK;
+}
+
+/** The kernel's answer, or undefined without the rights to ask (inspect runs unprivileged too). */
+function safeDetect(): PropagationReport | undefined {
+  try { return detectPropagation(); } catch { return undefined; }
 }
 
 export function requireInspectTarget(t: string | undefined): string {

@@ -69,7 +69,7 @@ function setup(): { spans: AgentSpan[]; s: HyperH1ServerSpans } {
 }
 
 function stats(over: Partial<H1ServerStats>): H1ServerStats {
-  return { requests: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, expired: 0, h2Prefaces: 0, ...over };
+  return { requests: 0, bpfIds: 0, bpfIdMismatch: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, expired: 0, h2Prefaces: 0, ...over };
 }
 
 const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: localhost:3000\r\n${extra}\r\n`;

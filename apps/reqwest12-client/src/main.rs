@@ -2,6 +2,7 @@
 //! crate links; the source is shared by the reqwest 0.11/0.12/0.13 fixtures).
 //!
 //!   GET /call?url=U&n=N&mode=async|blocking|spawn&h2c=1&timeout_ms=T
+//!       (async mode: &body=BYTES | &chunked=BYTES for a POST body, &own_tp=1 for an own traceparent)
 //!       makes N calls to U (async: concurrently, from the handler's task;
 //!       spawn: each in a new tokio task; blocking: one after the other with
 //!       reqwest::blocking on a spawn_blocking thread; hyper: one after the
@@ -40,8 +41,53 @@ fn describe(e: &reqwest::Error) -> String {
     format!("error {kind}")
 }
 
+/// What a call sends (trace-context propagation tests): a POST body of
+/// `body` bytes (Content-Length) or of `chunked` bytes in 3 chunks (chunked
+/// transfer encoding), and a traceparent of the application's own.
+#[derive(Clone, Default)]
+struct Send {
+    body: Option<usize>,
+    chunked: Option<usize>,
+    own_traceparent: bool,
+}
+
+/// Byte i of every test body: a pattern a receiver can recompute.
+fn body_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 7 + 3) % 251) as u8).collect()
+}
+
+#[cfg(feature = "stream-body")]
+fn chunked(rb: reqwest::RequestBuilder, n: usize) -> Option<reqwest::RequestBuilder> {
+    let all = body_bytes(n);
+    let third = n / 3;
+    let parts: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(all[..third].to_vec()), Ok(all[third..2 * third].to_vec()), Ok(all[2 * third..].to_vec())];
+    Some(rb.body(reqwest::Body::wrap_stream(futures_util::stream::iter(parts))))
+}
+
+#[cfg(not(feature = "stream-body"))]
+fn chunked(_rb: reqwest::RequestBuilder, _n: usize) -> Option<reqwest::RequestBuilder> {
+    None
+}
+
 async fn one(url: String, h2c: bool, timeout: Option<Duration>) -> String {
-    let mut rb = client(h2c).get(&url);
+    one_with(url, h2c, timeout, Send::default()).await
+}
+
+async fn one_with(url: String, h2c: bool, timeout: Option<Duration>, send: Send) -> String {
+    let mut rb = if let Some(n) = send.body {
+        client(h2c).post(&url).body(body_bytes(n))
+    } else if let Some(n) = send.chunked {
+        match chunked(client(h2c).post(&url), n) {
+            Some(rb) => rb,
+            None => return "error unsupported".to_string(),
+        }
+    } else {
+        client(h2c).get(&url)
+    };
+    if send.own_traceparent {
+        rb = rb.header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    }
     if let Some(t) = timeout {
         rb = rb.timeout(t);
     }
@@ -119,7 +165,14 @@ async fn call(Query(q): Query<HashMap<String, String>>) -> String {
             out
         }
         // Polled together inside the handler's task: one task, n calls in flight.
-        _ => futures_util::future::join_all((0..n).map(|_| one(url.clone(), h2c, timeout))).await,
+        _ => {
+            let send = Send {
+                body: q.get("body").and_then(|v| v.parse().ok()),
+                chunked: q.get("chunked").and_then(|v| v.parse().ok()),
+                own_traceparent: q.get("own_tp").map(|v| v == "1").unwrap_or(false),
+            };
+            futures_util::future::join_all((0..n).map(|_| one_with(url.clone(), h2c, timeout, send.clone()))).await
+        }
     };
     let mut s = lines.join("\n");
     s.push('\n');

@@ -13,6 +13,7 @@ enum hyper_h1_client_event_kind {
 	EV_H1_CLIENT_RESPONSE = 0x51,	/* Client::parse entered: response bytes, and the request head */
 	EV_REQWEST_CALL       = 0x52,	/* reqwest's Client::execute_request entered, in the caller's task */
 	EV_REQWEST_BLOCKING_CALL = 0x53,	/* reqwest::blocking's Client::execute entered, on the calling thread (reqwest_call_event) */
+	EV_H1_CLIENT_PROPAGATION = 0x54, /* the socket program saw the request head go out (src/propagation) */
 };
 
 /* Words of hyper's Encode / ParseContext copied. Both hold
@@ -35,6 +36,7 @@ struct h1c_request_event {
 	__u64 task_id;			/* tokio task writing it (the connection's task; 0: unknown) */
 	__u32 vec_ptr_idx;		/* word index of ptr / cap inside the Vec<u8> at dst_addr */
 	__u32 vec_cap_idx;
+	__u8  span_id[8];		/* the CLIENT span's id, made here (src/propagation/context.h) */
 };
 
 struct h1c_response_event {
@@ -46,6 +48,7 @@ struct h1c_response_event {
 	__u32 res_len;			/* BytesMut.len: response bytes buffered */
 	__u32 req_captured;		/* bytes copied into req_head[] */
 	__u32 res_captured;		/* bytes copied into res_head[] */
+	__u8  span_id[8];		/* the CLIENT span's id, made at encode (all zero: none) */
 	__u8  res_head[H1C_RES_CAPTURE];
 	__u8  req_head[H1C_REQ_CAPTURE];
 };
@@ -57,6 +60,34 @@ struct reqwest_call_event {
 	__u32 captured;			/* bytes copied into url[] */
 	__u8  comm[16];			/* the calling thread's name (reqwest::blocking's runtime thread is "reqwest-interna") */
 	__u8  url[RQ_URL_CAPTURE];
+};
+
+/* What the socket program (src/propagation/propagation.bpf.c) did with the
+ * first write of a request head hyper had just encoded on this thread. */
+enum h1c_propagation_outcome {
+	H1C_PROP_INJECTED      = 1,	/* traceparent inserted after the request line */
+	H1C_PROP_NOT_PLAINTEXT = 2,	/* the write is not a plaintext HTTP/1 request head (TLS) */
+	H1C_PROP_SPLIT_HEAD    = 3,	/* the head does not end inside this write's first H1C_PROP_SCAN bytes */
+	H1C_PROP_NO_CONTEXT    = 4,	/* no reqwest call waits for this target from inside a server span */
+	H1C_PROP_AMBIGUOUS     = 5,	/* calls from two server spans wait for this target */
+	H1C_PROP_PRESENT       = 6,	/* the request already has a traceparent */
+	H1C_PROP_PUSH_FAILED   = 7,	/* the kernel refused to grow or linearize the message */
+	H1C_PROP_STALE         = 8,	/* the head was encoded too long before this thread's next write */
+};
+/* Bytes of a write the socket program looks at for a whole request head. */
+#define H1C_PROP_SCAN 1024
+/* Bytes inserted: "traceparent: " + 55 + CRLF. */
+#define H1C_PROP_LINE 70
+
+struct h1c_propagation_event {
+	struct event_header hdr;	/* probe_id 0: no probe; pid/tid: the writer */
+	__u8  span_id[8];		/* the client span (encode's) */
+	__u8  trace_id[16];		/* what was sent (injected only) */
+	__u8  parent_id[8];		/* the server span that made the call (injected only) */
+	__u8  flags;			/* trace-flags sent */
+	__u8  outcome;			/* enum h1c_propagation_outcome */
+	__u16 _pad0;
+	__u32 msg_size;			/* bytes in the write (before insertion) */
 };
 
 #endif

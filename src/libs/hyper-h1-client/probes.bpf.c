@@ -24,6 +24,7 @@
  */
 #include "common.h"
 #include "events.h"
+#include "../../propagation/context.h"
 
 struct h1c_key {
 	__u32 tgid;
@@ -40,6 +41,7 @@ struct h1c_call {
 	__u8 vec_cap_idx;
 	__u8 vec_len_idx;
 	__u8 _pad;
+	__u8 span_id[8];	/* the CLIENT span's id (made at encode) */
 };
 
 struct {
@@ -80,6 +82,15 @@ int h1_client_encode(struct pt_regs *ctx)
 	call.vec_ptr_idx = COOKIE_PTR_IDX(cookie);
 	call.vec_cap_idx = COOKIE_CAP_IDX(cookie);
 	call.vec_len_idx = COOKIE_LEN_IDX(cookie);
+	/* The client span's id, made now: the socket program puts it on the
+	 * wire when this thread writes the head (src/propagation), and the
+	 * agent exports the span under it. */
+	prop_new_span_id(e.span_id);
+	__builtin_memcpy(call.span_id, e.span_id, 8);
+	struct prop_outgoing out = { .ts_ns = e.hdr.ts_ns };
+	__builtin_memcpy(out.span_id, e.span_id, 8);
+	__u64 me = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&prop_outgoing, &me, &out, BPF_ANY);
 	struct h1c_key k = { .tgid = e.hdr.pid };
 #pragma unroll
 	for (int i = 0; i < H1C_MSG_WORDS; i++) {
@@ -143,6 +154,7 @@ int h1_client_parse(struct pt_regs *ctx)
 	e->res_len = buf.len > 0xffffffffULL ? 0xffffffff : (__u32)buf.len;
 	e->req_captured = 0;
 	e->res_captured = 0;
+	__builtin_memcpy(e->span_id, call->span_id, 8);
 
 	__u32 n = buf.len < H1C_RES_CAPTURE ? (__u32)buf.len : H1C_RES_CAPTURE;
 	n &= (H1C_RES_CAPTURE * 2 - 1);
@@ -236,6 +248,68 @@ static __always_inline __u64 find_url(struct rq_scan *sc, const void *req, __u64
 	return 0;
 }
 
+/*
+ * Files this call under its request target (src/propagation/context.h,
+ * prop_calls) with the context of the server span its task is handling, so
+ * the socket program can give the wire request that context. Only http://
+ * URLs: an https request is ciphertext on the socket. The target is the URL
+ * from the first '/' after the authority up to a '#' (hyper writes
+ * path-and-query in origin form; the fragment never goes out).
+ */
+static __always_inline void register_call(__u32 pid, __u64 task, const __u8 *url, __u32 n, __u64 now)
+{
+	if (n < 8 || url[0] != 'h' || url[4] != ':' || url[5] != '/' || url[6] != '/')
+		return;
+	__u64 h = PROP_FNV_INIT;
+	__u32 len = 0, in_path = 0;
+	for (__u32 i = 7; i < RQ_URL_CAPTURE; i++) {
+		if (i >= n)
+			break;
+		__u8 c = url[i];
+		if (!in_path) {
+			if (c != '/')
+				continue;
+			in_path = 1;
+		}
+		if (c == '#')
+			break;
+		h = (h ^ c) * PROP_FNV_PRIME;
+		len++;
+	}
+	if (!in_path || n >= RQ_URL_CAPTURE)	/* no path, or the URL was cut: no key */
+		return;
+	__u64 owner = PROP_NO_CTX;
+	if (task) {
+		struct prop_task_key tk = { .pid = pid, .task = task };
+		struct prop_ids *sc = bpf_map_lookup_elem(&prop_server_ctx, &tk);
+		if (sc)
+			owner = prop_word(sc->span_id);
+	}
+	struct prop_call_key ck = { .pid = pid, .len = len, .hash = h };
+	struct prop_call *c = bpf_map_lookup_elem(&prop_calls, &ck);
+	if (c && c->pending != 0 && now - c->last_ns > PROP_CALL_STALE_NS) {
+		/* Nothing registered or sent on this target for long: what still
+		 * counts as pending never reached the wire. */
+		bpf_map_delete_elem(&prop_calls, &ck);
+		c = 0;
+	}
+	if (!c) {
+		struct prop_call fresh = { .owner = owner, .pending = 1, .last_ns = now };
+		if (bpf_map_update_elem(&prop_calls, &ck, &fresh, BPF_NOEXIST) == 0)
+			return;
+		c = bpf_map_lookup_elem(&prop_calls, &ck);
+		if (!c)
+			return;
+	}
+	/* Released (no call waiting): claim it; otherwise another span's calls
+	 * wait for the same target and nobody can tell the wire requests apart. */
+	__u64 old = __sync_val_compare_and_swap(&c->owner, 0, owner);
+	if (old != 0 && old != owner)
+		__sync_lock_test_and_set(&c->owner, PROP_AMBIGUOUS);
+	__sync_fetch_and_add(&c->pending, 1);
+	c->last_ns = now;
+}
+
 static __always_inline int reqwest_call(struct pt_regs *ctx, __u16 kind)
 {
 	__u64 cookie;
@@ -271,6 +345,11 @@ static __always_inline int reqwest_call(struct pt_regs *ctx, __u16 kind)
 	if (bpf_probe_read_user(e->url, n, (const void *)url))
 		n = 0;
 	e->captured = n;
+	/* Only the async call is filed for propagation: a blocking call reaches
+	 * the wire through execute_request on reqwest's runtime thread, which
+	 * files it there (filing both would count one wire request twice). */
+	if (n && kind == EV_REQWEST_CALL)
+		register_call(e->hdr.pid, e->task_id, e->url, n, e->hdr.ts_ns);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	if (st)
 		__sync_fetch_and_add(&st->events, 1);

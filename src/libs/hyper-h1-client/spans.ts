@@ -32,6 +32,22 @@ const { kinds: KIND, constants: C, structs: S } = H1_CLIENT_LAYOUTS;
 const REQ = S.h1c_request_event;
 const RES = S.h1c_response_event;
 const RQ = S.reqwest_call_event;
+const PR = S.h1c_propagation_event;
+/** h1c_propagation_outcome (events.h) -> stats counter. */
+const PROP_OUTCOMES: Record<number, keyof PropagationStats> = {
+  1: 'propInjected', 2: 'propNotPlaintext', 3: 'propSplitHead', 4: 'propNoContext', 5: 'propAmbiguous', 6: 'propPresent', 7: 'propPushFailed', 8: 'propStale',
+};
+
+/** What the socket program did with each request head (src/propagation). */
+export interface PropagationStats {
+  propInjected: number; propNotPlaintext: number; propSplitHead: number; propNoContext: number;
+  propAmbiguous: number; propPresent: number; propPushFailed: number; propStale: number; propUnknown: number;
+  /** Spans exported under the trace id / parent that went on the wire. */
+  propSpans: number;
+}
+
+/** The context a request carried on the wire, by client span id. */
+interface Sent { t0: number; t1: number; t2: number; t3: number; p0: number; p1: number; flags: number }
 
 const K = {
   method: attrKey('http.request.method'),
@@ -155,7 +171,7 @@ function pointerLike(w: number): boolean {
   return w >= 0x10000 && w < 0x800000000000 && w % 8 === 0;
 }
 
-export interface H1ClientStats {
+export interface H1ClientStats extends PropagationStats {
   requests: number;
   spans: number;
   partialResponses: number;
@@ -245,7 +261,11 @@ export class HyperH1ClientSpans implements SpanBuilder {
     timeouts: 0, closed: 0, overflow: 0, redirectsFollowed: 0, informational: 0, headReads: 0, unansweredWithoutHead: 0,
     calls: 0, callsMatched: 0, callsUnparsable: 0, parentHits: 0, parentMisses: 0, parentAmbiguous: 0,
     blockingCalls: 0, blockingMatched: 0, blockingAmbiguous: 0,
+    propInjected: 0, propNotPlaintext: 0, propSplitHead: 0, propNoContext: 0, propAmbiguous: 0, propPresent: 0, propPushFailed: 0,
+    propStale: 0, propUnknown: 0, propSpans: 0,
   };
+  /** pid:span id -> the context injected for it (bounded). */
+  private readonly sent = new Map<string, Sent>();
   private procs = new Map<number, ProcessState>();
   private readonly scan = new HeadScan();
   private readonly timeoutNs: number;
@@ -268,9 +288,26 @@ export class HyperH1ClientSpans implements SpanBuilder {
     } else if (kind === KIND.REQWEST_CALL) {
       if (len < RQ.$size) throw new DecodeError(`reqwest call record too short (${len})`);
       this.call(dv, off);
+    } else if (kind === KIND.H1_CLIENT_PROPAGATION) {
+      if (len < PR.$size) throw new DecodeError(`h1 client propagation record too short (${len})`);
+      this.propagated(dv, off);
     } else {
       throw new DecodeError(`hyper-h1-client: unknown event kind ${kind}`);
     }
+  }
+
+  private propagated(dv: DataView, off: number): void {
+    const outcome = dv.getUint8(off + PR.outcome);
+    const name = PROP_OUTCOMES[outcome];
+    if (name) this.counts[name]++; else this.counts.propUnknown++;
+    if (name !== 'propInjected') return;
+    if (this.sent.size >= 16384) this.sent.clear();
+    const key = `${dv.getUint32(off + 4, true)}:${dv.getUint32(off + PR.span_id, false)}:${dv.getUint32(off + PR.span_id + 4, false)}`;
+    this.sent.set(key, {
+      t0: dv.getUint32(off + PR.trace_id, false), t1: dv.getUint32(off + PR.trace_id + 4, false),
+      t2: dv.getUint32(off + PR.trace_id + 8, false), t3: dv.getUint32(off + PR.trace_id + 12, false),
+      p0: dv.getUint32(off + PR.parent_id, false), p1: dv.getUint32(off + PR.parent_id + 4, false), flags: dv.getUint8(off + PR.flags),
+    });
   }
 
   private proc(pid: number): ProcessState {
@@ -522,6 +559,19 @@ export class HyperH1ClientSpans implements SpanBuilder {
         }
       }
       rec.newSpanId();
+      // The id encode made (the one a traceparent carried), and what went
+      // on the wire with it: the exported span says what the server saw.
+      const b0 = dv.getUint32(off + RES.span_id, false), b1 = dv.getUint32(off + RES.span_id + 4, false);
+      if ((b0 | b1) !== 0) {
+        rec.s0 = b0; rec.s1 = b1;
+        const key = `${dv.getUint32(off + 4, true)}:${b0}:${b1}`;
+        const w = this.sent.get(key);
+        if (w) {
+          this.sent.delete(key);
+          rec.t0 = w.t0; rec.t1 = w.t1; rec.t2 = w.t2; rec.t3 = w.t3; rec.p0 = w.p0; rec.p1 = w.p1; rec.flags = w.flags;
+          this.counts.propSpans++;
+        }
+      }
       const clock = this.out.clock;
       rec.setStartMono(startLo, startHi, clock);
       rec.setEndMono(dv.getUint32(off + 16, true), dv.getUint32(off + 20, true), clock);

@@ -38,8 +38,17 @@ struct h1_request_event {
 	__u64 task_id;			/* tokio task parsing it: the connection's task (0: unknown) */
 	__u32 buf_len;			/* BytesMut.len: bytes buffered */
 	__u32 captured;			/* bytes copied into head[] */
+	/* The server span's ids, made here (src/propagation/context.h): the
+	 * agent exports exactly these, so calls this request makes can carry
+	 * them before the agent has read this event. */
+	__u8  trace_id[16];		/* from the head's traceparent (ctx_flags & H1_CTX_REMOTE) or new */
+	__u8  span_id[8];
+	__u32 ctx_flags;		/* H1_CTX_*: 0 = no ids (the agent makes them) */
+	__u32 _pad;
 	__u8  head[H1_HEAD_CAPTURE];
 };
+#define H1_CTX_IDS	1	/* trace_id/span_id are set */
+#define H1_CTX_REMOTE	2	/* trace_id came from an incoming traceparent */
 
 struct h1_response_event {
 	struct event_header hdr;

@@ -11,9 +11,13 @@ export const H1_SERVER_LAYOUTS = {
     H1_CTX_WORDS: 8,
     H1_MSG_WORDS: 6,
     H1_STATUS_CAPTURE: 64,
+    H1_CTX_IDS: 1,
+    H1_CTX_REMOTE: 2,
   },
   structs: {
-    h1_request_event: { hdr: 0, buf_addr: 24, ctx_words: 32, task_id: 96, buf_len: 104, captured: 108, head: 112, $size: 112 + 2048 },
+    h1_request_event: {
+      hdr: 0, buf_addr: 24, ctx_words: 32, task_id: 96, buf_len: 104, captured: 108, trace_id: 112, span_id: 128, ctx_flags: 136, head: 144, $size: 144 + 2048,
+    },
     h1_response_event: {
       hdr: 0, dst_addr: 24, msg_words: 32, entry_ts_ns: 80, written: 88, captured: 92, status: 96, status_line: 104, $size: 104 + 64,
     },

@@ -30,6 +30,7 @@
  */
 #include "common.h"
 #include "events.h"
+#include "../../propagation/context.h"
 
 /* encode entry state, keyed by thread: entry and its ret run on one thread. */
 struct h1_encode_call {
@@ -79,6 +80,30 @@ static __always_inline void emit_request(struct probe_stats *st, __u64 cookie, c
 		return;
 	}
 	e->captured = n;
+
+	/* The server span's ids, and the context calls made by this task
+	 * inherit (src/propagation/context.h). Each parse hit makes new ones:
+	 * the last hit before the handler runs is the one that completed the
+	 * head, and its event is the one the agent builds the span from. */
+	struct prop_ids ids = {};
+	__u8 parent[8];
+	int at = prop_find_traceparent(e->head, n, cap);
+	if (at < 0 || at > (int)(cap - PROP_TP_VALUE - 1) || prop_parse_traceparent(e->head + at, &ids, parent)) {
+		__builtin_memset(&ids, 0, sizeof(ids));
+		prop_new_trace_id(ids.trace_id);
+		ids.flags = 1;
+	}
+	prop_new_span_id(ids.span_id);
+	__builtin_memcpy(e->trace_id, ids.trace_id, 16);
+	__builtin_memcpy(e->span_id, ids.span_id, 8);
+	e->ctx_flags = H1_CTX_IDS | (ids.remote ? H1_CTX_REMOTE : 0);
+	e->_pad = 0;
+	struct prop_span_key sk = { .pid = e->hdr.pid, .span = prop_word(ids.span_id) };
+	bpf_map_update_elem(&prop_span_ctx, &sk, &ids, BPF_ANY);
+	if (e->task_id) {
+		struct prop_task_key tk = { .pid = e->hdr.pid, .task = e->task_id };
+		bpf_map_update_elem(&prop_server_ctx, &tk, &ids, BPF_ANY);
+	}
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	if (st)
 		__sync_fetch_and_add(&st->events, 1);

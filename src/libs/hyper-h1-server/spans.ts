@@ -134,6 +134,10 @@ interface Conn {
 
 export interface H1ServerStats {
   requests: number;
+  /** Spans under the ids the parse probe made (src/propagation/context.h). */
+  bpfIds?: number;
+  /** An incoming traceparent the probe did not read (outside its capture): its parent link is dropped, the probe's ids kept. */
+  bpfIdMismatch?: number;
   partialHeads: number;
   unparsable: number;
   spans: number;
@@ -245,7 +249,7 @@ function learned(keys: number[], instance: number): number {
 }
 
 export class HyperH1ServerSpans implements SpanBuilder {
-  readonly counts: H1ServerStats = { requests: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, expired: 0, h2Prefaces: 0 };
+  readonly counts: H1ServerStats = { requests: 0, bpfIds: 0, bpfIdMismatch: 0, partialHeads: 0, unparsable: 0, spans: 0, abandoned: 0, unmatchedResponses: 0, notSampled: 0, expired: 0, h2Prefaces: 0 };
   private procs = new Map<number, ProcessState>();
   private readonly scan = new HeadScan();
   private readonly ctxScratch: number[] = new Array<number>(C.H1_CTX_WORDS).fill(0);
@@ -268,8 +272,9 @@ export class HyperH1ServerSpans implements SpanBuilder {
       if (key >= 0) words[key] = readU64Number(dv, off + REQ.ctx_words + key * 8);
       else for (let i = 0; i < C.H1_CTX_WORDS; i++) words[i] = readU64Number(dv, off + REQ.ctx_words + i * 8);
       const base = off + REQ.head;
+      const ids = (dv.getUint32(off + REQ.ctx_flags, true) & C.H1_CTX_IDS) !== 0 ? off + REQ.trace_id : -1;
       this.request(p, pid, instance, dv.getUint32(off + 16, true), dv.getUint32(off + 20, true), bytesOf(dv), dv, base, base + captured,
-        dv.getUint32(off + REQ.buf_len, true), words, key, readU64Number(dv, off + REQ.task_id));
+        dv.getUint32(off + REQ.buf_len, true), words, key, readU64Number(dv, off + REQ.task_id), ids);
     } else if (kind === KIND.H1_SERVER_RESPONSE || kind === KIND.H1_SERVER_RESPONSE_CONN) {
       if (len < RES.status_line) throw new DecodeError(`h1 response record too short (${len})`);
       const captured = dv.getUint32(off + RES.captured, true);
@@ -320,7 +325,7 @@ export class HyperH1ServerSpans implements SpanBuilder {
    * only read during the call; with `key` >= 0 only words[key] is valid.
    */
   private request(p: ProcessState, pid: number, instance: number, tsLo: number, tsHi: number, b: Buffer, bv: DataView, start: number, end: number,
-    bufLen: number, words: number[], key: number, taskId: number): void {
+    bufLen: number, words: number[], key: number, taskId: number, ids = -1): void {
     if (isH2Preface(b, start, end)) {
       // hyper 0.14 with HTTP/2 enabled parses a connection's first bytes as
       // HTTP/1 before it switches to HTTP/2 on seeing the preface: no request.
@@ -390,6 +395,20 @@ export class HyperH1ServerSpans implements SpanBuilder {
       rec.flags = 1;
     }
     rec.newSpanId();
+    if (ids >= 0) {
+      // The probe's ids (trace id from the same traceparent, or new): calls
+      // this request makes carried them on the wire already.
+      const t0 = bv.getUint32(ids, false), t1 = bv.getUint32(ids + 4, false), t2 = bv.getUint32(ids + 8, false), t3 = bv.getUint32(ids + 12, false);
+      if (flags >= 0 && (t0 !== rec.t0 || t1 !== rec.t1 || t2 !== rec.t2 || t3 !== rec.t3)) {
+        this.counts.bpfIdMismatch!++;
+        rec.parentRemote = false;
+        rec.p0 = rec.p1 = 0;
+        rec.traceState = undefined;
+      }
+      rec.t0 = t0; rec.t1 = t1; rec.t2 = t2; rec.t3 = t3;
+      rec.s0 = bv.getUint32(ids + 16, false); rec.s1 = bv.getUint32(ids + 20, false);
+      this.counts.bpfIds!++;
+    }
 
     const pend = this.newPending(pid, tsLo, tsHi, rec, instance);
     // The connection's task handles this request until its response head:

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The BPF-side trace context store: what outgoing W3C propagation needs to
+ * know *at send time*, in the kernel, before the agent has read any event.
+ *
+ * Included by the probes that make the ids (hyper-h1-server: server span ids
+ * at parse; hyper-h1-client: client span id at encode, the caller's context
+ * at reqwest's execute_request) and by the socket programs that insert the
+ * header (propagation.bpf.c). The maps are declared in every object that
+ * includes this file; the loader shares them by name (one map for all).
+ *
+ * Why ids are made here: the span ids the agent exports must be the ones that
+ * went on the wire, and the wire write happens microseconds after the probe,
+ * long before user space drains the ring. So the probe makes the ids, puts
+ * them in its event (user space uses exactly those) and in these maps.
+ */
+#ifndef OTEL_RUST_AGENT_PROPAGATION_CONTEXT_H
+#define OTEL_RUST_AGENT_PROPAGATION_CONTEXT_H
+
+/* A span's W3C context. trace_id/span_id are the id bytes in wire order
+ * (byte 0 = the first two hex digits). */
+struct prop_ids {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 flags;		/* W3C trace-flags */
+	__u8 remote;		/* trace id taken from an incoming traceparent */
+	__u8 _pad[6];
+};
+
+struct prop_task_key {
+	__u32 pid;
+	__u32 _pad;
+	__u64 task;		/* tokio task id */
+};
+
+/* (pid, tokio task) -> the server span the task is handling now: written by
+ * the server parse probe (hyper-h1-server), read where that task makes a
+ * client call (reqwest's execute_request). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct prop_task_key);
+	__type(value, struct prop_ids);
+} prop_server_ctx SEC(".maps");
+
+struct prop_span_key {
+	__u32 pid;
+	__u32 _pad;
+	__u64 span;		/* the span id's 8 bytes as one word */
+};
+
+/* (pid, server span id) -> its context; immutable once written, so a reader
+ * holding a span id never sees a half-written context. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct prop_span_key);
+	__type(value, struct prop_ids);
+} prop_span_ctx SEC(".maps");
+
+/*
+ * reqwest calls waiting for their request to reach the wire, by request
+ * target (path and query as hyper writes it in the request line; FNV-1a of
+ * the bytes and their length). reqwest hands the request to hyper's
+ * connection task through a channel, and no pointer seen at execute_request
+ * survives into hyper's encode (reqwest clones the HeaderMap and builds a new
+ * Uri after that entry), so the request line is the key that joins them.
+ *
+ * `owner` is the server span id of every waiting call (PROP_NO_CTX: calls made
+ * outside any server span; PROP_AMBIGUOUS: calls from two different spans wait
+ * for the same target, and which wire request is whose cannot be known: those
+ * go out unchanged). Only atomics touch a value after it is created.
+ */
+struct prop_call_key {
+	__u32 pid;
+	__u32 len;
+	__u64 hash;
+};
+
+struct prop_call {
+	__u64 owner;
+	__u64 pending;
+	__u64 last_ns;		/* last registration or consumption */
+};
+
+#define PROP_NO_CTX	1ULL
+#define PROP_AMBIGUOUS	(~0ULL)
+/* A key nobody touched for this long is reset by the next call: calls that
+ * never reached the wire (connect failed, cancelled) must not keep it
+ * ambiguous forever. */
+#define PROP_CALL_STALE_NS (30ULL * 1000000000ULL)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct prop_call_key);
+	__type(value, struct prop_call);
+} prop_calls SEC(".maps");
+
+/*
+ * Thread -> the client request hyper's encode is writing right now: its
+ * BPF-made span id. hyper's dispatcher flushes the head it just encoded in
+ * the same poll, on the same thread, so the socket program finds it under its
+ * own pid_tgid; it consumes the entry on the first write it sees.
+ */
+struct prop_outgoing {
+	__u8 span_id[8];
+	__u64 ts_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct prop_outgoing);
+} prop_outgoing SEC(".maps");
+
+static __always_inline void prop_random(__u8 *dst, const int n)
+{
+#pragma unroll
+	for (int i = 0; i < n; i += 4) {
+		__u32 r = bpf_get_prandom_u32();
+		__builtin_memcpy(dst + i, &r, 4);
+	}
+}
+
+static __always_inline __u64 prop_word(const __u8 *b)
+{
+	__u64 w;
+	__builtin_memcpy(&w, b, 8);
+	return w;
+}
+
+/* A span id that is not all zero and is neither marker value. */
+static __always_inline void prop_new_span_id(__u8 *dst)
+{
+	prop_random(dst, 8);
+	__u64 w = prop_word(dst);
+	if (w == 0 || w == PROP_NO_CTX || w == PROP_AMBIGUOUS)
+		dst[0] = 0x5a, dst[7] = 0xa5;
+}
+
+static __always_inline void prop_new_trace_id(__u8 *dst)
+{
+	prop_random(dst, 16);
+	if (prop_word(dst) == 0 && prop_word(dst + 8) == 0)
+		dst[15] = 1;
+}
+
+static __always_inline int prop_hex(__u8 c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+
+/*
+ * An incoming traceparent in a request head held in BPF-readable memory
+ * (head[0..n), n <= cap, cap a constant): the offset of its value, or -1.
+ * The header name matches in any case at a line start; one optional space or
+ * tab follows the colon. Only the offset is searched here so the loop stays
+ * small for the verifier; prop_parse_traceparent decodes it.
+ */
+#define PROP_TP_VALUE 55
+
+struct prop_tp_scan {
+	const __u8 *head;	/* ring memory of at least `cap` bytes */
+	__u32 n;
+	int found;
+};
+
+/* One position of the search; bpf_loop verifies this once, not per byte.
+ * One callback per ring record size (the verifier must see the bound). */
+#define PROP_TP_SCAN_CB(CAP)								\
+static long prop_tp_scan_##CAP(__u64 i, struct prop_tp_scan *s)			\
+{											\
+	__u32 k = (__u32)i & (CAP - 1);							\
+	if (k + 14 + PROP_TP_VALUE > s->n)						\
+		return 1;								\
+	if (k < 1 || k + 14 + PROP_TP_VALUE + 2 > CAP)					\
+		return 0;								\
+	const __u8 *h = s->head;							\
+	__u64 x;									\
+	__u32 y;									\
+	__builtin_memcpy(&x, h + k - 1, 8);						\
+	if ((x | 0x2020202020202000ULL) != 0x617065636172740aULL) /* "\ntracepa" */	\
+		return 0;								\
+	__builtin_memcpy(&y, h + k + 7, 4);						\
+	if ((y | 0x20202020) != 0x746e6572 || h[k + 11] != ':')	/* "rent:" */	\
+		return 0;								\
+	s->found = (h[k + 12] == ' ' || h[k + 12] == '\t') ? (int)(k + 13) : (int)(k + 12); \
+	return 1;									\
+}
+PROP_TP_SCAN_CB(2048)
+PROP_TP_SCAN_CB(512)
+
+/*
+ * The offset of an incoming traceparent's value in a request head held in
+ * ring memory (head[0..n), n <= cap, the memory cap bytes long, cap 512 or 2048), or -1.
+ * The header name matches in any case at a line start; one optional space or
+ * tab follows the colon.
+ */
+static __always_inline int prop_find_traceparent(const __u8 *head, __u32 n, const __u32 cap)
+{
+	struct prop_tp_scan s = { .head = head, .n = n, .found = -1 };
+	if (n < 16 + 14 + PROP_TP_VALUE)
+		return -1;
+	bpf_loop(n, cap == 2048 ? (void *)prop_tp_scan_2048 : (void *)prop_tp_scan_512, &s, 0);
+	return s.found;
+}
+
+/* Two hex digits -> a byte, or -1. */
+static __always_inline int prop_hex2(const __u8 *b)
+{
+	int h = prop_hex(b[0]), l = prop_hex(b[1]);
+	if (h < 0 || l < 0)
+		return -1;
+	return h * 16 + l;
+}
+
+/*
+ * Decodes the traceparent value at v[0..PROP_TP_VALUE] (v[PROP_TP_VALUE] must
+ * be readable: it ends the value) with the rules of the agent's own parser
+ * (src/spans/tracecontext.ts): version not ff, version 00 exactly four
+ * fields, lowercase hex, trace and parent id not all zero. 0 on success.
+ * out gets the trace id and flags; *parent the caller's span id.
+ */
+static __always_inline int prop_parse_traceparent(const __u8 *v, struct prop_ids *out, __u8 *parent)
+{
+	int ver = prop_hex2(v);
+	if (ver < 0 || ver == 0xff || v[2] != '-' || v[35] != '-' || v[52] != '-')
+		return -1;
+	__u8 end = v[PROP_TP_VALUE];
+	if (ver == 0 ? (end != '\r' && end != ' ' && end != '\t') : (end != '\r' && end != ' ' && end != '\t' && end != '-'))
+		return -1;
+	__u8 any_t = 0, any_p = 0;
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		int b = prop_hex2(v + 3 + 2 * i);
+		if (b < 0)
+			return -1;
+		out->trace_id[i] = (__u8)b;
+		any_t |= (__u8)b;
+	}
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		int b = prop_hex2(v + 36 + 2 * i);
+		if (b < 0)
+			return -1;
+		parent[i] = (__u8)b;
+		any_p |= (__u8)b;
+	}
+	int f = prop_hex2(v + 53);
+	if (f < 0 || !any_t || !any_p)
+		return -1;
+	out->flags = (__u8)f;
+	out->remote = 1;
+	return 0;
+}
+
+/* FNV-1a, one byte. */
+#define PROP_FNV_INIT 0xcbf29ce484222325ULL
+#define PROP_FNV_PRIME 0x100000001b3ULL
+
+#endif

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Outgoing W3C trace context without writing user memory: the traceparent
+ * header is inserted into the plaintext HTTP/1 request head as it passes the
+ * socket layer (works under kernel lockdown, where bpf_probe_write_user is
+ * refused).
+ *
+ *   prop_sockops  (cgroup sock_ops, attached to each traced process's cgroup)
+ *       files every connection the cgroup opens (active side: clients) in
+ *       the sockhash prop_socks;
+ *   prop_sk_msg   (sk_msg verdict on prop_socks) runs in the writer's
+ *       syscall. It acts only on a thread whose hyper client encode just
+ *       made a client span id (prop_outgoing, see context.h): on that
+ *       thread's first write, if the bytes are a whole plaintext HTTP/1
+ *       request head without a traceparent, and a reqwest call from a server
+ *       span waits for exactly this request target (prop_calls), it inserts
+ *       "traceparent: 00-<caller's trace id>-<client span id>-<flags>\r\n"
+ *       after the request line. Anything else goes out byte for byte as the
+ *       application wrote it, and is counted (h1c_propagation_event.outcome).
+ *
+ * Every check is made before the message is touched; if the kernel refuses
+ * to linearize the inserted bytes after growing the message, they are taken
+ * out again (bpf_msg_pop_data), so a request is never sent half-edited.
+ */
+#include "common.h"
+#include "../libs/hyper-h1-client/events.h"
+#include "context.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} prop_socks SEC(".maps");
+
+/* The head must have been encoded on this thread at most this long ago:
+ * hyper writes a head in the poll that encoded it. An older entry means its
+ * write happened elsewhere; it is not used for whatever this thread sends. */
+#define PROP_OUTGOING_MAX_NS (50ULL * 1000000ULL)
+
+SEC("sockops")
+int prop_sockops(struct bpf_sock_ops *skops)
+{
+	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+		__u64 cookie = bpf_get_socket_cookie(skops);
+		bpf_sock_hash_update(skops, &prop_socks, &cookie, BPF_NOEXIST);
+	}
+	return 1;
+}
+
+static __always_inline __u8 hex_digit(__u8 d)
+{
+	return d < 10 ? '0' + d : 'a' + d - 10;
+}
+
+static __always_inline void hex_into(__u8 *dst, const __u8 *src, const int n)
+{
+#pragma unroll
+	for (int i = 0; i < n; i++) {
+		dst[2 * i] = hex_digit(src[i] >> 4);
+		dst[2 * i + 1] = hex_digit(src[i] & 15);
+	}
+}
+
+/* A copy of the write's first bytes to scan (bpf_loop callbacks cannot
+ * touch packet data). Per CPU, with a busy flag: a program preempted on this
+ * CPU leaves it to its owner, the other one sends its request unchanged. */
+struct prop_scratch {
+	__u64 busy;
+	__u32 n;
+	__u32 _pad;
+	__u8 b[H1C_PROP_SCAN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct prop_scratch);
+} prop_scratch SEC(".maps");
+
+struct line_scan {
+	struct prop_scratch *sc;
+	__u64 hash;
+	__u32 target;		/* where the target starts */
+	__u32 target_end;	/* the space after it (0: not found) */
+	__u32 bad;
+	__u32 head_end;		/* after the empty line (0: not found) */
+	__u32 present;
+	__u32 from;
+};
+
+/* Request line: METHOD SP origin-form-target SP; hashes the target. */
+static long scan_request_line(__u64 i, struct line_scan *s)
+{
+	__u32 k = (__u32)i & (H1C_PROP_SCAN - 1);
+	if (k >= s->sc->n)
+		return 1;
+	__u8 c = s->sc->b[k];
+	if (!s->target) {
+		if (c == ' ') {
+			if (k == 0 || k > 15)
+				s->bad = 1;
+			s->target = k + 1;
+			return s->bad;
+		}
+		if (c < 'A' || c > 'Z') {
+			s->bad = 1;
+			return 1;
+		}
+		return 0;
+	}
+	if (k == s->target && c != '/') {
+		s->bad = 1;
+		return 1;
+	}
+	if (c == ' ') {
+		s->target_end = k;
+		return 1;
+	}
+	if (c < 0x21 || c > 0x7e) {
+		s->bad = 1;
+		return 1;
+	}
+	s->hash = (s->hash ^ c) * PROP_FNV_PRIME;
+	return 0;
+}
+
+/* Headers: the empty line that ends the head, or an own traceparent. */
+static long scan_headers(__u64 i, struct line_scan *s)
+{
+	__u32 k = (s->from + (__u32)i) & (H1C_PROP_SCAN - 1);
+	struct prop_scratch *sc = s->sc;
+	if (k + 2 >= sc->n || k + 16 > H1C_PROP_SCAN)
+		return 1;
+	if (sc->b[k] != '\n')
+		return 0;
+	if (sc->b[k + 1] == '\r' && sc->b[k + 2] == '\n') {
+		s->head_end = k + 3;
+		return 1;
+	}
+	if (k + 13 > sc->n)
+		return 0;
+	__u64 x;
+	__u32 y;
+	__builtin_memcpy(&x, &sc->b[k], 8);
+	__builtin_memcpy(&y, &sc->b[k + 8], 4);
+	if ((x | 0x2020202020202000ULL) == 0x617065636172740aULL && (y | 0x20202020) == 0x746e6572 && sc->b[k + 12] == ':') {
+		s->present = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Decides, and inserts when it may. Returns the outcome. */
+static __always_inline __u8 propagate(struct sk_msg_md *msg, __u32 pid, struct h1c_propagation_event *ev)
+{
+	__u32 size = msg->size;
+	__u32 want = size < H1C_PROP_SCAN ? size : H1C_PROP_SCAN;
+	if (want < 16)
+		return H1C_PROP_NOT_PLAINTEXT;
+	if (bpf_msg_pull_data(msg, 0, want, 0))
+		return H1C_PROP_PUSH_FAILED;
+	void *data = msg->data;
+	void *end = msg->data_end;
+	if (data + 16 > end)
+		return H1C_PROP_NOT_PLAINTEXT;
+	__u32 zero = 0;
+	struct prop_scratch *sc = bpf_map_lookup_elem(&prop_scratch, &zero);
+	if (!sc)
+		return H1C_PROP_PUSH_FAILED;
+	if (__sync_lock_test_and_set(&sc->busy, 1))
+		return H1C_PROP_PUSH_FAILED;
+	__u8 out = H1C_PROP_PUSH_FAILED;
+	__u32 n = want & (H1C_PROP_SCAN * 2 - 1);
+	if (n > H1C_PROP_SCAN)
+		n = H1C_PROP_SCAN;
+	if (bpf_probe_read_kernel(sc->b, n, data))
+		goto done;
+	sc->n = n;
+	struct line_scan ls = { .sc = sc, .hash = PROP_FNV_INIT };
+	bpf_loop(n, scan_request_line, &ls, 0);
+	if (ls.bad || !ls.target) {
+		out = H1C_PROP_NOT_PLAINTEXT;
+		goto done;
+	}
+	__u32 j = ls.target_end;
+	if (!j || j + 11 > n) {
+		out = H1C_PROP_SPLIT_HEAD;
+		goto done;
+	}
+	j &= H1C_PROP_SCAN - 1;
+	if (j + 11 > H1C_PROP_SCAN)
+		goto done;
+	/* " HTTP/1.x\r\n" */
+	if (sc->b[j + 1] != 'H' || sc->b[j + 2] != 'T' || sc->b[j + 3] != 'T' || sc->b[j + 4] != 'P' || sc->b[j + 5] != '/' ||
+	    sc->b[j + 6] != '1' || sc->b[j + 7] != '.' || sc->b[j + 9] != '\r' || sc->b[j + 10] != '\n') {
+		out = H1C_PROP_NOT_PLAINTEXT;
+		goto done;
+	}
+	ls.from = j + 10;
+	bpf_loop(n, scan_headers, &ls, 0);
+	if (ls.present) {
+		out = H1C_PROP_PRESENT;
+		goto done;
+	}
+	if (!ls.head_end) {
+		out = H1C_PROP_SPLIT_HEAD;
+		goto done;
+	}
+	out = 0;
+done:
+	sc->busy = 0;
+	if (out)
+		return out;
+	__u32 line_end = j + 11;
+	__u32 tlen = ls.target_end - ls.target;
+	__u64 h = ls.hash;
+
+	/* Whose request is this? The reqwest call waiting for this target. */
+	struct prop_call_key ck = { .pid = pid, .len = tlen, .hash = h };
+	struct prop_call *c = bpf_map_lookup_elem(&prop_calls, &ck);
+	if (!c)
+		return H1C_PROP_NO_CONTEXT;
+	__u64 before = __sync_fetch_and_add(&c->pending, -1);
+	if (before == 0) {
+		__sync_fetch_and_add(&c->pending, 1);
+		return H1C_PROP_NO_CONTEXT;
+	}
+	__u64 owner = c->owner;
+	if (before == 1)	/* the last waiting call: release the target */
+		__sync_val_compare_and_swap(&c->owner, owner, 0);
+	c->last_ns = ev->hdr.ts_ns;
+	if (owner == PROP_AMBIGUOUS || owner == 0)
+		return H1C_PROP_AMBIGUOUS;
+	if (owner == PROP_NO_CTX)
+		return H1C_PROP_NO_CONTEXT;
+	struct prop_span_key sk = { .pid = pid, .span = owner };
+	struct prop_ids *ctx = bpf_map_lookup_elem(&prop_span_ctx, &sk);
+	if (!ctx)
+		return H1C_PROP_NO_CONTEXT;
+
+	__u8 line[H1C_PROP_LINE];
+	/* "traceparent: 00-" */
+	__u64 a = 0x7261706563617274ULL, b = 0x2d3030203a746e65ULL;
+	__builtin_memcpy(line, &a, 8);
+	__builtin_memcpy(line + 8, &b, 8);
+	hex_into(line + 16, ctx->trace_id, 16);
+	line[48] = '-';
+	hex_into(line + 49, ev->span_id, 8);
+	line[65] = '-';
+	hex_into(line + 66, &ctx->flags, 1);
+	line[68] = '\r';
+	line[69] = '\n';
+
+	if (bpf_msg_push_data(msg, line_end, H1C_PROP_LINE, 0))
+		return H1C_PROP_PUSH_FAILED;
+	if (bpf_msg_pull_data(msg, line_end, line_end + H1C_PROP_LINE, 0)) {
+		bpf_msg_pop_data(msg, line_end, H1C_PROP_LINE, 0);
+		return H1C_PROP_PUSH_FAILED;
+	}
+	data = msg->data;
+	end = msg->data_end;
+	if (data + H1C_PROP_LINE > end) {
+		bpf_msg_pop_data(msg, line_end, H1C_PROP_LINE, 0);
+		return H1C_PROP_PUSH_FAILED;
+	}
+	__builtin_memcpy(data, line, H1C_PROP_LINE);
+	__builtin_memcpy(ev->trace_id, ctx->trace_id, 16);
+	__builtin_memcpy(ev->parent_id, ctx->span_id, 8);
+	ev->flags = ctx->flags;
+	return H1C_PROP_INJECTED;
+}
+
+SEC("sk_msg")
+int prop_sk_msg(struct sk_msg_md *msg)
+{
+	__u64 me = bpf_get_current_pid_tgid();
+	struct prop_outgoing *o = bpf_map_lookup_elem(&prop_outgoing, &me);
+	if (!o)
+		return SK_PASS;
+	struct h1c_propagation_event ev = {};
+	ev.hdr.kind = EV_H1_CLIENT_PROPAGATION;
+	ev.hdr.pid = me >> 32;
+	ev.hdr.tid = (__u32)me;
+	ev.hdr.cpu = (__u16)bpf_get_smp_processor_id();
+	ev.hdr.ts_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(ev.span_id, o->span_id, 8);
+	__u64 made = o->ts_ns;
+	/* One write per encoded head: the first one after encode. */
+	bpf_map_delete_elem(&prop_outgoing, &me);
+	ev.msg_size = msg->size;
+	if (ev.hdr.ts_ns - made > PROP_OUTGOING_MAX_NS)
+		ev.outcome = H1C_PROP_STALE;
+	else
+		ev.outcome = propagate(msg, ev.hdr.pid, &ev);
+	bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_NO_WAKEUP);
+	return SK_PASS;
+}

@@ -1,0 +1,239 @@
+// End to end: outgoing W3C trace context inserted at the socket (sock_ops +
+// sk_msg, src/propagation) into the HTTP/1 requests a traced reqwest 0.12
+// service makes, checked from the receiving side: a raw TCP server records
+// every request byte for byte. The service runs in a cgroup of its own made
+// here (the socket program attaches to the traced process's cgroup only).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as https from 'node:https';
+import * as path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { testPki } from '../helpers/tls';
+import { startOtlpReceiver, OtlpReceiver, ReceivedSpan } from '../helpers/otlp-receiver';
+import { startServiceCmd, serviceBinary, attachAgent, runAgentSync, freshStats, waitForStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
+
+/** One request as it arrived: the head's bytes and the body's bytes exactly as sent (chunk framing included). */
+interface Received { head: string; body: Buffer; decoded: Buffer }
+
+let recv: OtlpReceiver;
+let svc: Service;
+let agent: RunningAgent | undefined;
+let raw: net.Server;
+let rport = 0;
+let tls: https.Server;
+let tlsPort = 0;
+let cgroup = '';
+const received: Received[] = [];
+
+/** Parses HTTP/1 requests off a connection (Content-Length or chunked bodies); answers each, then closes. */
+function recordingServer(): net.Server {
+  return net.createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      const he = buf.indexOf('\r\n\r\n');
+      if (he < 0) return;
+      const head = buf.subarray(0, he + 4).toString('latin1');
+      const rest = buf.subarray(he + 4);
+      const cl = /\r\ncontent-length: *(\d+)/i.exec(head);
+      let bodyLen = -1;
+      let decoded = Buffer.alloc(0);
+      if (cl) {
+        if (rest.length < Number(cl[1])) return;
+        bodyLen = Number(cl[1]);
+        decoded = rest.subarray(0, bodyLen);
+      } else if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+        let at = 0;
+        const parts: Buffer[] = [];
+        for (;;) {
+          const le = rest.indexOf('\r\n', at);
+          if (le < 0) return;
+          const n = parseInt(rest.subarray(at, le).toString('latin1'), 16);
+          if (rest.length < le + 2 + n + 2) return;
+          parts.push(rest.subarray(le + 2, le + 2 + n));
+          at = le + 2 + n + 2;
+          if (n === 0) break;
+        }
+        bodyLen = at;
+        decoded = Buffer.concat(parts);
+      } else {
+        bodyLen = 0;
+      }
+      received.push({ head, body: Buffer.from(rest.subarray(0, bodyLen)), decoded: Buffer.from(decoded) });
+      buf = Buffer.alloc(0);
+      sock.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
+    });
+    sock.on('error', () => { /* the client went away */ });
+  });
+}
+
+/** The fixture's body pattern (apps/reqwest12-client body_bytes). */
+function pattern(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + 3) % 251;
+  return b;
+}
+
+async function call(q: Record<string, string | number>): Promise<string[]> {
+  const qs = new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)])).toString();
+  const res = await fetch(`http://127.0.0.1:${svc.port}/call?${qs}`);
+  assert.equal(res.status, 200);
+  return (await res.text()).trim().split('\n');
+}
+
+const TP_LINE = /\r\ntraceparent: (00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2}))\r\n/g;
+const withoutTp = (head: string) => head.replace(/\r\ntraceparent: [^\r]*\r\n/, '\r\n');
+const clientSpans = (): ReceivedSpan[] => recv.spans().filter((s) => s.kind === 3);
+const d = (a: AgentStats, b: AgentStats, k: string) => (a.spans['hyper-h1-client']?.[k] ?? 0) - (b.spans['hyper-h1-client']?.[k] ?? 0);
+const hits = (s: AgentStats, probe: string) => s.probes.find((p) => p.probe === probe)?.hits ?? 0;
+
+/** What the same calls send without the agent: the baseline the traced requests are compared with. */
+const baseline = new Map<string, Received>();
+const CASES: Record<string, Record<string, string | number>> = {
+  get: {},
+  large: { body: 300_000 },
+  chunked: { chunked: 100_000 },
+};
+
+before(async () => {
+  raw = recordingServer();
+  await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+  rport = (raw.address() as AddressInfo).port;
+  const pki = testPki();
+  tls = https.createServer({ key: pki.serverKey, cert: pki.serverCert }, (_req, res) => res.end('secure'));
+  await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+  tlsPort = (tls.address() as AddressInfo).port;
+  const mount = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
+  assert.ok(mount, 'a cgroup v2 hierarchy is mounted');
+  cgroup = path.join(mount, `otel-rust-agent-test-${process.pid}`);
+  fs.mkdirSync(cgroup, { recursive: true });
+  svc = await startServiceCmd(['sh', '-c', 'echo $$ > "$1/cgroup.procs" && exec "$2"', 'sh', cgroup, serviceBinary('reqwest12-client')]);
+  // Without the agent first (each call is a new connection: the server closes it).
+  for (const [name, q] of Object.entries(CASES)) {
+    received.length = 0;
+    assert.deepEqual(await call({ url: `http://127.0.0.1:${rport}/${name}?x=1`, ...q }), ['200']);
+    assert.equal(received.length, 1);
+    baseline.set(name, received[0]);
+  }
+  recv = await startOtlpReceiver({ grpc: false, http: true });
+  agent = await attachAgent(['--pid', String(svc.pid), '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint, '--service-name', 'caller']);
+  await waitForStats(agent, (s) => (s as unknown as { propagation?: { cgroups: string[] } }).propagation?.cgroups.length === 1);
+});
+
+after(async () => {
+  const code = await agent?.stop();
+  await svc?.stop();
+  await recv?.close();
+  await new Promise((r) => raw?.close(r));
+  await new Promise((r) => tls?.close(r));
+  try { fs.rmdirSync(cgroup); } catch { /* still emptying */ }
+  assert.equal(code, 0, agent?.stderr.text);
+});
+
+test('start-up line and stats: the socket path is active, and why; the user-memory write is refused (lockdown)', () => {
+  const text = agent!.stderr.text;
+  assert.match(text, /trace context propagation: socket-level insertion \(sk_msg\): sock_ops and sk_msg programs load/);
+  assert.match(text, /user-memory write: bpf_probe_write_user refused by the verifier/);
+  assert.match(text, new RegExp(`sock_ops attached to cgroup /otel-rust-agent-test-${process.pid} \\(process ${svc.pid}\\)`));
+});
+
+test('inspect names the path this kernel allows and why (the write-user path refused), for a pid and an executable', () => {
+  // (A running agent's own report is read from /run/otel-rust-agent; the test
+  // agent writes its stats elsewhere, so this is the kernel's answer.)
+  const live = runAgentSync(['inspect', String(svc.pid)]);
+  assert.equal(live.code, 0, live.stderr);
+  assert.match(live.stdout, /^propagation socket-level insertion \(sk_msg\): sock_ops and sk_msg programs load: .*; user-memory write: bpf_probe_write_user refused by the verifier/m);
+  const exe = runAgentSync(['inspect', serviceBinary('reqwest12-client'), '--json']);
+  assert.equal(exe.code, 0, exe.stderr);
+  const j = JSON.parse(exe.stdout);
+  assert.equal(j.propagation.path, 'sk_msg');
+  assert.equal(j.propagation.userWrite, 'refused');
+  assert.equal(j.propagation.clientProbes, true);
+});
+
+test('GET from the handler: traceparent = (the handler server span\'s trace id, the exported CLIENT span\'s id), right after the request line; nothing else changed', async () => {
+  recv.clear();
+  received.length = 0;
+  const before = await freshStats(agent!);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${rport}/get?x=1` }), ['200']);
+  await recv.waitForSpans(2, 15_000);
+  assert.equal(received.length, 1);
+  const head = received[0].head;
+  const tps = [...head.matchAll(TP_LINE)];
+  assert.equal(tps.length, 1, head);
+  assert.ok(head.startsWith(`GET /get?x=1 HTTP/1.1\r\ntraceparent: ${tps[0][1]}\r\n`), head);
+  assert.equal(withoutTp(head), baseline.get('get')!.head);
+  const [client] = clientSpans();
+  const server = recv.spans().find((s) => s.kind === 2)!;
+  assert.equal(server.attributes['url.path'], '/call');
+  assert.equal(tps[0][2], client.traceId);
+  assert.equal(tps[0][3], client.spanId);
+  assert.equal(tps[0][4], '01');
+  assert.equal(client.traceId, server.traceId);
+  assert.equal(client.parentSpanId, server.spanId);
+  const after = await waitForStats(agent!, (s) => d(s, before, 'propSpans') >= 1);
+  assert.equal(d(after, before, 'propInjected'), 1);
+  assert.equal(d(after, before, 'propSpans'), 1);
+  // No probe added: 3 hits per reqwest call as before (execute_request, encode, parse).
+  assert.equal(hits(after, 'reqwest_execute') - hits(before, 'reqwest_execute'), 1);
+  assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 1);
+  assert.equal(hits(after, 'client_parse') - hits(before, 'client_parse'), 1);
+});
+
+test('large (300 kB, Content-Length) and chunked (100 kB) bodies arrive byte-identical to the run without the agent; only the header line is added', async () => {
+  for (const name of ['large', 'chunked']) {
+    received.length = 0;
+    recv.clear();
+    assert.deepEqual(await call({ url: `http://127.0.0.1:${rport}/${name}?x=1`, ...CASES[name] }), ['200']);
+    await recv.waitForSpans(2, 15_000);
+    assert.equal(received.length, 1);
+    const got = received[0], base = baseline.get(name)!;
+    assert.ok(got.body.equals(base.body), `${name}: body differs from the run without the agent`);
+    assert.ok(got.decoded.equals(pattern(name === 'large' ? 300_000 : 100_000)), `${name}: body is not the fixture's pattern`);
+    assert.equal(withoutTp(got.head), base.head);
+    const [tp] = [...got.head.matchAll(TP_LINE)];
+    assert.ok(tp, got.head);
+    const [client] = clientSpans();
+    assert.equal(tp[3], client.spanId);
+    assert.equal(tp[2], client.traceId);
+  }
+});
+
+test('unsafe or unknown: TLS, an own traceparent, a spawned task (no server span known in BPF) and hyper used directly go out unchanged, each counted', async () => {
+  const before = await freshStats(agent!);
+  // TLS: the socket sees ciphertext.
+  assert.deepEqual(await call({ url: `https://127.0.0.1:${tlsPort}/secure` }), ['200']);
+  received.length = 0;
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${rport}/own?x=1`, own_tp: 1 }), ['200']);
+  assert.equal(received.length, 1);
+  assert.deepEqual([...received[0].head.matchAll(TP_LINE)].map((m) => m[1]), ['00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01']);
+  received.length = 0;
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${rport}/spawned?x=1`, mode: 'spawn' }), ['200']);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${rport}/direct?x=1`, mode: 'hyper' }), ['200']);
+  assert.equal(received.length, 2);
+  for (const r of received) assert.doesNotMatch(r.head, /traceparent/i);
+  const after = await waitForStats(agent!, (s) => d(s, before, 'propNoContext') >= 2 && d(s, before, 'propNotPlaintext') >= 1 && d(s, before, 'propPresent') >= 1);
+  assert.equal(d(after, before, 'propInjected'), 0);
+  assert.equal(d(after, before, 'propNotPlaintext'), 1);
+  assert.equal(d(after, before, 'propPresent'), 1);
+  assert.equal(d(after, before, 'propNoContext'), 2);
+  console.log(`propagation outcomes: ${JSON.stringify(Object.fromEntries(Object.entries(after.spans['hyper-h1-client']).filter(([k]) => k.startsWith('prop'))))}`);
+});
+
+test('a traced downstream continues the trace: the service calling its own axum route gives caller server -> client -> downstream server, one trace', async () => {
+  recv.clear();
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${svc.port}/` }), ['200']);
+  await recv.waitForSpans(3, 15_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const servers = recv.spans().filter((s) => s.kind === 2);
+  const outer = servers.find((s) => s.attributes['url.path'] === '/call')!;
+  const inner = servers.find((s) => s.attributes['url.path'] === '/')!;
+  const [client] = clientSpans();
+  assert.ok(outer && inner && client);
+  assert.equal(client.traceId, outer.traceId);
+  assert.equal(client.parentSpanId, outer.spanId);
+  assert.equal(inner.traceId, outer.traceId);
+  assert.equal(inner.parentSpanId, client.spanId);
+});
