@@ -13,6 +13,7 @@
 # otelcol: ~3 plus the module downloads);
 # concurrent callers wait for one build (flock).
 set -euo pipefail
+source "$(dirname "$0")/apt.sh"
 
 CACHE=${OTEL_RUST_AGENT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-rust-agent}
 HELM_VERSION=v3.22.0
@@ -31,8 +32,8 @@ apt_install() {
   ((${#missing[@]})) || return 0
   [[ $(id -u) -eq 0 ]] || { echo "deploy-tools: missing Debian packages: ${missing[*]} (run as root to install them)" >&2; exit 1; }
   echo "deploy-tools: installing ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 build_locked() { # name out-binary build-function

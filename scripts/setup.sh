@@ -3,6 +3,7 @@
 # Safe to run again: each step checks before it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/apt.sh
 
 # clang/llvm build the BPF programs, bpftool writes vmlinux.h from the kernel's
 # BTF, libbpf1 is loaded by the agent at run time, wrk drives the bench,
@@ -23,8 +24,8 @@ if ((${#missing[@]})); then
     exit 1
   fi
   echo "setup: installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 command -v node >/dev/null || { echo "setup: Node.js 20.19+ is required" >&2; exit 1; }
