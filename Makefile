@@ -87,7 +87,8 @@ toolchains:
 	@scripts/toolchains.sh
 
 # About an hour on 2 vCPUs: every fixture of src/libs/*/matrix.ts x three
-# compilers x the release profiles. MATRIX_ARGS narrows it (see tools/test-matrix.ts).
+# compilers x the release profiles. MATRIX_ARGS narrows it (see tools/test-matrix.ts);
+# MATRIX_ARGS=--resume continues an interrupted run (rows without a failing cell are kept).
 test-matrix: build toolchains
 	node dist/tools/test-matrix.js $(MATRIX_ARGS)
 
