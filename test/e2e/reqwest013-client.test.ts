@@ -74,10 +74,13 @@ test('reqwest 0.13 over HTTP/1: exact attributes, parent, redirect hops with res
   for (const u of ['/chain', '/ok?hop=2']) assert.equal(by(u).parentSpanId, srv('/chain').spanId);
   assert.equal(by('/nope').status.code, 2);
   assert.equal(by('/nope').attributes['error.type'], '404');
-  assert.equal(by('/nope').parentSpanId, ''); // reqwest::blocking runs the call on its own runtime thread
+  // reqwest::blocking runs the call on its own runtime thread; the blocking
+  // execute probe on the calling thread links it to the handler's span (issue 8).
+  assert.equal(by('/nope').parentSpanId, srv('/nope').spanId);
   const after = await waitForStats(agent, (s) => hits(s, 'hyper-h1-client', 'client_parse') - hits(before, 'hyper-h1-client', 'client_parse') >= 4);
   assert.equal(hits(after, 'hyper-h1-client', 'reqwest_execute') - hits(before, 'hyper-h1-client', 'reqwest_execute'), 3);
   assert.equal(hits(after, 'hyper-h1-client', 'client_encode') - hits(before, 'hyper-h1-client', 'client_encode'), 4);
+  assert.equal(hits(after, 'hyper-h1-client', 'reqwest_blocking_execute') - hits(before, 'hyper-h1-client', 'reqwest_blocking_execute'), 1);
   assert.equal(hits(after, 'hyper-h1-client', 'client_parse') - hits(before, 'hyper-h1-client', 'client_parse'), 4);
   assert.equal(hits(after, 'h2-client', 'client_send_headers') - hits(before, 'h2-client', 'client_send_headers'), 0);
   assert.equal(after.spans['hyper-h1-client'].pending, 0);
