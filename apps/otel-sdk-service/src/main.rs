@@ -59,6 +59,10 @@ async fn plain() -> &'static str {
 }
 
 fn main() {
+    // reqwest 0.13 is shared with the reqwest13-client fixture, whose
+    // `rustls-no-provider` feature cargo unifies into this build too: without
+    // a process-wide crypto provider reqwest's Client panics when built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .build()
