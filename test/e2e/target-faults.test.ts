@@ -412,7 +412,14 @@ for (const mode of ['exe', 'discover'] as const) test(`${mode === 'exe' ? 'by ex
     assert.deepEqual(bpfFds(apid), baseFds);
     const maps = bpftoolEntries(apid);
     assert.equal(maps.traced_pids, 1, 'only the resident process');
-    assert.deepEqual(maps, baseMaps);
+    // The propagation context caches (src/propagation/context.h) keep one
+    // entry per server span of each process, also after the process exits:
+    // they are LRU maps (65536 entries), bounded, not emptied at exit (a
+    // known limit: README). Every other per-process map is back to its baseline.
+    const PROP_CACHES = ['prop_server_ctx', 'prop_span_ctx'];
+    const withoutCaches = (m: Record<string, number>) => Object.fromEntries(Object.entries(m).filter(([k]) => !PROP_CACHES.includes(k)));
+    assert.deepEqual(withoutCaches(maps), withoutCaches(baseMaps));
+    for (const k of PROP_CACHES) if (k in maps) assert.ok(maps[k] - (baseMaps[k] ?? 0) <= 300 + 250 * steps, `${k}: ${maps[k]} entries, at most one per process's request`);
     // One span per process, each with its own pid. By discovery, a span the
     // agent reads only after its process is gone (it never saw the process in
     // a scan, and cannot check the selectors on it any more) is not exported
