@@ -9,6 +9,8 @@
 //   BENCH_SECONDS    seconds per measured wrk run (default 5)
 //   BENCH_SCENARIOS  comma-separated subset of scenario names (default: all)
 //   BENCH_CALIB_N    probed calls per calibration run (default 200000)
+//   BENCH_OUT_DIR    where latest.json / latest.md go (default bench/results: a
+//                    short check run can keep the committed results untouched)
 //   BENCH_PIN        "c1" (default): in the -c1 scenarios, run wrk and every
 //                    thread of the service on CPU 0 (see PIN below); "none": never pin
 //
@@ -41,6 +43,14 @@ interface Scenario {
   /** h2load: request body and extra headers (the gRPC scenario's framed message). */
   body?: Buffer;
   headers?: string[];
+  /**
+   * A second fixture the service calls (client scenarios): started untraced
+   * once, pinned like the service, and its address substituted for `{down}`
+   * in `path`. The agent traces only `service`, in both modes the same.
+   */
+  downstream?: AppName;
+  /** The body one request must get before the scenario runs (the handler answers 200 even when its own call failed). */
+  expectBody?: string;
 }
 
 const C1 = ['-t1', '-c1', '--latency'];
@@ -57,6 +67,11 @@ const ALL_SCENARIOS: Scenario[] = [
   { name: 'h2c-trivial', service: 'axum08-server', tool: 'h2load', path: '/bench/trivial', wrkArgs: H2_C1, saturated: false },
   { name: 'grpc-unary', service: 'tonic-server', tool: 'h2load', path: '/shop.v1.Catalog/GetProduct', wrkArgs: H2_C1, saturated: false,
     body: GRPC_GET_PRODUCT, headers: ['content-type: application/grpc', 'te: trailers'] },
+  // One reqwest 0.12 call per incoming request: reqwest12-client's handler
+  // awaits GET {down}/bench/trivial (HTTP/1.1, the pooled keep-alive
+  // connection of its one reqwest::Client) and answers its status.
+  { name: 'reqwest-call', service: 'reqwest12-client', tool: 'wrk', path: '/call?n=1&mode=async&url={down}/bench/trivial', wrkArgs: C1, saturated: false,
+    downstream: 'demo-service', expectBody: '200\n' },
 ];
 
 function intEnv(name: string, def: number, min: number): number {
@@ -732,6 +747,7 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
   L.push(
     '- One process per fixture serves its scenarios: `demo-service` (apps/demo: axum 0.8 on hyper 1, HTTP/1.1) the wrk ones, `axum08-server` (HTTP/2 over h2c) `h2c-trivial`, `tonic-server` (tonic 0.14) `grpc-unary`; each is warmed up once when its first scenario starts. Load comes from the same machine, over loopback: `wrk` for HTTP/1.1, `h2load` (nghttp2-client, from Debian; it speaks h2c and, with a request body and headers, gRPC) for HTTP/2. Its percentiles are computed from its per-request log (`--log-file`).',
     '- `h2c-trivial` = `GET /bench/trivial` over h2c with prior knowledge, one connection and one stream at a time (`h2load -t1 -c1 -m1`: the HTTP/2 counterpart of `wrk -c1`). `grpc-unary` = the unary `shop.v1.Catalog/GetProduct` call (a 7-byte length-prefixed GetProductRequest, `content-type: application/grpc`, `te: trailers`), the same way.',
+    '- `reqwest-call` = `GET /call?n=1&mode=async&url=http://127.0.0.1:<demo-service>/bench/trivial` on `reqwest12-client` (apps/reqwest12-client: axum 0.8 + reqwest 0.12): each incoming request makes one reqwest call (HTTP/1.1, over the pooled keep-alive connection of the fixture\'s one `reqwest::Client`) to a second fixture, `demo-service`, and answers its status; `wrk -t1 -c1` as for `trivial`. The agent traces `reqwest12-client` only (a SERVER span and a CLIENT span per request, so spans/req is 2); the called `demo-service` runs untraced in both modes and, when pinned, on the same CPU as the service and wrk.',
     '- Scenarios: `trivial` = `GET /bench/trivial`; `cpu-200us` = `GET /bench/cpu` (about 200 µs of CPU per request). The plain names use `wrk -t1 -c1 --latency` (one keep-alive connection: latency-bound, the per-request overhead shows directly); the `-c16` ones use `wrk -t2 -c16 --latency` (saturation: throughput).',
     PIN === 'c1'
       ? `- CPU pinning (BENCH_PIN=c1, the default): in the \`-c1\` scenarios wrk and every thread of the service run on CPU ${PIN_CPU} only (the agent is not pinned and gets the other CPUs), so no request pays a cross-CPU wake-up. Unpinned, a -c1 run on these VMs lands by chance in a same-CPU mode (~45k rps for /bench/trivial) or a cross-CPU mode (~10-20k rps), which makes a baseline and an agent run incomparable. The \`-c16\` scenarios are not pinned. BENCH_PIN=none turns pinning off.`
@@ -802,24 +818,42 @@ async function main(): Promise<void> {
   // One process per fixture, started when its first scenario comes and warmed up once.
   const services = new Map<AppName, Service>();
   const kindsOf = new Map<AppName, Map<string, 'push' | 'single-step'>>();
-  const serviceFor = async (sc: Scenario): Promise<Service> => {
-    let svc = services.get(sc.service);
-    if (!svc) {
-      svc = await startService(serviceBinary(sc.service));
-      services.set(sc.service, svc);
+  const started = async (name: AppName): Promise<{ svc: Service; fresh: boolean }> => {
+    const svc = services.get(name);
+    if (svc) return { svc, fresh: false };
+    const s = await startService(serviceBinary(name));
+    services.set(name, s);
+    return { svc: s, fresh: true };
+  };
+  const serviceFor = async (sc: Scenario): Promise<{ svc: Service; down?: Service; path: string }> => {
+    // The downstream first: the service's warm-up already calls it.
+    const d = sc.downstream ? await started(sc.downstream) : undefined;
+    if (d?.fresh && sc.downstream === 'demo-service') await runWrk(C16, 1, `http://127.0.0.1:${d.svc.port}/bench/trivial`);
+    const scPath = d ? sc.path.replace('{down}', `http://127.0.0.1:${d.svc.port}`) : sc.path;
+    const { svc, fresh } = await started(sc.service);
+    if (fresh) {
       const base = `http://127.0.0.1:${svc.port}`;
       if (sc.service === 'demo-service') for (const p of ['/bench/trivial', '/bench/cpu']) await runWrk(C16, 1, base + p);
-      else await runLoad({ ...sc, wrkArgs: ['-t1', '-c4', '-m4'] }, 1, base + sc.path);
+      else if (sc.tool === 'wrk') await runWrk(['-t1', '-c4', '--latency'], 1, base + scPath);
+      else await runLoad({ ...sc, wrkArgs: ['-t1', '-c4', '-m4'] }, 1, base + scPath);
     }
-    return svc;
+    if (sc.expectBody !== undefined) {
+      const r = await fetch(`http://127.0.0.1:${svc.port}${scPath}`);
+      const body = await r.text();
+      if (r.status !== 200 || body !== sc.expectBody) throw new Error(`${sc.name}: ${scPath} answered ${r.status} ${JSON.stringify(body)}, expected 200 ${JSON.stringify(sc.expectBody)}`);
+    }
+    return { svc, down: d?.svc, path: scPath };
   };
   try {
     for (const sc of SCENARIOS) {
-      const svc = await serviceFor(sc);
+      const { svc, down, path: scPath } = await serviceFor(sc);
       const svcBin = serviceBinary(sc.service);
-      const url = `http://127.0.0.1:${svc.port}${sc.path}`;
+      const url = `http://127.0.0.1:${svc.port}${scPath}`;
       const runs: RunRecord[] = [];
       setAffinity(svc.pid, pinned(sc) ? PIN_CPU : `0-${CPUS - 1}`);
+      // The called fixture shares the service's CPU(s): a pinned call that
+      // crossed CPUs would pay the wake-up the pinning is there to avoid.
+      if (down) setAffinity(down.pid, pinned(sc) ? PIN_CPU : `0-${CPUS - 1}`);
       setAffinity(rx.pid, pinned(sc) && CPUS > 1 ? `${Number(PIN_CPU) === 0 ? 1 : 0}-${CPUS - 1}` : `0-${CPUS - 1}`);
       for (let r = 0; r < ROUNDS; r++) {
         for (const mode of r % 2 === 0 ? ['baseline', 'agent'] as const : ['agent', 'baseline'] as const) {
@@ -849,13 +883,13 @@ async function main(): Promise<void> {
   }
 
   const elapsedS = (Date.now() - t0) / 1000;
-  const outDir = path.join(ROOT, 'bench', 'results');
+  const outDir = process.env.BENCH_OUT_DIR || path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   const json = JSON.stringify(results, null, 2);
   fs.writeFileSync(path.join(outDir, 'latest.json'), json + '\n');
   fs.writeFileSync(path.join(outDir, 'latest.md'), markdown(results, details, perScenario, cal, elapsedS));
   process.stdout.write(json + '\n');
-  progress(`done in ${elapsedS.toFixed(0)} s; wrote bench/results/latest.json and latest.md`);
+  progress(`done in ${elapsedS.toFixed(0)} s; wrote ${path.relative(ROOT, outDir) || '.'}/latest.json and latest.md`);
 }
 
 if (require.main === module) {
