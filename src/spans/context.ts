@@ -360,6 +360,35 @@ export class ServerSpanContext {
   }
 
   /**
+   * The call a failure seen in `task` at `mono` ends (a connect error, before
+   * any wire request): the oldest call that task filed before then, removed,
+   * with its key. Only when every such call of the task has the same key and
+   * parent (interchangeable calls); calls of that task waiting under other
+   * keys or with other parents make it `ambiguous`, and nothing is taken.
+   */
+  takeTaskCall(pid: number, task: number, mono: number): { call: ClientCall; key: string } | 'ambiguous' | undefined {
+    const p = this.procs.get(pid);
+    if (!p || task === 0) return undefined;
+    let best: ClientCall | undefined;
+    let bestKey = '';
+    for (const [k, l] of p.calls) {
+      for (const c of l) {
+        if (c.mono > mono) break; // filed in time order
+        if (c.task !== task) continue;
+        if (!best) { best = c; bestKey = k; continue; }
+        if (k !== bestKey || c.parent !== best.parent || c.s0 !== best.s0 || c.s1 !== best.s1 || c.t0 !== best.t0 || c.t1 !== best.t1) return 'ambiguous';
+        if (c.mono < best.mono) best = c;
+      }
+    }
+    if (!best) return undefined;
+    const l = p.calls.get(bestKey)!;
+    l.splice(l.indexOf(best), 1);
+    if (l.length === 0) p.calls.delete(bestKey);
+    p.callCount--;
+    return { call: best, key: bestKey };
+  }
+
+  /**
    * Drops calls older than twice the client timeout at `nowMono` (they never
    * reached the wire); returns how many. Twice: a request that went out but
    * got no answer is ended by its owner at one timeout, and that owner still

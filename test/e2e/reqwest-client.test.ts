@@ -174,6 +174,86 @@ test('reqwest 0.12: a request that never gets an answer ends as ERROR timeout, c
   assert.equal(after.spans['hyper-h1-client'].pending, 0);
 });
 
+/** A loopback port nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+test('reqwest 0.12: a connection refused gives one ERROR CLIENT span, error.type connection_refused, ended when reqwest made the error; 40 refused calls from one task give 40', async () => {
+  const port = await closedPort();
+  recv.clear();
+  const before = await freshStats(agent);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${port}/down?q=1` }), ['error connect']);
+  await recv.waitForSpans(2, 15_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const cs = clientSpans();
+  assert.equal(cs.length, 1);
+  const c = cs[0];
+  // No request head was ever written: no method, no protocol version, no status.
+  assert.equal(c.name, 'HTTP');
+  assert.deepEqual(c.attributes, {
+    'url.full': `http://127.0.0.1:${port}/down?q=1`, 'server.address': '127.0.0.1', 'server.port': port, 'error.type': 'connection_refused',
+  });
+  assert.equal(c.status.code, 2);
+  assert.equal(c.scope.name, 'otel-rust-agent/hyper-client');
+  const server = recv.spans().find((s) => s.kind === 2)!;
+  assert.equal(c.traceId, server.traceId);
+  assert.equal(c.parentSpanId, server.spanId);
+  // Ended at the error (inside the handler's span), not at the agent's 1.5 s limit.
+  assert.ok(c.endTimeUnixNano > c.startTimeUnixNano && c.endTimeUnixNano <= server.endTimeUnixNano);
+  const after = await waitForStats(agent, (s) => s.spans['hyper-h1-client'].connectFailures - (before.spans['hyper-h1-client']?.connectFailures ?? 0) >= 1);
+  const d = (a: AgentStats, k: string) => a.spans['hyper-h1-client'][k] - (before.spans['hyper-h1-client']?.[k] ?? 0);
+  assert.equal(hits(after, 'reqwest_execute') - hits(before, 'reqwest_execute'), 1);
+  assert.equal(hits(after, 'reqwest_request_error') - hits(before, 'reqwest_request_error'), 1);
+  assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 0);
+  assert.equal(d(after, 'requestErrors'), 1);
+  assert.equal(d(after, 'connectFailures'), 1);
+  assert.equal(d(after, 'parentHits'), 1);
+  assert.equal((after.spans.context?.clientCallsDropped ?? 0) - (before.spans.context?.clientCallsDropped ?? 0), 0);
+
+  // 40 at once from the handler's task (interchangeable: same URL, same parent).
+  recv.clear();
+  const b2 = await freshStats(agent);
+  const out = await call({ url: `http://127.0.0.1:${port}/down?n=40`, n: 40 });
+  assert.equal(out.length, 40);
+  assert.ok(out.every((l) => l === 'error connect'), out.join(','));
+  await recv.waitForSpans(41, 15_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const many = clientSpans();
+  assert.equal(many.length, 40);
+  const srv2 = recv.spans().find((s) => s.kind === 2)!;
+  for (const m of many) {
+    assert.equal(m.attributes['error.type'], 'connection_refused');
+    assert.equal(m.attributes['url.full'], `http://127.0.0.1:${port}/down?n=40`);
+    assert.equal(m.status.code, 2);
+    assert.equal(m.parentSpanId, srv2.spanId);
+  }
+  const a2 = await freshStats(agent);
+  assert.equal(hits(a2, 'reqwest_request_error') - hits(b2, 'reqwest_request_error'), 40);
+  assert.equal(a2.spans['hyper-h1-client'].connectFailures - b2.spans['hyper-h1-client'].connectFailures, 40);
+  assert.equal(a2.spans['hyper-h1-client'].requestErrorsAmbiguous - b2.spans['hyper-h1-client'].requestErrorsAmbiguous, 0);
+});
+
+test('reqwest 0.12: a name that does not resolve gives one ERROR CLIENT span, error.type dns_error', async () => {
+  recv.clear();
+  const before = await freshStats(agent);
+  assert.deepEqual(await call({ url: 'http://no-such-host.invalid:8080/x' }), ['error connect']);
+  await recv.waitForSpans(2, 30_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const cs = clientSpans();
+  assert.equal(cs.length, 1);
+  assert.deepEqual(cs[0].attributes, {
+    'url.full': 'http://no-such-host.invalid:8080/x', 'server.address': 'no-such-host.invalid', 'server.port': 8080, 'error.type': 'dns_error',
+  });
+  assert.equal(cs[0].status.code, 2);
+  const after = await freshStats(agent);
+  assert.equal(hits(after, 'reqwest_request_error') - hits(before, 'reqwest_request_error'), 1);
+});
+
 test('reqwest 0.12: calls made in spawned tasks, and reqwest::blocking calls in spawn_blocking, have the handler span as parent (spawn linking)', async () => {
   recv.clear();
   const before = await freshStats(agent);

@@ -110,3 +110,33 @@ test('reqwest 0.13 over h2c: one HTTP/2 CLIENT span per call, exact attributes, 
   assert.deepEqual([d('hyper-h1-client', 'reqwest_execute'), d('h2-client', 'client_send_headers'), d('h2-client', 'client_recv_headers'),
     d('hyper-h1-client', 'client_encode'), d('hyper-h1-client', 'client_parse')], [2, 2, 2, 0, 0]);
 });
+
+test('reqwest 0.13: a connection refused (HTTP/1 client, and h2c prior knowledge) gives one ERROR CLIENT span each, error.type connection_refused, the handler span as parent', async () => {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  recv.clear();
+  const before = await freshStats(agent);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${port}/down` }), ['error connect']);
+  assert.deepEqual(await call({ url: `http://127.0.0.1:${port}/down2`, h2c: 1 }), ['error connect']);
+  await recv.waitForSpans(4, 15_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const cs = recv.spans().filter((x) => x.kind === 3);
+  assert.equal(cs.length, 2);
+  for (const [path, c] of [['/down', cs.find((x) => x.attributes['url.full']?.toString().endsWith('/down'))], ['/down2', cs.find((x) => x.attributes['url.full']?.toString().endsWith('/down2'))]] as const) {
+    assert.ok(c, path);
+    assert.equal(c.name, 'HTTP');
+    assert.deepEqual(c.attributes, { 'url.full': `http://127.0.0.1:${port}${path}`, 'server.address': '127.0.0.1', 'server.port': port, 'error.type': 'connection_refused' });
+    assert.equal(c.status.code, 2);
+    const server = recv.spans().find((x) => x.kind === 2 && x.traceId === c.traceId);
+    assert.ok(server, `${path}: the handler span is in the same trace`);
+    assert.equal(c.parentSpanId, server.spanId);
+  }
+  const after = await waitForStats(agent, (x) => hits(x, 'hyper-h1-client', 'reqwest_request_error') - hits(before, 'hyper-h1-client', 'reqwest_request_error') >= 2);
+  assert.equal(hits(after, 'hyper-h1-client', 'reqwest_request_error') - hits(before, 'hyper-h1-client', 'reqwest_request_error'), 2);
+  assert.equal(hits(after, 'hyper-h1-client', 'reqwest_execute') - hits(before, 'hyper-h1-client', 'reqwest_execute'), 2);
+  assert.equal(hits(after, 'hyper-h1-client', 'client_encode') - hits(before, 'hyper-h1-client', 'client_encode'), 0);
+  assert.equal(hits(after, 'h2-client', 'client_send_headers') - hits(before, 'h2-client', 'client_send_headers'), 0);
+  assert.equal(after.spans['hyper-h1-client'].connectFailures - before.spans['hyper-h1-client'].connectFailures, 2);
+});

@@ -65,3 +65,24 @@ test('calls waiting longer than twice the client timeout are dropped and counted
   assert.equal(m.call.mono, 1000);
   assert.equal(m.call.parent, false, 'no task: no parent');
 });
+
+test('a failure in a task (connect error) takes that task\'s oldest waiting call, only when its waiting calls are interchangeable', () => {
+  const ctx = new ServerSpanContext({ libraryActive: () => true });
+  serverSpan(7, ctx, 100);
+  serverSpan(8, ctx, 200);
+  ctx.fileClientCall(PID, 'http h:1 /x', { task: 7, ...at(10) });
+  ctx.fileClientCall(PID, 'http h:1 /x', { task: 8, ...at(11) });
+  ctx.fileClientCall(PID, 'http h:1 /x', { task: 7, ...at(12) });
+  assert.equal(ctx.takeTaskCall(PID, 7, 5), undefined, 'no call of that task made before the failure');
+  assert.equal(ctx.takeTaskCall(PID, 9, 50), undefined, 'another task');
+  assert.equal(ctx.takeTaskCall(PID, 0, 50), undefined, 'outside any task');
+  const a = ctx.takeTaskCall(PID, 7, 50);
+  assert.ok(a && a !== 'ambiguous');
+  assert.deepEqual([a.key, a.call.mono, a.call.s0], ['http h:1 /x', 10, 100]);
+  // Task 8's call is untouched; task 7 now has one call under another key too.
+  ctx.fileClientCall(PID, 'http h:2 /y', { task: 7, ...at(13) });
+  assert.equal(ctx.takeTaskCall(PID, 7, 50), 'ambiguous', 'which of two different calls failed is not known');
+  const b = ctx.takeClientCall(PID, 'http h:1 /x', 50)!;
+  assert.equal(b.call.mono, 11, 'task 8\'s call is still the oldest under its key');
+  assert.equal(b.call.s0, 200);
+});

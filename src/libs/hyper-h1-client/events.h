@@ -14,6 +14,7 @@ enum hyper_h1_client_event_kind {
 	EV_REQWEST_CALL       = 0x52,	/* reqwest's Client::execute_request entered, in the caller's task */
 	EV_REQWEST_BLOCKING_CALL = 0x53,	/* reqwest::blocking's Client::execute entered, on the calling thread (reqwest_call_event) */
 	EV_H1_CLIENT_PROPAGATION = 0x54, /* the socket program saw the request head go out (src/propagation) */
+	EV_REQWEST_ERROR      = 0x55,	/* reqwest::error::request entered: a hyper-util client error, in the caller's task */
 };
 
 /* Words of hyper's Encode / ParseContext copied. Both hold
@@ -60,6 +61,24 @@ struct reqwest_call_event {
 	__u32 captured;			/* bytes copied into url[] */
 	__u8  comm[16];			/* the calling thread's name (reqwest::blocking's runtime thread is "reqwest-interna") */
 	__u8  url[RQ_URL_CAPTURE];
+};
+
+/* What reqwest_request_error found in the hyper-util error it was given
+ * (found by content: hyper-util's ConnectError message literal). */
+enum reqwest_error_what {
+	RQE_OTHER       = 0,	/* not a ConnectError (or not recognised): no span from it */
+	RQE_TCP_CONNECT = 1,	/* "tcp connect error", with the OS error code of its io::Error cause */
+	RQE_DNS         = 2,	/* "dns error" */
+};
+/* Words of the hyper-util error, and of the boxed error it holds, searched. */
+#define RQE_WORDS 8
+
+struct reqwest_error_event {
+	struct event_header hdr;
+	__u64 task_id;			/* the caller's tokio task (0: none / unknown) */
+	__u32 os_error;			/* errno of the io::Error cause (RQE_TCP_CONNECT; 0: not an OS error) */
+	__u8  what;			/* enum reqwest_error_what */
+	__u8  _pad[3];
 };
 
 /* What the socket program (src/propagation/propagation.bpf.c) did with the

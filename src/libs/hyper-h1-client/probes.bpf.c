@@ -374,3 +374,100 @@ int reqwest_blocking_execute(struct pt_regs *ctx)
 {
 	return reqwest_call(ctx, EV_REQWEST_BLOCKING_CALL);
 }
+
+/*
+ * reqwest 0.12/0.13: reqwest::error::request(e) entry, e = the
+ * hyper_util::client::legacy::Error of a failed request, by pointer in rdi
+ * (its one caller: HyperService's `map_err(crate::error::request)`, polled in
+ * the caller's task). Nothing is assumed about that error's layout: a connect
+ * failure is recognised by content, two boxes down:
+ *   the error holds a Box<dyn Error> (data word, vtable word) whose data is
+ *   hyper-util's ConnectError { msg: &'static str, addr, cause: Box<dyn Error> };
+ *   msg is exactly "tcp connect error" or "dns error" (its literals), and for
+ *   the first, the cause's data is std's bit-packed io::Error: an OS error is
+ *   (code << 32) | 0b10.
+ * Every read is bpf_probe_read_user of a pointer-shaped word; anything that
+ * does not match is RQE_OTHER. Only failed calls reach this function.
+ */
+static __always_inline int ptr_pair(__u64 data, __u64 vtable)
+{
+	return ptr_word(data) && ptr_word(vtable);
+}
+
+/* "tcp connect error" and "dns error" as little-endian words (zero-padded). */
+#define RQE_TCP0 0x6e6e6f6320706374ULL	/* "tcp conn" */
+#define RQE_TCP1 0x6f72726520746365ULL	/* "ect erro" */
+#define RQE_TCP2 0x72ULL		/* "r" */
+#define RQE_DNS0 0x6f72726520736e64ULL	/* "dns erro" */
+#define RQE_DNS1 0x72ULL		/* "r" */
+
+/*
+ * The boxed value at `p`, if it is hyper-util's ConnectError: what | os << 8
+ * (RQE_OTHER when not). A subprogram of its own, verified once, so the
+ * caller's loop stays small.
+ */
+__attribute__((noinline)) __u64 rqe_connect_error(__u64 p)
+{
+	__u64 c[RQE_WORDS] = {};
+	if (!ptr_word(p) || bpf_probe_read_user(c, sizeof(c), (const void *)p))
+		return RQE_OTHER;
+	int mi = -1;
+	__u64 what = RQE_OTHER;
+	for (int j = 0; j + 1 < RQE_WORDS; j++) {
+		__u64 len = c[j + 1];
+		if ((len != 17 && len != 9) || !user_ptr_ok(c[j]))
+			continue;
+		__u64 b[3] = {};
+		if (bpf_probe_read_user(b, len == 17 ? 17 : 9, (const void *)c[j]))
+			continue;
+		if (len == 17 && b[0] == RQE_TCP0 && b[1] == RQE_TCP1 && b[2] == RQE_TCP2) {
+			what = RQE_TCP_CONNECT;
+			mi = j;
+			break;
+		}
+		if (len == 9 && b[0] == RQE_DNS0 && b[1] == RQE_DNS1) {
+			what = RQE_DNS;
+			mi = j;
+			break;
+		}
+	}
+	if (what != RQE_TCP_CONNECT)
+		return what;
+	for (int k = 0; k + 1 < RQE_WORDS; k++) {
+		if (k == mi || k == mi + 1 || k + 1 == mi || !ptr_pair(c[k], c[k + 1]))
+			continue;
+		__u64 repr = read_user_u64(c[k]);
+		__u64 code = repr >> 32;
+		if ((repr & 3) == 2 && code > 0 && code < 4096)
+			return what | (code << 8);
+	}
+	return what;
+}
+
+SEC("uprobe")
+int reqwest_request_error(struct pt_regs *ctx)
+{
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
+	__u64 w[RQE_WORDS] = {};
+	const void *err = (const void *)PT_REGS_PARM1(ctx);
+	if (!user_ptr_ok((__u64)err) || bpf_probe_read_user(w, sizeof(w), err)) {
+		count_bad_layout(st);
+		return 0;
+	}
+	__u64 r = RQE_OTHER;
+	for (int i = 0; i + 1 < RQE_WORDS; i++) {
+		if (!ptr_pair(w[i], w[i + 1]))
+			continue;
+		r = rqe_connect_error(w[i]);
+		if ((r & 0xff) != RQE_OTHER)
+			break;
+	}
+	struct reqwest_error_event e = {};
+	fill_header(&e.hdr, EV_REQWEST_ERROR, cookie);
+	e.task_id = current_task_id(cookie);
+	e.os_error = (__u32)(r >> 8);
+	e.what = (__u8)(r & 0xff);
+	submit(st, &e, sizeof(e));
+	return 0;
+}

@@ -11,7 +11,9 @@
 //   once, never twice), and its response head through parse.
 //
 // Hits per request: 2 (encode entry, parse entry), both on a push (emulated);
-// +1 parse when a response head arrives split across reads.
+// +1 parse when a response head arrives split across reads; reqwest adds
+// execute_request (+1 per call) and, for a failed call only,
+// reqwest::error::request (+1).
 import type { ProbeModule } from '../../plan/module';
 
 const CLIENT = '<hyper::proto::h1::role::Client as hyper::proto::h1::Http1Transaction>';
@@ -61,6 +63,17 @@ export const hyperH1Client: ProbeModule = {
       layout: 'Vec<u8>',
       requires: 'reqwest_execute',
       purpose: 'reqwest::blocking call made (the calling thread\'s task, the URL): parent of the call its runtime thread then makes',
+    },
+    {
+      // reqwest 0.12/0.13: a hyper-util client error becomes a reqwest
+      // error, in the caller's task. Hit by failed calls only; a connect
+      // failure (refused, DNS) is recognised by content and ends its call.
+      id: 'reqwest_request_error',
+      symbol: 'reqwest::error::request',
+      site: 'entry',
+      program: 'reqwest_request_error',
+      requires: 'reqwest_execute',
+      purpose: 'a reqwest call failed in hyper-util (the caller\'s task; connect errors: refused / other OS error / DNS): span end of a call that never reached the wire',
     },
   ],
 };

@@ -33,6 +33,26 @@ const REQ = S.h1c_request_event;
 const RES = S.h1c_response_event;
 const RQ = S.reqwest_call_event;
 const PR = S.h1c_propagation_event;
+const RE = S.reqwest_error_event;
+
+/**
+ * error.type of a connect failure (reqwest_request_error): the OS error of a
+ * "tcp connect error", by errno; a low-cardinality name for the common ones,
+ * `connect_error` for the rest (and for a non-OS cause, e.g. reqwest's
+ * connect_timeout wrapping a TimedOut).
+ */
+const CONNECT_ERRNO: Record<number, string> = {
+  111: 'connection_refused', // ECONNREFUSED
+  110: 'timeout', // ETIMEDOUT: the kernel gave up on the handshake
+  113: 'host_unreachable', // EHOSTUNREACH
+  101: 'network_unreachable', // ENETUNREACH
+  104: 'connection_reset', // ECONNRESET
+};
+export function connectErrorType(what: number, os: number): string | undefined {
+  if (what === C.RQE_DNS) return 'dns_error';
+  if (what !== C.RQE_TCP_CONNECT) return undefined;
+  return CONNECT_ERRNO[os] ?? 'connect_error';
+}
 /** h1c_propagation_outcome (events.h) -> stats counter. */
 const PROP_OUTCOMES: Record<number, keyof PropagationStats> = {
   1: 'propInjected', 2: 'propNotPlaintext', 3: 'propSplitHead', 4: 'propNoContext', 5: 'propAmbiguous', 6: 'propPresent', 7: 'propPushFailed', 8: 'propStale',
@@ -204,6 +224,12 @@ export interface H1ClientStats extends PropagationStats {
   headReads: number;
   /** Unanswered calls ended without a readable request head (no method/URL on the span). */
   unansweredWithoutHead: number;
+  /** reqwest_request_error hits: all / connect failures made spans / not a connect error (no span: not named without guessing) / no call of that task waiting / calls of that task under several keys or parents waiting. */
+  requestErrors: number;
+  connectFailures: number;
+  requestErrorsOther: number;
+  requestErrorsUnmatched: number;
+  requestErrorsAmbiguous: number;
 }
 
 /** Status line at b[p..end): 'HTTP/d.d SP ddd'; returns the status or -1. */
@@ -261,6 +287,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
     timeouts: 0, closed: 0, overflow: 0, redirectsFollowed: 0, informational: 0, headReads: 0, unansweredWithoutHead: 0,
     calls: 0, callsMatched: 0, callsUnparsable: 0, parentHits: 0, parentMisses: 0, parentAmbiguous: 0,
     blockingCalls: 0, blockingMatched: 0, blockingAmbiguous: 0,
+    requestErrors: 0, connectFailures: 0, requestErrorsOther: 0, requestErrorsUnmatched: 0, requestErrorsAmbiguous: 0,
     propInjected: 0, propNotPlaintext: 0, propSplitHead: 0, propNoContext: 0, propAmbiguous: 0, propPresent: 0, propPushFailed: 0,
     propStale: 0, propUnknown: 0, propSpans: 0,
   };
@@ -288,6 +315,9 @@ export class HyperH1ClientSpans implements SpanBuilder {
     } else if (kind === KIND.REQWEST_CALL) {
       if (len < RQ.$size) throw new DecodeError(`reqwest call record too short (${len})`);
       this.call(dv, off);
+    } else if (kind === KIND.REQWEST_ERROR) {
+      if (len < RE.$size) throw new DecodeError(`reqwest error record too short (${len})`);
+      this.requestError(dv, off);
     } else if (kind === KIND.H1_CLIENT_PROPAGATION) {
       if (len < PR.$size) throw new DecodeError(`h1 client propagation record too short (${len})`);
       this.propagated(dv, off);
@@ -575,6 +605,59 @@ export class HyperH1ClientSpans implements SpanBuilder {
       const clock = this.out.clock;
       rec.setStartMono(startLo, startHi, clock);
       rec.setEndMono(dv.getUint32(off + 16, true), dv.getUint32(off + 20, true), clock);
+      this.counts.spans++;
+      if (rec.p0 === 0 && rec.p1 === 0) this.ctx?.countUnparented();
+      this.out.emit(rec);
+    } finally {
+      releaseRecord(rec);
+    }
+  }
+
+  /**
+   * A reqwest call failed in hyper-util (reqwest::error::request, in the
+   * caller's task). A connect failure (refused, another OS error, DNS) means
+   * no request reached the wire: the call waiting in that task is ended here
+   * with error.type, at the moment the error was made. Anything else (an
+   * error after the request went out) is only counted: its wire request, if
+   * any, ends through the pending table as before.
+   */
+  private requestError(dv: DataView, off: number): void {
+    const pid = dv.getUint32(off + 4, true);
+    this.counts.requestErrors++;
+    const errorType = connectErrorType(dv.getUint8(off + RE.what), dv.getUint32(off + RE.os_error, true));
+    if (errorType === undefined) { this.counts.requestErrorsOther++; return; }
+    const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
+    const task = readU64Number(dv, off + RE.task_id);
+    const m = this.ctx?.takeTaskCall(pid, task, tsHi * 4294967296 + tsLo);
+    if (m === 'ambiguous') { this.counts.requestErrorsAmbiguous++; return; }
+    if (!m || m.call.url === undefined) { this.counts.requestErrorsUnmatched++; return; }
+    this.counts.connectFailures++;
+    // key: `http <authority> <target>` (fileClientCall in call()).
+    const authority = m.key.slice(5, m.key.indexOf(' ', 5));
+    const scheme = m.call.scheme ?? 'http';
+    const rec = acquireRecord();
+    try {
+      rec.kind = SpanKind.CLIENT;
+      rec.pid = pid;
+      rec.scope = this.scope;
+      // No request head was written: the method is not known at this layer.
+      rec.name = 'HTTP';
+      rec.newTraceId();
+      rec.flags = 1;
+      rec.addString(K.url, m.call.url);
+      const ab = Buffer.from(authority, 'latin1');
+      const hp = splitHostBytes(ab, 0, ab.length);
+      if (hp) {
+        rec.addString(K.address, ab.toString('latin1', hp.addrStart, hp.addrEnd));
+        rec.addInt(K.port, hp.port >= 0 ? hp.port : scheme === 'https' ? 443 : 80);
+      }
+      rec.addString(K.errorType, errorType);
+      rec.statusCode = StatusCode.ERROR;
+      this.parentFrom(rec, m.call);
+      rec.newSpanId();
+      const clock = this.out.clock;
+      rec.setStartMono(m.call.tsLo, m.call.tsHi, clock);
+      rec.setEndMono(tsLo, tsHi, clock);
       this.counts.spans++;
       if (rec.p0 === 0 && rec.p1 === 0) this.ctx?.countUnparented();
       this.out.emit(rec);
