@@ -145,6 +145,7 @@ test('inspect shows the HTTP/2 client probes (h2-client) of the tonic, reqwest 0
     client_recv_trailers: 'h2::proto::streams::recv::Recv::recv_trailers',
     client_recv_reset: 'h2::proto::streams::recv::Recv::recv_reset',
     prepare_request: 'tonic::client::grpc::GrpcConfig::prepare_request',
+    status_from_error: 'tonic::status::Status::from_error',
   };
   for (const app of ['tonic-client', 'reqwest12-client', 'reqwest13-client'] as const) {
     const bin = serviceBinary(app);

@@ -135,6 +135,9 @@ test('tonic error codes: trailers-only NOT_FOUND, INTERNAL in the trailers after
   assert.equal(ok.attributes['error.type'], undefined);
   // 4 calls; trailers for the two streaming calls only (the two failing unary calls are trailers-only).
   assert.deepEqual(await hitsSince(before, 4), [4, 4, 4, 2]);
+  // Answered calls, errors included, never pass Status::from_error (transport failures only).
+  const after = await freshStats(agent);
+  assert.equal(hits(after, 'tonic-client', 'status_from_error') - hits(before, 'tonic-client', 'status_from_error'), 0);
 });
 
 test('tonic: 100 concurrent calls from one handler task give exactly 100 CLIENT spans, all children of the handler span, 100 server spans', async () => {
@@ -180,7 +183,7 @@ test('tonic: calls made in spawned tasks inherit the handler\'s server span (iss
   assert.deepEqual(await hitsSince(before, 3), [3, 3, 3, 3]);
 });
 
-test('tonic: a server that is down gives no stream (UNAVAILABLE to the caller): no CLIENT span, the call is counted and dropped', async () => {
+test('tonic: a server that is down (no stream) gives one CLIENT span UNAVAILABLE, ERROR, the handler span as parent, ended at the transport error; 2 hits', async () => {
   const port = await new Promise<number>((resolve) => {
     const s = net.createServer();
     s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
@@ -190,12 +193,28 @@ test('tonic: a server that is down gives no stream (UNAVAILABLE to the caller): 
   const out = await grpc({ target: `http://127.0.0.1:${port}`, method: 'get', id: 1 });
   assert.equal(out.length, 1);
   assert.equal(out[0].split(' ')[0], '14');
-  // Dropped by the context at twice the 1.5 s client timeout, counted.
+  await settle(() => clientSpans().length >= 1 && handlerSpans().length >= 1);
+  const cs = clientSpans();
+  assert.equal(cs.length, 1);
+  const c = cs[0];
+  assert.equal(c.name, 'shop.v1.Catalog/GetProduct');
+  // No connection: the server's address is not known at the call's layer (tonic's prepare_request sees the path only).
+  assert.deepEqual(c.attributes, {
+    'rpc.system.name': 'grpc', 'rpc.method': 'shop.v1.Catalog/GetProduct', 'rpc.status_code': 'UNAVAILABLE', 'error.type': 'UNAVAILABLE',
+  });
+  assert.equal(c.status.code, 2);
+  assert.equal(c.scope.name, 'otel-rust-agent/tonic');
+  const h = handlerSpans().find((x) => x.spanId === c.parentSpanId);
+  assert.ok(h, 'child of the handler span');
+  assert.equal(c.traceId, h.traceId);
+  assert.ok(c.endTimeUnixNano > c.startTimeUnixNano && c.endTimeUnixNano <= h.endTimeUnixNano);
+  const after = await freshStats(agent);
   const dropped = (s: AgentStats) => s.spans.context?.clientCallsDropped ?? 0;
-  const after = await waitForStats(agent, (s) => dropped(s) - dropped(before) >= 1);
-  assert.equal(dropped(after) - dropped(before), 1);
-  assert.equal(clientSpans().length, 0);
+  assert.equal(dropped(after) - dropped(before), 0);
+  const t = (s: AgentStats, k: string) => s.spans['tonic-client']?.[k] ?? 0;
+  assert.equal(t(after, 'unavailableSpans') - t(before, 'unavailableSpans'), 1);
   assert.equal(hits(after, 'tonic-client', 'prepare_request') - hits(before, 'tonic-client', 'prepare_request'), 1);
+  assert.equal(hits(after, 'tonic-client', 'status_from_error') - hits(before, 'tonic-client', 'status_from_error'), 1);
   assert.equal(hits(after, 'h2-client', 'client_send_headers') - hits(before, 'h2-client', 'client_send_headers'), 0);
   void svcName;
 });

@@ -8,5 +8,5 @@ export const tonicClientLibrary: Library = {
   name: tonicClient.name,
   module: tonicClient,
   layouts: TONIC_CLIENT_LAYOUTS,
-  createSpans: (_out, ctx) => new TonicClientSpans(ctx),
+  createSpans: (out, ctx, settings) => new TonicClientSpans(ctx, out, settings),
 };

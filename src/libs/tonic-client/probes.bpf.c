@@ -55,3 +55,71 @@ int tonic_prepare_request(struct pt_regs *ctx)
 		__sync_fetch_and_add(&st->events, 1);
 	return 0;
 }
+
+/*
+ * tonic::status::Status::from_error entry (non-generic; tonic 0.14's client
+ * maps every transport error of a call through it, in the caller's task:
+ * Grpc::streaming's `map_err(Status::from_error_generic)`; a call that got
+ * an answer never comes here). rdi, rsi = the Box<dyn Error> (data, vtable).
+ *
+ * Only one case is told, exactly: the error is tonic's transport::Error
+ * (vtable word 0 = its drop glue) whose boxed source is tonic's ConnectError
+ * (found among its words by the same vtable test), or a ConnectError itself.
+ * from_error then returns UNAVAILABLE: try_from_error's downcasts (Status,
+ * h2::Error) fail on it, and find_status_in_source_chain looks at the
+ * transport error (not a Status, TimeoutExpired, ConnectError or
+ * hyper::Error) and then at its source, the ConnectError: unavailable.
+ * Everything else is code -1 (not told: no span from it).
+ */
+static __always_inline int drop_is(const struct probe_config *cfg, __u64 vt, __u64 bias, int n_slot, int first)
+{
+	__u64 drop = read_user_u64(vt);
+	if (!drop)
+		return 0;
+	__s32 n = CFG(cfg, n_slot);
+	for (int i = 0; i < TC_ERR_MAX; i++) {
+		if (i >= n)
+			break;
+		if (drop - bias == (__u64)(__u32)CFG(cfg, first + i))
+			return 1;
+	}
+	return 0;
+}
+
+SEC("uprobe")
+int tonic_status_from_error(struct pt_regs *ctx)
+{
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
+	const struct probe_config *cfg = config_of(cookie);
+	if (!cfg) {
+		count_bad_layout(st);
+		return 0;
+	}
+	__u64 bias = PT_REGS_IP(ctx) - (__u64)(__u32)CFG(cfg, TC_ERR_FN);
+	__u64 data = PT_REGS_PARM1(ctx), vt = PT_REGS_PARM2(ctx);
+	__s32 code = -1;
+	if (user_ptr_ok(data) && user_ptr_ok(vt)) {
+		if (drop_is(cfg, vt, bias, TC_ERR_N_CONNECT, TC_ERR_CONNECT)) {
+			code = 14;
+		} else if (drop_is(cfg, vt, bias, TC_ERR_N_TRANSPORT, TC_ERR_TRANSPORT)) {
+			__u64 w[TC_ERR_WORDS] = {};
+			if (bpf_probe_read_user(w, sizeof(w), (const void *)data) == 0) {
+				for (int i = 0; i + 1 < TC_ERR_WORDS; i++) {
+					if (!user_ptr_ok(w[i]) || !user_ptr_ok(w[i + 1]) || (w[i + 1] & 7))
+						continue;
+					if (drop_is(cfg, w[i + 1], bias, TC_ERR_N_CONNECT, TC_ERR_CONNECT)) {
+						code = 14;
+						break;
+					}
+				}
+			}
+		}
+	}
+	struct tonic_error_event e = {};
+	fill_header(&e.hdr, EV_TONIC_CLIENT_ERROR, cookie);
+	e.task_id = current_task_id(cookie);
+	e.code = code;
+	submit(st, &e, sizeof(e));
+	return 0;
+}

@@ -13,7 +13,8 @@
 // request as an http::Request<Body>, whose layout is not in the offsets
 // database.
 //
-// Hits per call: 1, on a push (emulated).
+// Hits per call: 1, on a push (emulated); +1 (Status::from_error, first
+// instruction push %r15) for a call that fails in the transport.
 import type { ProbeModule, ConfigContext, ConfigResult } from '../../plan/module';
 import { Missing, StackLayouts, stackVersions } from '../h2-server/offsets';
 import { TONIC_CLIENT_LAYOUTS } from './layouts';
@@ -43,6 +44,29 @@ function pathConfig(ctx: ConfigContext): ConfigResult {
   }
 }
 
+/**
+ * Status::from_error: its own vaddr (the program computes the runtime bias
+ * from it) and the vaddrs of the drop glue of tonic's transport::Error and
+ * ConnectError (a Box<dyn Error>'s vtable starts with the type's drop glue):
+ * every copy rustc emitted (one per codegen unit that needed it).
+ */
+function fromErrorConfig(ctx: ConfigContext): ConfigResult {
+  const vals = new Array<number>(C.TC_ERR_SLOTS).fill(0);
+  const put = (name: string, nSlot: number, first: number): string | undefined => {
+    const fns = ctx.binary.functionsByName(`core::ptr::drop_in_place<${name}>`);
+    if (fns.length === 0) return `core::ptr::drop_in_place<${name}> not found (stripped, or the type is not dropped through a vtable here)`;
+    if (fns.length > C.TC_ERR_MAX) return `core::ptr::drop_in_place<${name}> has ${fns.length} copies (at most ${C.TC_ERR_MAX} are checked)`;
+    vals[nSlot] = fns.length;
+    fns.forEach((f, i) => { vals[first + i] = f.vaddr; });
+    return undefined;
+  };
+  const why = put('tonic::transport::error::Error', C.TC_ERR_N_TRANSPORT, C.TC_ERR_TRANSPORT) ?? put('tonic::status::ConnectError', C.TC_ERR_N_CONNECT, C.TC_ERR_CONNECT);
+  if (why) return { ok: false, reason: why };
+  vals[C.TC_ERR_FN] = ctx.fn.vaddr;
+  if (vals.some((v) => v > 0x7fffffff)) return { ok: false, reason: 'an address does not fit the 32-bit config slots' };
+  return { ok: true, values: vals, detail: `drop glue: ${vals[C.TC_ERR_N_TRANSPORT]} transport::Error, ${vals[C.TC_ERR_N_CONNECT]} ConnectError` };
+}
+
 export const tonicClient: ProbeModule = {
   name: 'tonic-client',
   scope: 'otel-rust-agent/tonic',
@@ -57,6 +81,17 @@ export const tonicClient: ProbeModule = {
       config: pathConfig,
       required: true,
       purpose: "a gRPC call made (time, the caller's task, the path); span start and parent of h2-client's span",
+    },
+    {
+      // A call's transport error becoming its Status (failed calls only):
+      // server down -> UNAVAILABLE, a call that never got a stream.
+      id: 'status_from_error',
+      symbol: 'tonic::status::Status::from_error',
+      site: 'entry',
+      program: 'tonic_status_from_error',
+      config: fromErrorConfig,
+      requires: 'prepare_request',
+      purpose: "a call's transport error made its Status, in the caller's task; tonic's ConnectError (server down) ends the call as UNAVAILABLE",
     },
   ],
 };
