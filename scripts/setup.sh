@@ -11,8 +11,9 @@ source scripts/apt.sh
 # HTTP/2) and openssl (test certificates) serve the end-to-end tests,
 # binutils/llvm give the tests independent oracles (objdump, readelf, llvm-dwarfdump),
 # gcc builds libotelctx (clang 14 lacks -mtls-dialect=gnu2), valgrind checks it for leaks,
-# capsh (libcap2-bin) runs the agent with exactly the capabilities a mode needs.
-APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool wrk nghttp2-client binutils make gcc valgrind curl ca-certificates unzip openssl libcap2-bin)
+# capsh (libcap2-bin) runs the agent with exactly the capabilities a mode needs,
+# libssl-dev and pkg-config build the native-tls (OpenSSL) reqwest fixture.
+APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool wrk nghttp2-client binutils make gcc valgrind curl ca-certificates unzip openssl libcap2-bin libssl-dev pkg-config)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
