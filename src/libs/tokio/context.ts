@@ -25,7 +25,7 @@ import { demangle } from '../../binary/demangle';
 import type { BinaryContextResult } from '../../plan/module';
 import { layoutField } from '../../plan/layouts';
 
-export const CONTEXT_SYMBOL = /^tokio::runtime::context::CONTEXT::\{\{?constant(?:#0)?\}?\}::\{\{?closure(?:#0)?\}?\}::__RUST_STD_INTERNAL_VAL$/;
+export const CONTEXT_SYMBOL = /^tokio::runtime::context::CONTEXT::\{\{?constant(?:#0)?\}?\}::\{\{?closure(?:#0)?\}?\}::(?:__RUST_STD_INTERNAL_)?VAL$/;
 export const STORAGE_TYPE = 'std::sys::thread_local::native::eager::Storage<tokio::runtime::context::Context>';
 export const CONTEXT_TYPE = 'tokio::runtime::context::Context';
 /** tokio feature flavors the database keys the context's layout by (tools/gen-layouts.ts). */
