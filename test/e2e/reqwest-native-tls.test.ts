@@ -1,7 +1,7 @@
 // End to end: reqwest 0.12 with its native-tls backend (OpenSSL through
 // native-tls and hyper-tls, no rustls) calling a local HTTPS server (HTTP/1.1;
 // Node offers no ALPN h2 here). The fixture is reqwest12-client's source in a
-// cargo workspace of its own (apps/native-tls/reqwest12-native-client: in the
+// cargo workspace of its own (apps/standalone/reqwest12-native-client: in the
 // apps workspace, feature unification would switch every reqwest 0.12
 // fixture to native-tls), built here. Hyper's encode/parse see the plaintext
 // heads on both sides of OpenSSL exactly as with rustls, and the call probe
@@ -24,7 +24,7 @@ let tlsTarget: https.Server;
 let tlsPort = 0;
 
 function nativeFixture(): string {
-  const dir = path.join(repoRoot(), 'apps', 'native-tls', 'reqwest12-native-client');
+  const dir = path.join(repoRoot(), 'apps', 'standalone', 'reqwest12-native-client');
   execFileSync('cargo', ['build', '--release', '--locked', '-q'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] });
   return path.join(dir, 'target', 'release', 'reqwest12-native-client');
 }

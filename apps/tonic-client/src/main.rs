@@ -15,6 +15,12 @@ use axum::{extract::Query, routing::get, Router};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use tonic::transport::{Channel, Endpoint};
+// tonic 0.14 moved the prost codec into tonic-prost (the tonic012-client
+// fixture builds this source against tonic 0.12).
+#[cfg(feature = "tonic012")]
+use tonic::codec::ProstCodec;
+#[cfg(not(feature = "tonic012"))]
+use tonic_prost::ProstCodec;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct GetProductRequest {
@@ -56,7 +62,7 @@ async fn get_product(ch: Channel, id: i64) -> String {
         return format!("{} not ready: {e}", tonic::Code::Unavailable as i32);
     }
     let path = http::uri::PathAndQuery::from_static("/shop.v1.Catalog/GetProduct");
-    let codec = tonic_prost::ProstCodec::<GetProductRequest, Product>::default();
+    let codec = ProstCodec::<GetProductRequest, Product>::default();
     match grpc.unary(tonic::Request::new(GetProductRequest { id }), path, codec).await {
         Ok(_) => "0".to_string(),
         Err(s) => (s.code() as i32).to_string(),
@@ -70,7 +76,7 @@ async fn list_products(ch: Channel, count: i32, fail_code: i32) -> String {
         return format!("{} not ready: {e}", tonic::Code::Unavailable as i32);
     }
     let path = http::uri::PathAndQuery::from_static("/shop.v1.Catalog/ListProducts");
-    let codec = tonic_prost::ProstCodec::<ListProductsRequest, Product>::default();
+    let codec = ProstCodec::<ListProductsRequest, Product>::default();
     let mut stream = match grpc.server_streaming(tonic::Request::new(ListProductsRequest { count, fail_code }), path, codec).await {
         Ok(r) => r.into_inner(),
         Err(s) => return format!("{} 0", s.code() as i32),
