@@ -16,10 +16,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use tonic::transport::{Channel, Endpoint};
 // tonic 0.14 moved the prost codec into tonic-prost (the tonic012-client
-// fixture builds this source against tonic 0.12).
-#[cfg(feature = "tonic012")]
+// and tonic013-client fixtures build this source against tonic 0.12/0.13).
+#[cfg(feature = "prost-in-tonic")]
 use tonic::codec::ProstCodec;
-#[cfg(not(feature = "tonic012"))]
+#[cfg(not(feature = "prost-in-tonic"))]
 use tonic_prost::ProstCodec;
 
 #[derive(Clone, PartialEq, prost::Message)]

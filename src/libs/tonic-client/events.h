@@ -38,10 +38,10 @@ struct tonic_call_event {
 #define TC_ERR_FN		0	/* vaddr of the probed from_error */
 #define TC_ERR_N_TRANSPORT	1	/* how many drop_in_place<tonic::transport::Error> copies follow */
 #define TC_ERR_TRANSPORT	2	/* ... their vaddrs (up to TC_ERR_MAX) */
-#define TC_ERR_N_CONNECT	6	/* how many drop_in_place<tonic::status::ConnectError> copies follow */
-#define TC_ERR_CONNECT		7	/* ... their vaddrs (up to TC_ERR_MAX) */
-#define TC_ERR_MAX		4
-#define TC_ERR_SLOTS		11
+#define TC_ERR_N_CONNECT	10	/* how many drop_in_place<tonic::status::ConnectError> copies follow */
+#define TC_ERR_CONNECT		11	/* ... their vaddrs (up to TC_ERR_MAX) */
+#define TC_ERR_MAX		8
+#define TC_ERR_SLOTS		19
 /* Words of the transport error searched for its boxed source. */
 #define TC_ERR_WORDS		8
 

@@ -1,4 +1,4 @@
-// tonic (0.12-0.14; tested 0.12.3 and 0.14.9) gRPC clients: the call as the application makes it, in its
+// tonic (0.12-0.14; tested 0.12.3, 0.13.1 and 0.14.9) gRPC clients: the call as the application makes it, in its
 // own task, so that the CLIENT span h2-client makes for the call's stream
 // gets the server span of that task as parent (context rule 6,
 // src/spans/context.ts). The span itself is h2-client's: a tonic call is
@@ -71,7 +71,7 @@ export const tonicClient: ProbeModule = {
   name: 'tonic-client',
   scope: 'otel-rust-agent/tonic',
   bpfObject: 'tonic-client.bpf.o',
-  // Tested: 0.12.3 and 0.14.9 (0.13 not tested; both probes check every hit).
+  // Tested: 0.12.3, 0.13.1 and 0.14.9.
   crate: { crate: 'tonic', min: '0.12.0', below: '0.15.0', mustBeFound: true },
   probes: [
     {
