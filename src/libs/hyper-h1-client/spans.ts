@@ -329,12 +329,16 @@ export class HyperH1ClientSpans implements SpanBuilder {
     // Filed in the shared context (rule 6): the wire request may be HTTP/1
     // (taken here) or HTTP/2 (taken by h2-client). The caller's server span
     // is looked up now, while it is surely open.
+    // reqwest::blocking's runtime thread takes its parent from the blocking
+    // call it serves (fromBlocking), never from its own thread key.
+    const task = readU64Number(dv, off + RQ.task_id);
+    const syncRuntime = task === 0 && isSyncRuntimeComm(dv, off + RQ.comm);
     const c = this.ctx.fileClientCall(pid, `http ${parts.authority} ${parts.target}`, {
-      tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, task: readU64Number(dv, off + RQ.task_id),
+      tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, task, tid: syncRuntime ? 0 : dv.getUint32(off + 8, true),
       scheme: parts.scheme, url: safeUrl(parts.scheme, parts.authority, parts.target),
     });
     if (!c.parent && c.task !== 0) this.counts.parentMisses++;
-    if (c.task === 0 && isSyncRuntimeComm(dv, off + RQ.comm)) this.fromBlocking(this.proc(pid), c);
+    if (syncRuntime) this.fromBlocking(this.proc(pid), c);
   }
 
   /** A reqwest::blocking call on its calling thread: waits (with its parent, found now) for the async call it hands over. */
@@ -348,7 +352,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
     if (!parts || !this.ctx) return;
     const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
     const b: BlockingCall = { tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, parent: false, t0: 0, t1: 0, t2: 0, t3: 0, s0: 0, s1: 0, flags: 1 };
-    const srv = this.ctx.parentFor(pid, readU64Number(dv, off + RQ.task_id));
+    const srv = this.ctx.parentFor(pid, readU64Number(dv, off + RQ.task_id), dv.getUint32(off + 8, true));
     if (srv) {
       const r = srv.rec;
       b.parent = true;
