@@ -44,6 +44,8 @@ export interface PropagationStats {
   propAmbiguous: number; propPresent: number; propPushFailed: number; propStale: number; propUnknown: number;
   /** Spans exported under the trace id / parent that went on the wire. */
   propSpans: number;
+  /** The incoming request's tracestate: inserted after the traceparent; lost (its BPF entry evicted: traceparent alone); the request had its own (left alone). */
+  propStateInjected: number; propStateLost: number; propStatePresent: number;
 }
 
 /** The context a request carried on the wire, by client span id. */
@@ -262,7 +264,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
     calls: 0, callsMatched: 0, callsUnparsable: 0, parentHits: 0, parentMisses: 0, parentAmbiguous: 0,
     blockingCalls: 0, blockingMatched: 0, blockingAmbiguous: 0,
     propInjected: 0, propNotPlaintext: 0, propSplitHead: 0, propNoContext: 0, propAmbiguous: 0, propPresent: 0, propPushFailed: 0,
-    propStale: 0, propUnknown: 0, propSpans: 0,
+    propStale: 0, propUnknown: 0, propSpans: 0, propStateInjected: 0, propStateLost: 0, propStatePresent: 0,
   };
   /** pid:span id -> the context injected for it (bounded). */
   private readonly sent = new Map<string, Sent>();
@@ -301,6 +303,10 @@ export class HyperH1ClientSpans implements SpanBuilder {
     const name = PROP_OUTCOMES[outcome];
     if (name) this.counts[name]++; else this.counts.propUnknown++;
     if (name !== 'propInjected') return;
+    const state = dv.getUint8(off + PR.state);
+    if (state === 1) this.counts.propStateInjected++;
+    else if (state === 2) this.counts.propStateLost++;
+    else if (state === 3) this.counts.propStatePresent++;
     if (this.sent.size >= 16384) this.sent.clear();
     const key = `${dv.getUint32(off + 4, true)}:${dv.getUint32(off + PR.span_id, false)}:${dv.getUint32(off + PR.span_id + 4, false)}`;
     this.sent.set(key, {
