@@ -307,6 +307,7 @@ export class Agent {
   private watchExecs(pid: number, tracked: boolean): void {
     if (!this.rt) return;
     if (!tracked) this.rt.setThreadLinkPid(pid, undefined);
+    else this.linkThreads(pid);
     try {
       this.rt.setTracedPid(pid, tracked);
     } catch (e) {
@@ -525,7 +526,6 @@ export class Agent {
     if (known) return known;
     let ab: AttachedBinary | undefined;
     let origin: Origin = 'exe';
-    let sure = true;
     if (this.cfg.targetPid === pid) {
       ab = this.binaries.get(`pid:${pid}`);
       origin = 'pid';
@@ -538,22 +538,24 @@ export class Agent {
         // child): in discovery mode the scan decides about it.
         if (this.discovery) return undefined;
         ab = [...this.binaries.values()][0];
-        sure = false;
       } else origin = ab.origin;
     }
     const tp = this.table.resolve(pid, origin, ab?.rustc);
-    if (!tp) return undefined;
-    const added = this.table.add(tp);
-    // Threads it makes inherit the span of the task that made them: only
-    // for a process whose binary is surely the one attached (its slot tells
-    // the BPF program where tokio's task id is).
-    if (ab && sure) this.linkThreads(pid, ab);
-    return added;
+    return tp ? this.table.add(tp) : undefined;
   }
 
-  /** Files `pid` in thread_link_pids with its binary's slot (bpf/process.bpf.c). */
-  private linkThreads(pid: number, ab: AttachedBinary): void {
-    if (!this.threadEvents || !ab.taskIdKnown) return;
+  /**
+   * Files a process that entered the table in thread_link_pids with its
+   * binary's slot (bpf/process.bpf.c): threads it makes then inherit the span
+   * of the task that made them. Only a selected process whose binary is
+   * surely the one attached (by --pid, or by its executable's inode): the
+   * slot tells the BPF program where tokio's task id is.
+   */
+  private linkThreads(pid: number): void {
+    const tp = this.table.get(pid);
+    if (!this.threadEvents || !tp?.selected) return;
+    const ab = this.cfg.targetPid === pid ? this.binaries.get(`pid:${pid}`) : this.lookup(tp.info.exeId);
+    if (!ab || !ab.taskIdKnown) return;
     try {
       this.rt.setThreadLinkPid(pid, ab.slot);
     } catch (e) {

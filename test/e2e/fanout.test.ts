@@ -235,3 +235,26 @@ test('current-thread runtime, 200 concurrent requests with 2 calls each: every t
     await stop(svc, agent);
   }
 });
+
+test('by executable (--exe): a process found by the scan gets thread links too; 20 sequential /fan requests, every call right', async () => {
+  const svc = await startService(serviceBinary('fanout-service'), { FANOUT_DOWNSTREAM: `http://127.0.0.1:${dport}`, FANOUT_WORKERS: '4' });
+  const agent = await attachAgent(['--exe', serviceBinary('fanout-service'), '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint, '--service-name', 'fanout']);
+  try {
+    // The scan finds the running process (and files it for thread links) within a scan interval.
+    await waitForStats(agent, (s) => (s as unknown as { state: { tracedPidsMapEntries: number } }).state.tracedPidsMapEntries >= 1, 30_000);
+    recv.clear();
+    const load = startLoad({ port: svc.port, connections: 1, total: 20, path: (i) => `/fan/x${i}` });
+    const r = await load.done;
+    assert.equal(r.statuses[200], 20, JSON.stringify(r));
+    await waitForCount(() => recv.spans().filter((s) => s.kind === 3 && String(s.attributes['url.full']).match(/\/x\d+$/)).length >= 140 &&
+      recv.spans().filter((s) => s.kind === 2 && String(s.attributes['url.path']).startsWith('/fan/x')).length >= 20, '160 spans');
+    await new Promise((res) => setTimeout(res, 1500));
+    const res = parenting(recv.spans(), 'fan', 'x');
+    console.log(`# --exe, 20 x 7 calls: right ${res.right}, wrong ${res.wrong}, root ${res.root}; thread ${JSON.stringify(res.byPattern.thread)}`);
+    assert.equal(res.wrong, 0);
+    assert.equal(res.byPattern.thread?.right, 20, 'std thread calls parented in --exe mode');
+    assert.equal(res.right, 140);
+  } finally {
+    await stop(svc, agent);
+  }
+});
