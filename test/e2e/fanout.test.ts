@@ -169,7 +169,7 @@ test('multi-thread runtime (4 workers), 1000 requests at concurrency 32, 7 calls
       `probe drops ${after.probes.reduce((n, p) => n + p.drops, 0)}, thread event drops ${ts('threadSpawnEventsLost')}; ` +
       `sched_process_fork hits ${ts('threadSpawnHits')} (${(ts('threadSpawnHits') / 1000).toFixed(3)} per request)`);
     const hc = (k: string) => (after.spans['hyper-h1-client']?.[k] ?? 0) - (before.spans['hyper-h1-client']?.[k] ?? 0);
-    console.log(`# hyper-h1-client: parentMisses ${hc('parentMisses')}, parentAmbiguous ${hc('parentAmbiguous')}, blockingCalls ${hc('blockingCalls')}, blockingMatched ${hc('blockingMatched')}, blockingAmbiguous ${hc('blockingAmbiguous')}, clientCallsDropped ${dc('clientCallsDropped')}`);
+    console.log(`# hyper-h1-client: parentMisses ${hc('parentMisses')}, parentAmbiguous ${hc('parentAmbiguous')}, blockingCalls ${hc('blockingCalls')}, blockingMatched ${hc('blockingMatched')}, blockingAmbiguous ${hc('blockingAmbiguous')}, blockingUnparsable ${hc('blockingUnparsable')}, blockingUnmatched ${hc('blockingUnmatched')}, clientCallsDropped ${dc('clientCallsDropped')}`);
     assert.equal(res.unmatched, 0);
     assert.equal(res.right + res.wrong + res.root, 7000, 'one span per call');
     assert.equal(res.wrong, 0, 'no client span has a wrong parent');

@@ -201,6 +201,10 @@ export interface H1ClientStats extends PropagationStats {
   blockingMatched: number;
   /** Runtime-thread calls left without the blocking call's parent: several blocking calls for the URL with different parents were waiting. */
   blockingAmbiguous: number;
+  /** reqwest::blocking calls whose URL could not be read whole (no hand-over possible: the runtime thread's call is a root). */
+  blockingUnparsable: number;
+  /** Calls on reqwest::blocking's runtime thread that found no waiting blocking call for their URL (roots). */
+  blockingUnmatched: number;
   parentAmbiguous: number;
   /** Request heads read from the process for calls still waiting after 20 ms. */
   headReads: number;
@@ -262,7 +266,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
     requests: 0, spans: 0, partialResponses: 0, unparsableResponses: 0, requestHeadLost: 0, unmatchedResponses: 0,
     timeouts: 0, closed: 0, overflow: 0, redirectsFollowed: 0, informational: 0, headReads: 0, unansweredWithoutHead: 0,
     calls: 0, callsMatched: 0, callsUnparsable: 0, parentHits: 0, parentMisses: 0, parentAmbiguous: 0,
-    blockingCalls: 0, blockingMatched: 0, blockingAmbiguous: 0,
+    blockingCalls: 0, blockingMatched: 0, blockingAmbiguous: 0, blockingUnparsable: 0, blockingUnmatched: 0,
     propInjected: 0, propNotPlaintext: 0, propSplitHead: 0, propNoContext: 0, propAmbiguous: 0, propPresent: 0, propPushFailed: 0,
     propStale: 0, propUnknown: 0, propSpans: 0, propStateInjected: 0, propStateLost: 0, propStatePresent: 0,
   };
@@ -355,7 +359,8 @@ export class HyperH1ClientSpans implements SpanBuilder {
     const len = dv.getUint32(off + RQ.url_len, true);
     const captured = Math.min(dv.getUint32(off + RQ.captured, true), C.RQ_URL_CAPTURE);
     const parts = captured === len ? splitUrl(bytesOf(dv).toString('latin1', off + RQ.url, off + RQ.url + captured)) : undefined;
-    if (!parts || !this.ctx) return;
+    if (!parts) { this.counts.blockingUnparsable++; return; }
+    if (!this.ctx) return;
     const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
     const b: BlockingCall = { tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, parent: false, t0: 0, t1: 0, t2: 0, t3: 0, s0: 0, s1: 0, flags: 1 };
     const srv = this.ctx.parentFor(pid, readU64Number(dv, off + RQ.task_id), dv.getUint32(off + 8, true));
@@ -385,7 +390,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
     const url = c.url;
     if (url === undefined) return;
     const l = p.blockingCalls.get(url);
-    if (!l || l[0].mono > c.mono) return;
+    if (!l || l[0].mono > c.mono) { this.counts.blockingUnmatched++; return; }
     const b = l[0];
     let ambiguous = false;
     for (let i = 1; i < l.length && l[i].mono <= c.mono; i++) if (!sameParent(l[i], b)) { ambiguous = true; break; }
