@@ -22,6 +22,8 @@ import { spawn, execFileSync, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startService, startAgent, serviceBinary, Service, RunningAgent, AppName } from '../test/helpers/procs';
 import { repoRoot } from '../test/helpers/rustbuild';
 import { ReceiverProcess } from './receiver';
@@ -43,14 +45,18 @@ interface Scenario {
   /** h2load: request body and extra headers (the gRPC scenario's framed message). */
   body?: Buffer;
   headers?: string[];
+  /** The fixture calls a downstream HTTP server (FANOUT_DOWNSTREAM): the bench serves one over loopback. */
+  downstream?: boolean;
   /**
-   * A second fixture the service calls (client scenarios): started untraced
-   * once, pinned like the service, and its address substituted for `{down}`
-   * in `path`. The agent traces only `service`, in both modes the same.
+   * Another fixture the service calls (client scenarios): started untraced
+   * once, pinned like the service, its address substituted for `{down}` in
+   * `path`. The agent traces only `service`, in both modes the same.
    */
-  downstream?: AppName;
+  calls?: AppName;
   /** The body one request must get before the scenario runs (the handler answers 200 even when its own call failed). */
   expectBody?: string;
+  /** Report what context tracking costs (issue 8): hits of the spawn probes and the reqwest::blocking hand-over, and thread-creation tracepoint runs, per request. */
+  context?: boolean;
 }
 
 const C1 = ['-t1', '-c1', '--latency'];
@@ -59,6 +65,8 @@ const C16 = ['-t2', '-c16', '--latency'];
 const H2_C1 = ['-t1', '-c1', '-m1'];
 /** GetProductRequest { id: 7 } as one gRPC length-prefixed message (uncompressed). */
 const GRPC_GET_PRODUCT = Buffer.from([0x00, 0x00, 0x00, 0x00, 0x02, 0x08, 0x07]);
+/** The fan-out scenario: 8 requests in flight, unpinned (the service's 4 workers, its std threads and the downstream share the CPUs). */
+const FANOUT_C8 = ['-t1', '-c8', '--latency'];
 const ALL_SCENARIOS: Scenario[] = [
   { name: 'trivial', service: 'demo-service', tool: 'wrk', path: '/bench/trivial', wrkArgs: C1, saturated: false },
   { name: 'cpu-200us', service: 'demo-service', tool: 'wrk', path: '/bench/cpu', wrkArgs: C1, saturated: false },
@@ -67,12 +75,27 @@ const ALL_SCENARIOS: Scenario[] = [
   { name: 'h2c-trivial', service: 'axum08-server', tool: 'h2load', path: '/bench/trivial', wrkArgs: H2_C1, saturated: false },
   { name: 'grpc-unary', service: 'tonic-server', tool: 'h2load', path: '/shop.v1.Catalog/GetProduct', wrkArgs: H2_C1, saturated: false,
     body: GRPC_GET_PRODUCT, headers: ['content-type: application/grpc', 'te: trailers'] },
+  // apps/fanout-service /fan: 7 client calls per request through every
+  // hand-off of issue 8 (direct, tokio::spawn, a spawn in a spawn, join! of
+  // two, spawn_blocking + reqwest::blocking, a std::thread + reqwest::blocking)
+  // to a downstream the bench serves. 8 spans per request.
   // One reqwest 0.12 call per incoming request: reqwest12-client's handler
   // awaits GET {down}/bench/trivial (HTTP/1.1, the pooled keep-alive
   // connection of its one reqwest::Client) and answers its status.
   { name: 'reqwest-call', service: 'reqwest12-client', tool: 'wrk', path: '/call?n=1&mode=async&url={down}/bench/trivial', wrkArgs: C1, saturated: false,
-    downstream: 'demo-service', expectBody: '200\n' },
+    calls: 'demo-service', expectBody: '200\n' },
+  { name: 'fanout', service: 'fanout-service', tool: 'wrk', path: '/fan/b1', wrkArgs: FANOUT_C8, saturated: true, downstream: true, context: true },
 ];
+
+/**
+ * Probes whose hits are the price of context tracking (parent links inside
+ * the process), not of the spans themselves: tokio-spawn's two (a spawned
+ * task inherits its parent's span) and reqwest::blocking's execute (the
+ * calling thread's span handed to reqwest's runtime thread). The thread
+ * creation tracepoint (sched_process_fork) is counted beside them: it is not
+ * a uprobe (no trap), one run per thread a traced process makes.
+ */
+const CONTEXT_PROBES = new Set(['tokio-spawn/spawn', 'tokio-spawn/spawn_blocking', 'hyper-h1-client/reqwest_blocking_execute']);
 
 function intEnv(name: string, def: number, min: number): number {
   const v = process.env[name];
@@ -297,7 +320,7 @@ function runLoad(sc: Scenario, seconds: number, url: string, cpu?: string): Prom
 
 // ---------------------------------------------------------------- agent stats
 
-interface ProbeInfo { probe: string; symbol: string; site: string; hits: number }
+interface ProbeInfo { module: string; probe: string; symbol: string; site: string; hits: number }
 
 interface StatsSnapshot {
   updated: number;
@@ -306,6 +329,8 @@ interface StatsSnapshot {
   drops: number;
   badLayout: number;
   probes: ProbeInfo[];
+  /** Runs of the thread-creation tracepoint for traced processes (bpf/process.bpf.c), since the agent started. */
+  threadSpawnHits: number;
   /** The export stage's counters since the agent started (src/export/exporter.ts SpanSinkStats). */
   export: { submitted: number; exported: number; dropped: number; droppedQueueFull: number; rejected: number; lostAtShutdown: number; failedExports: number; queued: number };
 }
@@ -314,14 +339,16 @@ function readStats(file: string): StatsSnapshot | null {
   try {
     const s = JSON.parse(fs.readFileSync(file, 'utf8')) as {
       updated: string;
-      probes: { probe: string; symbol: string; site: string; hits: number; drops: number; badLayout: number }[];
+      probes: { module: string; probe: string; symbol: string; site: string; hits: number; drops: number; badLayout: number }[];
       export?: Partial<StatsSnapshot['export']>;
+      state?: { threadSpawnHits?: number };
     };
     const sum = (k: 'hits' | 'drops' | 'badLayout') => s.probes.reduce((a, p) => a + (p[k] ?? 0), 0);
     const e = s.export ?? {};
     return {
       updated: Date.parse(s.updated), hits: sum('hits'), drops: sum('drops'), badLayout: sum('badLayout'),
-      probes: s.probes.map((p) => ({ probe: p.probe, symbol: p.symbol, site: p.site, hits: p.hits })),
+      probes: s.probes.map((p) => ({ module: p.module, probe: p.probe, symbol: p.symbol, site: p.site, hits: p.hits })),
+      threadSpawnHits: s.state?.threadSpawnHits ?? 0,
       export: {
         submitted: e.submitted ?? 0, exported: e.exported ?? 0, dropped: e.dropped ?? 0, droppedQueueFull: e.droppedQueueFull ?? 0,
         rejected: e.rejected ?? 0, lostAtShutdown: e.lostAtShutdown ?? 0, failedExports: e.failedExports ?? 0, queued: e.queued ?? 0,
@@ -519,6 +546,9 @@ interface RunRecord {
   exportRejected?: number;
   failedExports?: number;
   probeHits?: Map<string, number>;
+  /** Hits of the context-tracking probes (CONTEXT_PROBES) over the measured run. */
+  contextHits?: number;
+  threadSpawnHits?: number;
   probes?: ProbeInfo[];
 }
 
@@ -567,6 +597,9 @@ async function agentRun(sc: Scenario, url: string, round: number, svc: Service, 
       exportRejected: post.export.rejected,
       failedExports: post.export.failedExports,
       probeHits: new Map(post.probes.map((p) => [p.probe, p.hits - (pre.probes.find((q) => q.probe === p.probe)?.hits ?? 0)])),
+      contextHits: post.probes.filter((p) => CONTEXT_PROBES.has(`${p.module}/${p.probe}`))
+        .reduce((a, p) => a + p.hits - (pre.probes.find((q) => q.module === p.module && q.probe === p.probe)?.hits ?? 0), 0),
+      threadSpawnHits: post.threadSpawnHits - pre.threadSpawnHits,
       probes: post.probes,
     };
   } finally {
@@ -603,6 +636,8 @@ interface ScenarioResult {
   rounds: number;
   seconds: number;
   machine: { kernel: string; cpus: number; date: string };
+  /** Scenarios with `context` only: what context tracking costs per request (CONTEXT_PROBES; thread-creation tracepoint runs). */
+  context?: { probe_hits_per_request: number; thread_tracepoint_runs_per_request: number };
 }
 
 function median(xs: number[]): number {
@@ -688,6 +723,10 @@ function summarize(sc: Scenario, runs: RunRecord[], cal: { main: Calibration; pu
       rounds: ROUNDS,
       seconds: SECONDS,
       machine,
+      ...(sc.context ? { context: {
+        probe_hits_per_request: round(ag.reduce((a, r) => a + r.contextHits!, 0) / measuredRequests, 3),
+        thread_tracepoint_runs_per_request: round(ag.reduce((a, r) => a + r.threadSpawnHits!, 0) / measuredRequests, 3),
+      } } : {}),
     },
     detail: {
       floorBySiteUs,
@@ -743,9 +782,22 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
   }
   L.push('');
 
+  const ctxResults = results.filter((r) => r.context);
+  if (ctxResults.length) {
+    L.push('## What context tracking costs (issue 8)', '');
+    L.push('Parent links inside the process: hits of `tokio-spawn/spawn` and `spawn_blocking` (a spawned task inherits its parent\'s span) and `hyper-h1-client/reqwest_blocking_execute` (a reqwest::blocking call hands its span to reqwest\'s runtime thread), all on emulated `push` entries; and runs of the `sched_process_fork` tracepoint for traced processes (a std::thread inherits the span of the task that made it; a tracepoint, not a trap). The req/s ratio is the whole agent\'s (with / without), context tracking included.', '');
+    L.push('| scenario | context probe hits/req | thread tracepoint runs/req | all probe hits/req | baseline rps | agent rps | ratio_rps |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|');
+    for (const r of ctxResults) {
+      L.push(`| ${r.scenario} | ${r.context!.probe_hits_per_request.toFixed(3)} | ${r.context!.thread_tracepoint_runs_per_request.toFixed(3)} | ${r.probe_hits_per_request.toFixed(3)} | ` +
+        `${r.baseline.rps.toFixed(0)} | ${r.agent.rps.toFixed(0)} | ${r.ratio_rps.toFixed(3)} |`);
+    }
+    L.push('');
+  }
+
   L.push('## How it was measured', '');
   L.push(
-    '- One process per fixture serves its scenarios: `demo-service` (apps/demo: axum 0.8 on hyper 1, HTTP/1.1) the wrk ones, `axum08-server` (HTTP/2 over h2c) `h2c-trivial`, `tonic-server` (tonic 0.14) `grpc-unary`; each is warmed up once when its first scenario starts. Load comes from the same machine, over loopback: `wrk` for HTTP/1.1, `h2load` (nghttp2-client, from Debian; it speaks h2c and, with a request body and headers, gRPC) for HTTP/2. Its percentiles are computed from its per-request log (`--log-file`).',
+    '- One process per fixture serves its scenarios: `demo-service` (apps/demo: axum 0.8 on hyper 1, HTTP/1.1) the wrk ones, `axum08-server` (HTTP/2 over h2c) `h2c-trivial`, `tonic-server` (tonic 0.14) `grpc-unary`, `fanout-service` (axum 0.8 + reqwest 0.12, 7 client calls per request to a keep-alive HTTP/1.1 downstream served by the bench process on loopback) `fanout`; each is warmed up once when its first scenario starts. Load comes from the same machine, over loopback: `wrk` for HTTP/1.1, `h2load` (nghttp2-client, from Debian; it speaks h2c and, with a request body and headers, gRPC) for HTTP/2. Its percentiles are computed from its per-request log (`--log-file`).',
     '- `h2c-trivial` = `GET /bench/trivial` over h2c with prior knowledge, one connection and one stream at a time (`h2load -t1 -c1 -m1`: the HTTP/2 counterpart of `wrk -c1`). `grpc-unary` = the unary `shop.v1.Catalog/GetProduct` call (a 7-byte length-prefixed GetProductRequest, `content-type: application/grpc`, `te: trailers`), the same way.',
     '- `reqwest-call` = `GET /call?n=1&mode=async&url=http://127.0.0.1:<demo-service>/bench/trivial` on `reqwest12-client` (apps/reqwest12-client: axum 0.8 + reqwest 0.12): each incoming request makes one reqwest call (HTTP/1.1, over the pooled keep-alive connection of the fixture\'s one `reqwest::Client`) to a second fixture, `demo-service`, and answers its status; `wrk -t1 -c1` as for `trivial`. The agent traces `reqwest12-client` only (a SERVER span and a CLIENT span per request, so spans/req is 2); the called `demo-service` runs untraced in both modes and, when pinned, on the same CPU as the service and wrk.',
     '- Scenarios: `trivial` = `GET /bench/trivial`; `cpu-200us` = `GET /bench/cpu` (about 200 µs of CPU per request). The plain names use `wrk -t1 -c1 --latency` (one keep-alive connection: latency-bound, the per-request overhead shows directly); the `-c16` ones use `wrk -t2 -c16 --latency` (saturation: throughput).',
@@ -798,6 +850,31 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
   return L.join('\n');
 }
 
+// ---------------------------------------------------------------- downstream
+
+// The fan-out fixture's downstream: a keep-alive HTTP/1.1 server on loopback
+// in this process, answering every request with "ok" (the fixture's calls are
+// what is measured, not the downstream).
+let downstream: http.Server | undefined;
+
+async function downstreamPort(): Promise<number> {
+  if (!downstream) {
+    const d = http.createServer((_req, res) => { res.end('ok'); });
+    d.keepAliveTimeout = 120_000;
+    await new Promise<void>((r) => d.listen(0, '127.0.0.1', r));
+    downstream = d;
+  }
+  return (downstream.address() as AddressInfo).port;
+}
+
+async function closeDownstream(): Promise<void> {
+  const d = downstream;
+  downstream = undefined;
+  if (!d) return;
+  d.closeAllConnections();
+  await new Promise((r) => d.close(r));
+}
+
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
@@ -818,23 +895,23 @@ async function main(): Promise<void> {
   // One process per fixture, started when its first scenario comes and warmed up once.
   const services = new Map<AppName, Service>();
   const kindsOf = new Map<AppName, Map<string, 'push' | 'single-step'>>();
-  const started = async (name: AppName): Promise<{ svc: Service; fresh: boolean }> => {
-    const svc = services.get(name);
-    if (svc) return { svc, fresh: false };
-    const s = await startService(serviceBinary(name));
-    services.set(name, s);
-    return { svc: s, fresh: true };
-  };
-  const serviceFor = async (sc: Scenario): Promise<{ svc: Service; down?: Service; path: string }> => {
-    // The downstream first: the service's warm-up already calls it.
-    const d = sc.downstream ? await started(sc.downstream) : undefined;
-    if (d?.fresh && sc.downstream === 'demo-service') await runWrk(C16, 1, `http://127.0.0.1:${d.svc.port}/bench/trivial`);
-    const scPath = d ? sc.path.replace('{down}', `http://127.0.0.1:${d.svc.port}`) : sc.path;
-    const { svc, fresh } = await started(sc.service);
-    if (fresh) {
+  const warmDemo = (port: number) => (async () => { for (const p of ['/bench/trivial', '/bench/cpu']) await runWrk(C16, 1, `http://127.0.0.1:${port}${p}`); })();
+  const serviceFor = async (sc: Scenario): Promise<{ svc: Service; called?: Service; path: string }> => {
+    // The called fixture first: the service's warm-up already calls it.
+    let called = sc.calls ? services.get(sc.calls) : undefined;
+    if (sc.calls && !called) {
+      called = await startService(serviceBinary(sc.calls));
+      services.set(sc.calls, called);
+      if (sc.calls === 'demo-service') await warmDemo(called.port);
+    }
+    const scPath = called ? sc.path.replace('{down}', `http://127.0.0.1:${called.port}`) : sc.path;
+    let svc = services.get(sc.service);
+    if (!svc) {
+      svc = await startService(serviceBinary(sc.service), sc.downstream ? { FANOUT_DOWNSTREAM: `http://127.0.0.1:${await downstreamPort()}` } : {});
+      services.set(sc.service, svc);
       const base = `http://127.0.0.1:${svc.port}`;
-      if (sc.service === 'demo-service') for (const p of ['/bench/trivial', '/bench/cpu']) await runWrk(C16, 1, base + p);
-      else if (sc.tool === 'wrk') await runWrk(['-t1', '-c4', '--latency'], 1, base + scPath);
+      if (sc.service === 'demo-service') await warmDemo(svc.port);
+      else if (sc.tool === 'wrk') await runWrk(sc.wrkArgs, 1, base + scPath);
       else await runLoad({ ...sc, wrkArgs: ['-t1', '-c4', '-m4'] }, 1, base + scPath);
     }
     if (sc.expectBody !== undefined) {
@@ -842,18 +919,18 @@ async function main(): Promise<void> {
       const body = await r.text();
       if (r.status !== 200 || body !== sc.expectBody) throw new Error(`${sc.name}: ${scPath} answered ${r.status} ${JSON.stringify(body)}, expected 200 ${JSON.stringify(sc.expectBody)}`);
     }
-    return { svc, down: d?.svc, path: scPath };
+    return { svc, called, path: scPath };
   };
   try {
     for (const sc of SCENARIOS) {
-      const { svc, down, path: scPath } = await serviceFor(sc);
+      const { svc, called, path: scPath } = await serviceFor(sc);
       const svcBin = serviceBinary(sc.service);
       const url = `http://127.0.0.1:${svc.port}${scPath}`;
       const runs: RunRecord[] = [];
       setAffinity(svc.pid, pinned(sc) ? PIN_CPU : `0-${CPUS - 1}`);
       // The called fixture shares the service's CPU(s): a pinned call that
       // crossed CPUs would pay the wake-up the pinning is there to avoid.
-      if (down) setAffinity(down.pid, pinned(sc) ? PIN_CPU : `0-${CPUS - 1}`);
+      if (called) setAffinity(called.pid, pinned(sc) ? PIN_CPU : `0-${CPUS - 1}`);
       setAffinity(rx.pid, pinned(sc) && CPUS > 1 ? `${Number(PIN_CPU) === 0 ? 1 : 0}-${CPUS - 1}` : `0-${CPUS - 1}`);
       for (let r = 0; r < ROUNDS; r++) {
         for (const mode of r % 2 === 0 ? ['baseline', 'agent'] as const : ['agent', 'baseline'] as const) {
@@ -862,6 +939,7 @@ async function main(): Promise<void> {
           if (mode === 'agent' && !kindsOf.has(sc.service)) kindsOf.set(sc.service, probeKinds(svcBin, rec.probes!));
           progress(`${sc.name} round ${r + 1}/${ROUNDS} ${mode}: ${rec.wrk.rps.toFixed(0)} rps, p50 ${rec.wrk.p50_ms.toFixed(3)} ms, p99 ${rec.wrk.p99_ms.toFixed(3)} ms` +
             (mode === 'agent' ? `, ${(rec.hits! / rec.wrk.requests).toFixed(3)} hits/req, ${(rec.sessionSpans! / rec.sessionRequests!).toFixed(3)} spans/req` +
+              (sc.context ? `, context tracking ${(rec.contextHits! / rec.wrk.requests).toFixed(3)} hits/req + ${(rec.threadSpawnHits! / rec.wrk.requests).toFixed(3)} thread tracepoint runs/req` : '') +
               (rec.drops ? `, ${rec.drops} ring drops` : '') + (rec.badLayout ? `, ${rec.badLayout} bad layouts` : '') +
               `, agent ${(rec.agentCpuUs! / rec.spansExported!).toFixed(2)} µs CPU/span, peak RSS ${rec.agentRssMb!.toFixed(1)} MiB, ${rec.spansLost} spans lost` +
               (rec.exportDropped ? ` (${rec.exportDropped} by the export stage)` : '') : ''));
@@ -871,7 +949,8 @@ async function main(): Promise<void> {
       const { result, detail } = summarize(sc, runs, cal, kindsOf.get(sc.service)!, machine);
       results.push(result);
       details.set(sc.name, detail);
-      progress(`${sc.name}: ratio ${result.ratio_rps}, ${result.per_request_overhead_us} µs/req added, overhead vs floor ${result.overhead_vs_floor}`);
+      progress(`${sc.name}: ratio ${result.ratio_rps}, ${result.per_request_overhead_us} µs/req added, overhead vs floor ${result.overhead_vs_floor}` +
+        (result.context ? `; context tracking: ${result.context.probe_hits_per_request} probe hits/req, ${result.context.thread_tracepoint_runs_per_request} thread tracepoint runs/req` : ''));
       const rs = await rx.stats();
       if (rs.sample) progress(`${sc.name}: first span of the last session: "${rs.sample.name}" (kind ${rs.sample.kind}, route ${rs.sample.route || '-'})`);
     }
@@ -880,6 +959,7 @@ async function main(): Promise<void> {
   } finally {
     for (const svc of services.values()) await svc.stop('SIGTERM');
     rx.close();
+    await closeDownstream();
   }
 
   const elapsedS = (Date.now() - t0) / 1000;

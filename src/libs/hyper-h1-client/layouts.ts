@@ -15,6 +15,6 @@ export const H1_CLIENT_LAYOUTS = {
     },
     reqwest_call_event: { hdr: 0, task_id: 24, url_len: 32, captured: 36, comm: 40, url: 56, $size: 56 + 512 },
     reqwest_error_event: { hdr: 0, task_id: 24, os_error: 32, what: 36, $size: 40 },
-    h1c_propagation_event: { hdr: 0, span_id: 24, trace_id: 32, parent_id: 48, flags: 56, outcome: 57, msg_size: 60, $size: 64 },
+    h1c_propagation_event: { hdr: 0, span_id: 24, trace_id: 32, parent_id: 48, flags: 56, outcome: 57, state: 58, msg_size: 60, $size: 64 },
   },
 } as const satisfies EventLayouts;
