@@ -416,13 +416,17 @@ export class ServerSpanContext {
    * with its key. Only when every such call of the task has the same key and
    * parent (interchangeable calls); calls of that task waiting under other
    * keys or with other parents make it `ambiguous`, and nothing is taken.
+   * Only calls whose key starts with `prefix` are looked at (`http ` for
+   * reqwest's, `grpc ` for tonic's: one library's failure never ends the
+   * other's call).
    */
-  takeTaskCall(pid: number, task: number, mono: number): { call: ClientCall; key: string } | 'ambiguous' | undefined {
+  takeTaskCall(pid: number, task: number, mono: number, prefix: string): { call: ClientCall; key: string } | 'ambiguous' | undefined {
     const p = this.procs.get(pid);
     if (!p || task === 0) return undefined;
     let best: ClientCall | undefined;
     let bestKey = '';
     for (const [k, l] of p.calls) {
+      if (!k.startsWith(prefix)) continue;
       for (const c of l) {
         if (c.mono > mono) break; // filed in time order
         if (c.task !== task) continue;

@@ -73,15 +73,19 @@ test('a failure in a task (connect error) takes that task\'s oldest waiting call
   ctx.fileClientCall(PID, 'http h:1 /x', { task: 7, ...at(10) });
   ctx.fileClientCall(PID, 'http h:1 /x', { task: 8, ...at(11) });
   ctx.fileClientCall(PID, 'http h:1 /x', { task: 7, ...at(12) });
-  assert.equal(ctx.takeTaskCall(PID, 7, 5), undefined, 'no call of that task made before the failure');
-  assert.equal(ctx.takeTaskCall(PID, 9, 50), undefined, 'another task');
-  assert.equal(ctx.takeTaskCall(PID, 0, 50), undefined, 'outside any task');
-  const a = ctx.takeTaskCall(PID, 7, 50);
+  assert.equal(ctx.takeTaskCall(PID, 7, 5, 'http '), undefined, 'no call of that task made before the failure');
+  assert.equal(ctx.takeTaskCall(PID, 9, 50, 'http '), undefined, 'another task');
+  assert.equal(ctx.takeTaskCall(PID, 0, 50, 'http '), undefined, 'outside any task');
+  // A tonic call of the same task is not a reqwest failure's call.
+  ctx.fileClientCall(PID, 'grpc /a.S/M', { task: 7, ...at(10) });
+  const a = ctx.takeTaskCall(PID, 7, 50, 'http ');
   assert.ok(a && a !== 'ambiguous');
   assert.deepEqual([a.key, a.call.mono, a.call.s0], ['http h:1 /x', 10, 100]);
   // Task 8's call is untouched; task 7 now has one call under another key too.
   ctx.fileClientCall(PID, 'http h:2 /y', { task: 7, ...at(13) });
-  assert.equal(ctx.takeTaskCall(PID, 7, 50), 'ambiguous', 'which of two different calls failed is not known');
+  assert.equal(ctx.takeTaskCall(PID, 7, 50, 'http '), 'ambiguous', 'which of two different calls failed is not known');
+  const g = ctx.takeTaskCall(PID, 7, 50, 'grpc ');
+  assert.ok(g && g !== 'ambiguous' && g.key === 'grpc /a.S/M', 'the tonic call, by itself under its prefix');
   const b = ctx.takeClientCall(PID, 'http h:1 /x', 50)!;
   assert.equal(b.call.mono, 11, 'task 8\'s call is still the oldest under its key');
   assert.equal(b.call.s0, 200);

@@ -643,7 +643,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
     if (errorType === undefined) { this.counts.requestErrorsOther++; return; }
     const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
     const task = readU64Number(dv, off + RE.task_id);
-    const m = this.ctx?.takeTaskCall(pid, task, tsHi * 4294967296 + tsLo);
+    const m = this.ctx?.takeTaskCall(pid, task, tsHi * 4294967296 + tsLo, 'http ');
     if (m === 'ambiguous') { this.counts.requestErrorsAmbiguous++; return; }
     if (!m || m.call.url === undefined) { this.counts.requestErrorsUnmatched++; return; }
     this.counts.connectFailures++;

@@ -70,7 +70,7 @@ export class TonicClientSpans implements SpanBuilder {
     const code = dv.getInt32(off + ER.code, true);
     if (code !== 14) { this.counts.transportErrorsOther++; return; }
     const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
-    const m = this.ctx.takeTaskCall(pid, readU64Number(dv, off + ER.task_id), tsHi * 4294967296 + tsLo);
+    const m = this.ctx.takeTaskCall(pid, readU64Number(dv, off + ER.task_id), tsHi * 4294967296 + tsLo, 'grpc ');
     if (m === 'ambiguous') { this.counts.transportErrorsAmbiguous++; return; }
     if (!m || !m.key.startsWith('grpc ') || !this.out) { this.counts.transportErrorsUnmatched++; return; }
     this.counts.unavailableSpans++;
