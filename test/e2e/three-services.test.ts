@@ -226,3 +226,44 @@ test('h2c insertion checked from the receiving side: the header exact, the rest 
     assert.equal(d(after, before, 'propLostSync'), 0);
   }
 });
+
+test('16 requests to A at once: no span gets a wrong parent; what cannot be told apart goes out unchanged, and every HEADERS frame is counted once', async () => {
+  const N = 16;
+  const before = await freshStats(agent!);
+  const base = recv.spans().length;
+  const answers = await Promise.all(Array.from({ length: N }, (_, i) =>
+    three(`http://127.0.0.1:${svc.b!.port}/users/${300 + i}`, `http://127.0.0.1:${svc.c!.port}`, i)));
+  assert.deepEqual(answers, Array(N).fill('200 0'));
+  const of = (all: ReceivedSpan[], k: 'a' | 'b' | 'c') => all.slice(base).filter((s) => s.resource['process.executable.path'] === exe[k]);
+  const all = await spansUntil((x) => of(x, 'a').length === 3 * N && of(x, 'b').length === N && of(x, 'c').length === N, `${5 * N} spans`);
+  const byId = new Map(all.slice(base).map((s) => [s.spanId, s]));
+  const tally = { b: { right: 0, wrong: 0, root: 0 }, c: { right: 0, wrong: 0, root: 0 } };
+  for (const s of of(all, 'b')) {
+    if (s.parentSpanId === '') { tally.b.root++; continue; }
+    const p = byId.get(s.parentSpanId);
+    const ok = p && p.kind === 3 && p.traceId === s.traceId && p.resource['process.executable.path'] === exe.a &&
+      String(p.attributes['url.full']).endsWith(String(s.attributes['url.path']));
+    if (ok) tally.b.right++; else tally.b.wrong++;
+  }
+  for (const s of of(all, 'c')) {
+    if (s.parentSpanId === '') { tally.c.root++; continue; }
+    const p = byId.get(s.parentSpanId);
+    const gp = p ? byId.get(p.parentSpanId) : undefined;
+    const ok = p && p.kind === 3 && p.attributes['rpc.system.name'] === 'grpc' && p.traceId === s.traceId &&
+      gp && gp.kind === 2 && gp.resource['process.executable.path'] === exe.a && gp.traceId === s.traceId;
+    if (ok) tally.c.right++; else tally.c.wrong++;
+  }
+  const after = await freshStats(agent!);
+  const outcomes = Object.fromEntries(Object.keys(h2(after)).filter((k) => k.startsWith('prop')).map((k) => [k, d(after, before, k)]));
+  console.log(`three services, ${N} at once: B ${JSON.stringify(tally.b)}, C ${JSON.stringify(tally.c)}; h2c outcomes ${JSON.stringify(outcomes)}`);
+  assert.equal(tally.b.wrong, 0);
+  assert.equal(tally.c.wrong, 0);
+  // Every request's HEADERS frame was decided exactly once (propSpans is a span count, not an outcome).
+  const decided = Object.entries(outcomes).filter(([k]) => k !== 'propSpans' && k !== 'propNotPlaintext').reduce((n, [, v]) => n + v, 0);
+  assert.equal(decided, N, JSON.stringify(outcomes));
+  assert.equal(outcomes.propInjected, tally.c.right, 'every inserted header gave C its parent');
+  assert.equal(outcomes.propLostSync, 0);
+  assert.equal(outcomes.propNoEntry, 0);
+  const h1 = (x: AgentStats, k: string) => (x.spans['hyper-h1-client']?.[k] ?? 0) - (before.spans['hyper-h1-client']?.[k] ?? 0);
+  assert.equal(h1(after, 'propInjected'), tally.b.right);
+});
