@@ -170,14 +170,25 @@ struct h2_hf {
 	__u8 _pad[2];
 };
 
+/* A HEADERS frame chosen for an insertion in this write. */
+struct h2_cand {
+	__u32 at;		/* the frame header's offset in the message */
+	__u32 len;		/* its payload length */
+	__u32 sid;
+	__u32 ok;
+	struct prop_h2_out o;
+};
+
 struct h2_sock {
 	__u32 skip;		/* payload bytes of the current frame still to come */
 	__u8 mode;		/* H2S_* */
 	__u8 hlen;		/* bytes of a frame header seen at the end of the last write */
 	__u8 nh;		/* request HEADERS frames recorded in hf for this write */
-	__u8 over;		/* more than two in this write */
+	__u8 over;		/* request HEADERS frames beyond the two recorded (saturates at 255) */
 	__u8 hbuf[16];		/* the current frame header's bytes */
-	struct h2_hf hf[2];	/* scratch of the write being walked (the socket is locked during sendmsg) */
+	/* Scratch of the write being walked (the socket is locked during sendmsg). */
+	struct h2_hf hf[2];
+	struct h2_cand cand[2];
 };
 
 #define H2S_NEW		0	/* no write seen yet */
@@ -191,15 +202,6 @@ struct {
 	__type(key, int);
 	__type(value, struct h2_sock);
 } prop_h2_socks SEC(".maps");
-
-/* The HEADERS frame chosen for the insertion in this write. */
-struct h2_cand {
-	__u32 at;		/* the frame header's offset in the message */
-	__u32 len;		/* its payload length */
-	__u32 sid;
-	__u32 ok;
-	struct prop_h2_out o;
-};
 
 static __always_inline void h2_event(struct h2c_propagation_event *ev, __u32 sid, const __u8 *span_id, __u8 outcome)
 {
@@ -228,7 +230,8 @@ static __always_inline void h2_record(struct h2_sock *st, __u32 at, __u32 len, _
 {
 	__u8 n = st->nh;
 	if (n >= 2) {
-		st->over = 1;
+		if (st->over < 255)
+			st->over++;
 		return;
 	}
 	struct h2_hf *f = &st->hf[n & 1];
@@ -326,8 +329,10 @@ static __always_inline int h2_walk(struct sk_msg_md *msg, __u32 size, struct h2_
 }
 
 /* Decides for one recorded HEADERS frame; the entry is used up either way. */
-static __always_inline void h2_decide(struct h2_sock *st, int k, struct h2_cand *cand, struct h2c_propagation_event *ev)
+static __always_inline void h2_decide(struct h2_sock *st, int k, struct h2c_propagation_event *ev)
 {
+	struct h2_cand *cand = &st->cand[k & 1];
+	cand->ok = 0;
 	struct h2_hf f = st->hf[k & 1];
 	struct prop_h2_key key = { .pid = ev->hdr.pid, .stream_id = f.sid };
 	struct prop_h2_out *o = bpf_map_lookup_elem(&prop_h2_out, &key);
@@ -353,8 +358,6 @@ static __always_inline void h2_decide(struct h2_sock *st, int k, struct h2_cand 
 		out = H2C_PROP_PADDED;
 	else if (f.len + H2C_PROP_FIELD > 16384)
 		out = H2C_PROP_TOO_LARGE;
-	else if (cand->ok)
-		out = H2C_PROP_MULTI;
 	if (out) {
 		h2_event(ev, f.sid, o->span_id, out);
 	} else {
@@ -442,18 +445,26 @@ static __always_inline int h2_msg(struct sk_msg_md *msg, struct h2_sock *st)
 	}
 	if (!st->nh)
 		return 0;
-	struct h2_cand cand = {};
-	h2_decide(st, 0, &cand, &ev);
+	st->cand[1].ok = 0;
+	h2_decide(st, 0, &ev);
 	if (st->nh > 1)
-		h2_decide(st, 1, &cand, &ev);
-	if (st->over) {
-		__u8 zero8[8] = {};
+		h2_decide(st, 1, &ev);
+	/* Frames beyond the two looked at: unchanged, each counted (their entries expire). */
+	__u8 zero8[8] = {};
+	for (int i = 0; i < 255; i++) {
+		if (i >= st->over)
+			break;
 		h2_event(&ev, 0, zero8, H2C_PROP_MULTI);
 	}
-	if (!cand.ok)
-		return 0;
-	__u8 out = h2_insert(msg, &cand, &ev);
-	h2_event(&ev, cand.sid, cand.o.span_id, out);
+	/* The later frame first: an insertion moves only what follows it. */
+	if (st->cand[1].ok) {
+		__u8 out = h2_insert(msg, &st->cand[1], &ev);
+		h2_event(&ev, st->cand[1].sid, st->cand[1].o.span_id, out);
+	}
+	if (st->cand[0].ok) {
+		__u8 out = h2_insert(msg, &st->cand[0], &ev);
+		h2_event(&ev, st->cand[0].sid, st->cand[0].o.span_id, out);
+	}
 	return 0;
 }
 
