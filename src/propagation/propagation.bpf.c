@@ -160,7 +160,7 @@ static long scan_headers(__u64 i, struct line_scan *s)
  * frame boundaries are known only that way, since a write may start or end
  * anywhere in a frame. Per socket: what is left of the current frame.
  */
-/* A request HEADERS frame met in this write (at most two are looked at). */
+/* A request HEADERS frame met in this write (at most H2_REC are looked at). */
 struct h2_hf {
 	__u32 at;		/* the frame header's offset in this write */
 	__u32 len;		/* payload length */
@@ -179,6 +179,9 @@ struct h2_cand {
 	struct prop_h2_out o;
 };
 
+/* Request HEADERS frames looked at per write (each may get the field). */
+#define H2_REC 8
+
 struct h2_sock {
 	__u32 skip;		/* payload bytes of the current frame still to come */
 	__u8 mode;		/* H2S_* */
@@ -187,8 +190,8 @@ struct h2_sock {
 	__u8 over;		/* request HEADERS frames beyond the two recorded (saturates at 255) */
 	__u8 hbuf[16];		/* the current frame header's bytes */
 	/* Scratch of the write being walked (the socket is locked during sendmsg). */
-	struct h2_hf hf[2];
-	struct h2_cand cand[2];
+	struct h2_hf hf[H2_REC];
+	struct h2_cand cand[H2_REC];
 };
 
 #define H2S_NEW		0	/* no write seen yet */
@@ -229,12 +232,12 @@ static __always_inline int h2_preface(struct sk_msg_md *msg, __u32 size)
 static __always_inline void h2_record(struct h2_sock *st, __u32 at, __u32 len, __u32 sid, __u8 flags, __u8 whole)
 {
 	__u8 n = st->nh;
-	if (n >= 2) {
+	if (n >= H2_REC) {
 		if (st->over < 255)
 			st->over++;
 		return;
 	}
-	struct h2_hf *f = &st->hf[n & 1];
+	struct h2_hf *f = &st->hf[n & (H2_REC - 1)];
 	f->at = at;
 	f->len = len;
 	f->sid = sid;
@@ -331,9 +334,9 @@ static __always_inline int h2_walk(struct sk_msg_md *msg, __u32 size, struct h2_
 /* Decides for one recorded HEADERS frame; the entry is used up either way. */
 static __always_inline void h2_decide(struct h2_sock *st, int k, struct h2c_propagation_event *ev)
 {
-	struct h2_cand *cand = &st->cand[k & 1];
+	struct h2_cand *cand = &st->cand[k & (H2_REC - 1)];
 	cand->ok = 0;
-	struct h2_hf f = st->hf[k & 1];
+	struct h2_hf f = st->hf[k & (H2_REC - 1)];
 	struct prop_h2_key key = { .pid = ev->hdr.pid, .stream_id = f.sid };
 	struct prop_h2_out *o = bpf_map_lookup_elem(&prop_h2_out, &key);
 	if (!o) {
@@ -445,10 +448,12 @@ static __always_inline int h2_msg(struct sk_msg_md *msg, struct h2_sock *st)
 	}
 	if (!st->nh)
 		return 0;
-	st->cand[1].ok = 0;
-	h2_decide(st, 0, &ev);
-	if (st->nh > 1)
-		h2_decide(st, 1, &ev);
+#pragma unroll
+	for (int k = 0; k < H2_REC; k++) {
+		st->cand[k].ok = 0;
+		if (k < st->nh)
+			h2_decide(st, k, &ev);
+	}
 	/* Frames beyond the two looked at: unchanged, each counted (their entries expire). */
 	__u8 zero8[8] = {};
 	for (int i = 0; i < 255; i++) {
@@ -456,14 +461,13 @@ static __always_inline int h2_msg(struct sk_msg_md *msg, struct h2_sock *st)
 			break;
 		h2_event(&ev, 0, zero8, H2C_PROP_MULTI);
 	}
-	/* The later frame first: an insertion moves only what follows it. */
-	if (st->cand[1].ok) {
-		__u8 out = h2_insert(msg, &st->cand[1], &ev);
-		h2_event(&ev, st->cand[1].sid, st->cand[1].o.span_id, out);
-	}
-	if (st->cand[0].ok) {
-		__u8 out = h2_insert(msg, &st->cand[0], &ev);
-		h2_event(&ev, st->cand[0].sid, st->cand[0].o.span_id, out);
+	/* The later frames first: an insertion moves only what follows it. */
+#pragma unroll
+	for (int k = H2_REC - 1; k >= 0; k--) {
+		if (!st->cand[k].ok)
+			continue;
+		__u8 out = h2_insert(msg, &st->cand[k], &ev);
+		h2_event(&ev, st->cand[k].sid, st->cand[k].o.span_id, out);
 	}
 	return 0;
 }

@@ -76,7 +76,7 @@ enum h2c_propagation_outcome {
 	H2C_PROP_TOO_LARGE     = 8,	/* the frame would grow past 16384 bytes (the smallest SETTINGS_MAX_FRAME_SIZE) */
 	H2C_PROP_PUSH_FAILED   = 9,	/* the kernel refused to grow or linearize the message */
 	H2C_PROP_STALE         = 10,	/* the HEADERS frame left more than PROP_H2_MAX_NS after send_headers */
-	H2C_PROP_MULTI         = 11,	/* a third (or later) request HEADERS frame in the same write (two are looked at per write) */
+	H2C_PROP_MULTI         = 11,	/* a request HEADERS frame beyond the eight looked at per write (H2_REC in propagation.bpf.c) */
 	H2C_PROP_LOST_SYNC     = 12,	/* the socket's frames are no longer followed (more than H2C_PROP_MAX_FRAMES in a write) */
 	H2C_PROP_NOT_PLAINTEXT = 13,	/* :scheme https: the socket carries TLS (counted at send_headers) */
 	H2C_PROP_NO_ENTRY      = 14,	/* a client HEADERS frame whose send_headers was not seen, or was already used */
