@@ -10,13 +10,14 @@ export const COMMON_LAYOUTS = {
     probe_config: { v: 0, $size: 256 },
     binary_context: { task_id_tls_off: 0, flags: 8, $size: 32 },
     process_event: { hdr: 0, $size: 24 },
+    thread_spawn_event: { hdr: 0, parent_task_id: 24, child_tid: 32, $size: 40 },
   },
   constants: {
     MAX_PROBES: 256, PROBE_CONFIG_WORDS: 64, MAX_PROBE_CONFIGS: 1024, MAX_BINARIES: 256, BINCTX_TASK_ID: 1,
-    MAX_TRACED_PIDS: 65536, PROCESS_EVENTS_STATS: 255,
+    MAX_TRACED_PIDS: 65536, PROCESS_EVENTS_STATS: 255, THREAD_EVENTS_STATS: 254,
   },
   /** The agent's own events (bpf/process.bpf.c); the libraries' kinds are in their layouts. */
-  kinds: { PROCESS_EXEC: 0xf0 },
+  kinds: { PROCESS_EXEC: 0xf0, THREAD_SPAWN: 0xf1 },
 } as const;
 
 const H = COMMON_LAYOUTS.structs.event_header;
