@@ -457,7 +457,7 @@ static __always_inline int h2_msg(struct sk_msg_md *msg, struct h2_sock *st)
 		if (k < st->nh)
 			h2_decide(st, k, &ev);
 	}
-	/* Frames beyond the two looked at: unchanged, each counted (their entries expire). */
+	/* Frames beyond the H2_REC looked at: unchanged, each counted (their entries expire). */
 	__u8 zero8[8] = {};
 	for (int i = 0; i < 255; i++) {
 		if (i >= st->over)
