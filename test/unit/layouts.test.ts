@@ -495,14 +495,14 @@ describe('database file handling', () => {
     const lock = '[[package]]\nname = "bytes"\nversion = "1.12.1"\nsource = "registry"\n\n[[package]]\nname = "bytes-utils"\nversion = "0.1.0"\n\n[[package]]\nname = "bytes"\nversion = "0.5.6"\n';
     assert.deepEqual(lockedVersions(lock, 'bytes'), ['0.5.6', '1.12.1']);
     // h2 comes with the hyper builds; axum versions from the lock.
-    assert.deepEqual(parseArgs([], ROOT), { out: DB_FILE, bytesVersions: [lockedBytes()], hyperVersions: lockedHyper(), h2Versions: [], axumVersions: locked('axum') });
+    assert.deepEqual(parseArgs([], ROOT), { out: DB_FILE, bytesVersions: [lockedBytes()], hyperVersions: lockedHyper(), h2Versions: [], axumVersions: locked('axum'), otelVersions: locked('opentelemetry') });
     // With any version flag, only what is asked for is built.
     assert.deepEqual(parseArgs(['--out=x.json', '--bytes-version', '1.5.0', '--bytes-version=1.5.0', '--bytes-version', '1.0.0'], ROOT),
-      { out: path.resolve('x.json'), bytesVersions: ['1.5.0', '1.0.0'], hyperVersions: [], h2Versions: [], axumVersions: [] });
+      { out: path.resolve('x.json'), bytesVersions: ['1.5.0', '1.0.0'], hyperVersions: [], h2Versions: [], axumVersions: [], otelVersions: [] });
     assert.deepEqual(parseArgs(['--hyper-version', '1.4.1', '--hyper-version=0.14.28', '--hyper-version', '1.4.1'], ROOT),
-      { out: DB_FILE, bytesVersions: [], hyperVersions: ['1.4.1', '0.14.28'], h2Versions: [], axumVersions: [] });
+      { out: DB_FILE, bytesVersions: [], hyperVersions: ['1.4.1', '0.14.28'], h2Versions: [], axumVersions: [], otelVersions: [] });
     assert.deepEqual(parseArgs(['--h2-version', '0.4.10', '--axum-version=0.7.5'], ROOT),
-      { out: DB_FILE, bytesVersions: [], hyperVersions: [], h2Versions: ['0.4.10'], axumVersions: ['0.7.5'] });
+      { out: DB_FILE, bytesVersions: [], hyperVersions: [], h2Versions: ['0.4.10'], axumVersions: ['0.7.5'], otelVersions: [] });
     assert.deepEqual(lockedVersions(fs.readFileSync(path.join(ROOT, 'apps', 'Cargo.lock'), 'utf8'), 'hyper'), lockedHyper());
   });
 });
