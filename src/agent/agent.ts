@@ -375,7 +375,7 @@ export class Agent {
       factModules: plan.modules.filter((m) => m.active && m.module.probes.length === 0).map((m) => m.module.name),
     };
     // What every program of this file reads about it (tokio's task id), before any probe can fire.
-    this.rt.setBinaryContext(slot, { taskIdTlsOffset: plan.context.taskIdTlsOffset });
+    this.rt.setBinaryContext(slot, { taskIdTlsOffset: plan.context.taskIdTlsOffset, ...plan.context.facts });
     this.binaries.set(key, ab);
     this.activeLibs.clear();
     for (const p of plan.ready) {
