@@ -5,10 +5,12 @@
 // edited by hand: rerun this.
 //
 //   make test-matrix                       # everything (as root: it loads eBPF)
-//   node dist/tools/test-matrix.js [--compilers 1.95,1.85] [--profiles default,fat] [--fixtures hyper014] [--out FILE] [--build-only] [--resume]
+//   node dist/tools/test-matrix.js [--compilers 1.95,1.85] [--profiles default,fat] [--fixtures hyper014] [--out FILE] [--build-only] [--resume [--rerun-reported]]
 //
 // --resume keeps the rows of build/matrix/results.json (the previous run's, rewritten after
 // every row) that have no failing cell, and runs only the others: an interrupted run continues.
+// --rerun-reported (with --resume) keeps only the rows where every cell works: after a change
+// that may turn "reported" cells into working ones.
 //
 // A cell is "works" when every expected span of its column arrived with
 // exactly the expected attributes (and parent, where the request carried
@@ -221,10 +223,10 @@ export function renderMarkdown(rows: RowResult[], meta: { date: string; command:
 
 // ---------------------------------------------------------------------------
 
-interface Args { compilers: Compiler[]; profiles: Profile[]; fixtures: string[] | undefined; out: string; buildOnly: boolean; resume: boolean }
+interface Args { compilers: Compiler[]; profiles: Profile[]; fixtures: string[] | undefined; out: string; buildOnly: boolean; resume: boolean; rerunReported: boolean }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { compilers: COMPILERS, profiles: PROFILES, fixtures: undefined, out: path.join(repoRoot(), 'docs', 'compatibility.md'), buildOnly: false, resume: false };
+  const a: Args = { compilers: COMPILERS, profiles: PROFILES, fixtures: undefined, out: path.join(repoRoot(), 'docs', 'compatibility.md'), buildOnly: false, resume: false, rerunReported: false };
   for (let i = 0; i < argv.length; i++) {
     const v = () => { const x = argv[++i]; if (!x) throw new Error(`${argv[i - 1]} needs a value`); return x; };
     switch (argv[i]) {
@@ -234,7 +236,8 @@ function parseArgs(argv: string[]): Args {
       case '--out': a.out = path.resolve(v()); break;
       case '--build-only': a.buildOnly = true; break;
       case '--resume': a.resume = true; break;
-      default: throw new Error(`unknown argument ${argv[i]} (--compilers, --profiles, --fixtures, --out, --build-only, --resume)`);
+      case '--rerun-reported': a.rerunReported = true; break;
+      default: throw new Error(`unknown argument ${argv[i]} (--compilers, --profiles, --fixtures, --out, --build-only, --resume, --rerun-reported)`);
     }
   }
   return a;
@@ -263,7 +266,7 @@ export async function main(argv: string[]): Promise<number> {
   fs.mkdirSync(path.dirname(jsonOut), { recursive: true });
   let previous: RowResult[] = [];
   if (args.resume && fs.existsSync(jsonOut)) {
-    try { previous = (JSON.parse(fs.readFileSync(jsonOut, 'utf8')) as RowResult[]).filter((r) => Object.values(r.cells).every((c) => c!.outcome !== 'fails')); }
+    try { previous = (JSON.parse(fs.readFileSync(jsonOut, 'utf8')) as RowResult[]).filter((r) => Object.values(r.cells).every((c) => (args.rerunReported ? c!.outcome === 'works' : c!.outcome !== 'fails'))); }
     catch (e) { process.stderr.write(`test-matrix: --resume: ${jsonOut} unreadable (${(e as Error).message}): running everything\n`); }
   }
   let resumed = 0;

@@ -95,8 +95,21 @@ export function findU16FieldCompare(code: Buffer, startVaddr: number, argRegiste
  *
  * tokio's `context::set_current_task_id(id)` stores its argument into
  * CONTEXT.current_task_id this way.
+ *
+ * Two other shapes LLVM emits for the same store (thin LTO, opt-level "z"):
+ * - `mov R, imm` then `mov qword fs:[R + F], ARG`: the variable's offset
+ *   from the thread pointer held in a register;
+ * - `call GETTER` returning the variable's address in rax (a small accessor
+ *   that computes fs:[0] + D), then `mov qword [rax + F], ARG`. GETTER is
+ *   resolved by `callTlsOffset` (see tlsGetterOffset), when given.
+ * Both come with an early return before the store, hence `pastReturns`.
+ * Being approximate (a linear walk), the caller trusts these only when
+ * they confirm an offset it knows from elsewhere.
  */
-export function findTlsArgStores(code: Buffer, startVaddr: number, argRegister: 'RDI' | 'RSI' = 'RDI', maxInstructions = 200): number[] {
+export function findTlsArgStores(
+  code: Buffer, startVaddr: number, argRegister: 'RDI' | 'RSI' = 'RDI', maxInstructions = 200,
+  callTlsOffset?: (target: number) => number | undefined, pastReturns = false,
+): number[] {
   const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt, MemorySize, OpAccess } = loadIced();
   const decoder = new Decoder(64, code, DecoderOptions.None);
   const instr = new Instruction();
@@ -104,13 +117,32 @@ export function findTlsArgStores(code: Buffer, startVaddr: number, argRegister: 
   const full = (r: number) => RegisterExt.fullRegister(r);
   const args = new Set<number>([Register[argRegister]]);
   const tlsBase = new Map<number, number>(); // register -> offset from the thread pointer it holds
+  const fsOffset = new Map<number, number>(); // register -> an immediate, used as fs:[R + F]
   const found = new Set<number>();
   const signed = (d: bigint) => Number(BigInt.asIntN(64, d));
+  // pastReturns: the register state at forward branch targets joins the
+  // state of the walk when it gets there (a "may" union: the code after an
+  // early return is reached from the branch, not from the return). After a
+  // return or jump with no branch to the next instruction, the state is kept.
+  type State = { args: Set<number>; tlsBase: Map<number, number>; fsOffset: Map<number, number> };
+  const atTarget = new Map<number, State>();
+  const join = (st: State) => {
+    for (const r of st.args) args.add(r);
+    for (const [r, v] of st.tlsBase) if (!tlsBase.has(r)) tlsBase.set(r, v);
+    for (const [r, v] of st.fsOffset) if (!fsOffset.has(r)) fsOffset.set(r, v);
+  };
   try {
     decoder.ip = BigInt(startVaddr);
     for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
       decoder.decodeOut(instr);
       const m = instr.mnemonic;
+      if (pastReturns) {
+        const ip = Number(instr.ip);
+        const st = atTarget.get(ip);
+        if (st) join(st);
+        if (instr.isJccShortOrNear && Number(instr.nearBranchTarget) > ip && !atTarget.has(Number(instr.nearBranchTarget)))
+          atTarget.set(Number(instr.nearBranchTarget), { args: new Set(args), tlsBase: new Map(tlsBase), fsOffset: new Map(fsOffset) });
+      }
       let define: (() => void) | undefined;
       if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
           instr.memorySegment === Register.FS && instr.memoryBase === Register.None && instr.memoryIndex === Register.None &&
@@ -128,20 +160,36 @@ export function findTlsArgStores(code: Buffer, startVaddr: number, argRegister: 
       } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Memory && instr.op1Kind === OpKind.Register &&
           instr.memorySize === MemorySize.UInt64 && args.has(full(instr.op1Register)) && instr.memoryIndex === Register.None) {
         if (instr.memorySegment === Register.FS && instr.memoryBase === Register.None) found.add(signed(instr.memoryDisplacement));
-        else if (tlsBase.has(instr.memoryBase)) found.add(tlsBase.get(instr.memoryBase)! + signed(instr.memoryDisplacement));
+        else if (instr.memorySegment === Register.FS && fsOffset.has(instr.memoryBase)) found.add(fsOffset.get(instr.memoryBase)! + signed(instr.memoryDisplacement));
+        else if (instr.memorySegment !== Register.FS && tlsBase.has(instr.memoryBase)) found.add(tlsBase.get(instr.memoryBase)! + signed(instr.memoryDisplacement));
+      } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op0Register === full(instr.op0Register) &&
+          (instr.op1Kind === OpKind.Immediate32to64 || instr.op1Kind === OpKind.Immediate64)) {
+        const dst = instr.op0Register, v = signed(instr.immediate(1));
+        define = () => fsOffset.set(dst, v);
+      } else if (m === Mnemonic.Call && instr.op0Kind === OpKind.NearBranch64 && callTlsOffset) {
+        const d = callTlsOffset(Number(instr.nearBranch64));
+        // The callee returns the variable's address; caller-saved registers are not trusted after it.
+        define = () => {
+          for (const r of [Register.RAX, Register.RCX, Register.RDX, Register.RSI, Register.RDI, Register.R8, Register.R9, Register.R10, Register.R11]) {
+            args.delete(r); tlsBase.delete(r); fsOffset.delete(r);
+          }
+          if (d !== undefined) tlsBase.set(Register.RAX, d);
+        };
       }
       const info = infoFactory.info(instr);
       for (const u of info.usedRegisters()) {
         const acc = u.access;
         if (acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite) {
           const r = full(u.register);
-          args.delete(r); tlsBase.delete(r);
+          args.delete(r); tlsBase.delete(r); fsOffset.delete(r);
         }
         u.free();
       }
       info.free();
       define?.();
-      if (m === Mnemonic.Ret) break;
+      // pastReturns: an early return (a thread-local's "destroyed" check) may
+      // come before the store; the code after it is reached from before it.
+      if (m === Mnemonic.Ret && !pastReturns) break;
     }
   } finally {
     instr.free();
@@ -149,6 +197,42 @@ export function findTlsArgStores(code: Buffer, startVaddr: number, argRegister: 
     infoFactory.free();
   }
   return [...found];
+}
+
+/**
+ * When a small function is a thread-local accessor (it computes
+ * `fs:[0] + D` with `mov R, qword fs:[0]` and `lea R2, [R + D]`, once, and
+ * returns), the offset D of the variable whose address it returns. LLVM
+ * outlines such accessors at opt-level "z" (often named after a closure's
+ * `FnOnce::call_once`); undefined for anything else. Only ever used to
+ * confirm an offset the database gives (tokio/context.ts), never alone.
+ */
+export function tlsGetterOffset(code: Buffer, startVaddr: number, maxInstructions = 40): number | undefined {
+  const { Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register, RegisterExt, MemorySize } = loadIced();
+  const decoder = new Decoder(64, code, DecoderOptions.None);
+  const instr = new Instruction();
+  const full = (r: number) => RegisterExt.fullRegister(r);
+  const signed = (d: bigint) => Number(BigInt.asIntN(64, d));
+  const bases = new Set<number>();
+  const offsets = new Set<number>();
+  let returns = false;
+  try {
+    decoder.ip = BigInt(startVaddr);
+    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
+      decoder.decodeOut(instr);
+      const m = instr.mnemonic;
+      if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+          instr.memorySegment === Register.FS && instr.memoryBase === Register.None && instr.memoryIndex === Register.None &&
+          instr.memorySize === MemorySize.UInt64 && signed(instr.memoryDisplacement) === 0) bases.add(full(instr.op0Register));
+      else if (m === Mnemonic.Lea && instr.op1Kind === OpKind.Memory && bases.has(instr.memoryBase) && instr.memoryIndex === Register.None)
+        offsets.add(signed(instr.memoryDisplacement));
+      else if (m === Mnemonic.Ret) returns = true;
+    }
+  } finally {
+    instr.free();
+    decoder.free();
+  }
+  return returns && bases.size === 1 && offsets.size === 1 ? [...offsets][0] : undefined;
 }
 
 /**

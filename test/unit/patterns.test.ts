@@ -3,7 +3,7 @@
 // real hyper Server::encode of the apps.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findU16FieldCompare } from '../../src/binary/patterns';
+import { findTlsArgStores, findU16FieldCompare, tlsGetterOffset } from '../../src/binary/patterns';
 import { analyzeBinary } from '../../src/binary';
 import { appBinary } from '../helpers/rustbuild';
 
@@ -110,4 +110,39 @@ test('findOffsetThroughPointer: tokio bind_inner reads the task id through heade
   // The argument overwritten before the load: nothing.
   const clobbered = Buffer.from('488b4610' + '31f6' + '488b4048' + '4c8b3406' + 'c3', 'hex');
   assert.deepEqual(findOffsetThroughPointer(clobbered, 0x1000, 'RSI', 16), []);
+});
+
+// tokio's store of the current task id into its CONTEXT thread-local, in the
+// shapes rustc 1.95 emits (bytes copied from the matrix builds of
+// demo-service: `objdump -d` of the functions named). tokio/context.ts trusts
+// the wider walk only to confirm the offsets database.
+describe('findTlsArgStores: the shapes of tokio set_current_task_id', () => {
+  const hex = (s: string) => Buffer.from(s, 'hex');
+  // thin LTO, set_current_task_id at 0x141900: mov rbx,-0x130; ...; ret (TLS destroyed);
+  // ...; call [GOT] (register the destructor); mov rdi,r14; ...; mov fs:[rbx+0x30],rdi
+  const thin = hex('4156535048c7c3d0feffff640fb6434883f801743683f802750a31c04883c4085b415ec364488b0425000000004801d8488d35099bffff4989fe4889c7ff15cd3b01004c89f764c643480164488b43306448897b304883c4085b415ec3');
+  // opt-level "z", set_current_task_id at 0xc8d23 calls the accessor at 0xc8586
+  // (FnOnce::call_once: returns fs:[0] - 0x120, or 0 when destroyed), then mov [rcx+0x30],rbx
+  const zSet = hex('534889fbe85af8ffff4885c0740d4889c1488b403048895930eb0231c05bc3');
+  const zGetter = hex('5364488b042500000000488d80e0feffff4889c30fb6404883f801740783f802750731db4889d85bc34889dfff1500940600ebf0');
+  // fat LTO + 1 CGU, <TaskIdGuard as Drop>::drop at 0xf6a30: mov fs:[-0xc0],rdi after an early ret
+  const fatDrop = hex('640fb6042558ffffff83f801743683f8027501c35364488b042500000000488d8010ffffff488d355422feff4889fb4889c7e83972fdff4889df64c6042558ffffff015b6448893c2540ffffffc3');
+
+  test('thin LTO: the offset held in a register (-0x130 + 0x30), past the early return', () => {
+    assert.deepEqual(findTlsArgStores(thin, 0x141900, 'RDI', 200, undefined, true), [-0x100]);
+    assert.deepEqual(findTlsArgStores(thin, 0x141900), [], 'the plain walk stops at the first return');
+  });
+  test('opt-level "z": the address returned by an outlined accessor (-0x120 + 0x30)', () => {
+    assert.equal(tlsGetterOffset(zGetter, 0xc8586), -0x120);
+    const getter = (t: number) => (t === 0xc8586 ? tlsGetterOffset(zGetter, 0xc8586) : undefined);
+    assert.deepEqual(findTlsArgStores(zSet, 0xc8d23, 'RDI', 200, getter, true), [-0xf0]);
+    assert.deepEqual(findTlsArgStores(zSet, 0xc8d23, 'RDI', 200, () => undefined, true), [], 'no accessor, no offset');
+  });
+  test('fat LTO: the guard drop stores its argument back after an early return', () => {
+    assert.deepEqual(findTlsArgStores(fatDrop, 0xf6a30, 'RDI', 200, () => undefined, true), [-0xc0]);
+  });
+  test('a function that is not an accessor gives no getter offset', () => {
+    assert.equal(tlsGetterOffset(thin, 0x141900), undefined, 'fs:[0] + rbx, no lea');
+    assert.equal(tlsGetterOffset(zSet, 0xc8d23), undefined);
+  });
 });
