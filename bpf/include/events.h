@@ -96,6 +96,7 @@ struct probe_config {
 /* Facts about one attached executable, shared by all its probes. */
 #define BINCTX_TASK_ID 1	/* task_id_tls_off is valid */
 #define BINCTX_OTEL_CX 2	/* the otel_cx_* fields are valid (src/libs/otel-sdk/context.ts) */
+#define BINCTX_THREAD_CTX 4	/* thread_ctx_off is valid (src/ctx/thread-ctx-slot.ts) */
 #define MAX_BINARIES 256
 struct binary_context {
 	__s64 task_id_tls_off;	/* tokio's current task id: fs_base + this (x86-64 variant II TLS) */
@@ -113,7 +114,10 @@ struct binary_context {
 	__u16 otel_span_off;
 	__u8  otel_alive;	/* the state byte's value when the storage is initialised and alive */
 	__u8  _pad2[3];
-	__u64 _reserved[2];
+	/* OTEP 4947: fs_base + this = the executable's otel_thread_ctx_v1 slot
+	 * (a pointer to the thread's Thread-Local Context Record, or NULL). */
+	__s64 thread_ctx_off;
+	__u64 _reserved;
 };
 
 /*

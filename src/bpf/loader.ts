@@ -55,6 +55,8 @@ export interface BinaryContextValue {
   taskIdTlsOffset?: number;
   /** The OpenTelemetry API's current context (src/libs/otel-sdk/context.ts); undefined: not located. */
   otelCx?: OtelCxLocation;
+  /** OTEP 4947: the otel_thread_ctx_v1 TLS slot at fs_base + this (src/ctx/thread-ctx-slot.ts); undefined: none. */
+  threadCtxOff?: number;
 }
 
 /** Where the application's OpenTelemetry current span is (struct binary_context otel_*). */
@@ -254,6 +256,10 @@ export class BpfRuntime {
       val.writeUInt16LE(cx.spanIdOff, BINCTX.otel_span_off);
       val.writeUInt8(cx.alive, BINCTX.otel_alive);
       val.writeUInt32LE(val.readUInt32LE(BINCTX.flags) | COMMON_LAYOUTS.constants.BINCTX_OTEL_CX, BINCTX.flags);
+    }
+    if (ctx.threadCtxOff !== undefined) {
+      val.writeBigInt64LE(BigInt(ctx.threadCtxOff), BINCTX.thread_ctx_off);
+      val.writeUInt32LE(val.readUInt32LE(BINCTX.flags) | COMMON_LAYOUTS.constants.BINCTX_THREAD_CTX, BINCTX.flags);
     }
     this.update('binary_contexts', slot, val);
   }

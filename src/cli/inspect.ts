@@ -107,6 +107,7 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
   out(`task id   ${plan.context.taskIdTlsOffset !== undefined ? plan.context.detail : `unknown: ${plan.context.detail}`}`);
   for (const n of plan.context.factNotes) {
     if (n.module === 'otel-sdk') out(`otel span ${n.ok ? n.text : `not read at client calls: ${n.text}`}`);
+    else if (n.module === 'thread-ctx') out(`threadctx ${n.ok ? n.text : `not read: ${n.text}`}`);
     else out(`${n.module}: ${n.ok ? n.text : `not located: ${n.text}`}`);
   }
   out('probes');

@@ -3,6 +3,7 @@
 // nothing in the kernel, so `inspect` and tests can run it unprivileged.
 import type { BinaryInfo, FunctionSymbol } from '../binary';
 import type { BinaryContextValue } from '../bpf/loader';
+import { locateThreadCtxSlot } from '../ctx/thread-ctx-slot';
 import type { ProbeModule, ProbeSpec } from './module';
 import { compareVersions, resolveLayout, layoutCookieBits, ResolvedLayout } from './layouts';
 import { resolveFieldChain, chainCookieBits, ResolvedChain } from './field-chain';
@@ -180,6 +181,12 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[]): Plan {
       context.factNotes.push({ module: module.name, ok: r.ok, text: r.ok ? r.detail : r.reason });
     }
     planned.push({ module, active, reason, crateVersions: versions, probes });
+  }
+  // OTEP 4947: the process's published thread context, whatever wrote it.
+  const tctx = locateThreadCtxSlot(binary);
+  if (tctx) {
+    if (tctx.ok) context.facts.threadCtxOff = tctx.offset;
+    context.factNotes.push({ module: 'thread-ctx', ok: tctx.ok, text: tctx.ok ? tctx.detail : tctx.reason });
   }
   // Ready and standby: the agent attaches the ready ones and keeps the others at hand.
   const ready = planned.filter((m) => m.active).flatMap((m) => m.probes.filter((p) => p.status === 'ready' || p.status === 'standby'));

@@ -69,7 +69,12 @@ struct reqwest_call_event {
 	__u64 sdk_trace_hi;
 	__u64 sdk_span_id;
 	__u8  sdk_state;
-	__u8  _pad0[7];
+	/* OTEP 4947: the thread-context record published on the calling thread
+	 * (src/libs/otel-sdk/current.h), ids in W3C byte order; TCTX_*. */
+	__u8  tctx_state;
+	__u8  _pad0[6];
+	__u8  tctx_trace_id[16];
+	__u8  tctx_span_id[8];
 	__u8  url[RQ_URL_CAPTURE];
 };
 

@@ -205,6 +205,10 @@ export interface H1ClientStats extends PropagationStats {
   manualUnconfirmed: number;
   manualBusy: number;
   manualBadRead: number;
+  /** reqwest calls parented to the OTEP 4947 thread-context record of their thread; records unusable (valid byte, no ids) / unreadable. */
+  threadCtxParents: number;
+  threadCtxInvalid: number;
+  threadCtxBadRead: number;
   /** Request heads read from the process for calls still waiting after 20 ms. */
   headReads: number;
   /** Unanswered calls ended without a readable request head (no method/URL on the span). */
@@ -265,7 +269,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
     requests: 0, spans: 0, partialResponses: 0, unparsableResponses: 0, requestHeadLost: 0, unmatchedResponses: 0,
     timeouts: 0, closed: 0, overflow: 0, redirectsFollowed: 0, informational: 0, headReads: 0, unansweredWithoutHead: 0,
     calls: 0, callsMatched: 0, callsUnparsable: 0, parentHits: 0, parentMisses: 0, parentAmbiguous: 0,
-    manualParents: 0, manualUnconfirmed: 0, manualBusy: 0, manualBadRead: 0,
+    manualParents: 0, manualUnconfirmed: 0, manualBusy: 0, manualBadRead: 0, threadCtxParents: 0, threadCtxInvalid: 0, threadCtxBadRead: 0,
     blockingCalls: 0, blockingMatched: 0, blockingAmbiguous: 0,
     propInjected: 0, propNotPlaintext: 0, propSplitHead: 0, propNoContext: 0, propAmbiguous: 0, propPresent: 0, propPushFailed: 0,
     propStale: 0, propUnknown: 0, propSpans: 0,
@@ -357,12 +361,11 @@ export class HyperH1ClientSpans implements SpanBuilder {
    */
   private manualParent(dv: DataView, off: number, c: { parent: boolean; t0: number; t1: number; t2: number; t3: number; s0: number; s1: number; flags: number }): boolean {
     const st = dv.getUint8(off + RQ.sdk_state);
-    if (st === C.OTEL_CX_OFF || st === C.OTEL_CX_NONE) return false;
     if (st !== C.OTEL_CX_OK) {
       if (st === C.OTEL_CX_UNSEEN) this.counts.manualUnconfirmed++;
       else if (st === C.OTEL_CX_BUSY) this.counts.manualBusy++;
-      else this.counts.manualBadRead++;
-      return false;
+      else if (st !== C.OTEL_CX_OFF && st !== C.OTEL_CX_NONE) this.counts.manualBadRead++;
+      return this.threadCtxParent(dv, off, c);
     }
     const hi = off + RQ.sdk_trace_hi, lo = off + RQ.sdk_trace_lo, sp = off + RQ.sdk_span_id;
     c.parent = true;
@@ -371,6 +374,31 @@ export class HyperH1ClientSpans implements SpanBuilder {
     c.s0 = dv.getUint32(sp + 4, true); c.s1 = dv.getUint32(sp, true);
     c.flags = 1;
     this.counts.manualParents++;
+    return true;
+  }
+
+  /**
+   * OTEP 4947: the Thread-Local Context Record the process published on the
+   * calling thread (otel_thread_ctx_v1, read in BPF): its span is the call's
+   * parent (`threadCtxParents`) when the SDK's current span is not confirmed.
+   * The SDK's wins when both exist: it is checked against the spans the SDK
+   * really made and is re-attached for every poll of the task it belongs to,
+   * while a thread record is only as current as its writer keeps it across
+   * the async tasks that share the thread.
+   */
+  private threadCtxParent(dv: DataView, off: number, c: { parent: boolean; t0: number; t1: number; t2: number; t3: number; s0: number; s1: number; flags: number }): boolean {
+    const st = dv.getUint8(off + RQ.tctx_state);
+    if (st !== C.TCTX_OK) {
+      if (st === C.TCTX_INVALID) this.counts.threadCtxInvalid++;
+      else if (st === C.TCTX_FAULT) this.counts.threadCtxBadRead++;
+      return false;
+    }
+    const t = off + RQ.tctx_trace_id, s = off + RQ.tctx_span_id;
+    c.parent = true;
+    c.t0 = dv.getUint32(t, false); c.t1 = dv.getUint32(t + 4, false); c.t2 = dv.getUint32(t + 8, false); c.t3 = dv.getUint32(t + 12, false);
+    c.s0 = dv.getUint32(s, false); c.s1 = dv.getUint32(s + 4, false);
+    c.flags = 1;
+    this.counts.threadCtxParents++;
     return true;
   }
 

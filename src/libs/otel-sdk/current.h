@@ -87,4 +87,46 @@ static __always_inline __u8 otel_current_span(__u64 cookie, __u32 pid, __u64 *tr
 	return OTEL_CX_OK;
 }
 
+/*
+ * OTEP 4947: the Thread-Local Context Record the process publishes for this
+ * thread through the `otel_thread_ctx_v1` TLS slot (any language or SDK;
+ * libotelctx writes it). A fixed ABI, no offsets to look up: 28-byte header
+ * { trace_id[16], span_id[8] (W3C byte order), valid (1 = usable),
+ * trace_flags, attrs_data_size }. The writer stores the pointer with one
+ * 8-byte store and flips `valid` around in-place updates, so a record read
+ * with valid == 1 and non-zero ids is a published context.
+ */
+static __always_inline __u8 otel_thread_ctx(__u64 cookie, __u8 *trace_id, __u8 *span_id)
+{
+	__u32 slot = COOKIE_BINARY(cookie);
+	const struct binary_context *b = bpf_map_lookup_elem(&binary_contexts, &slot);
+	if (!b || !(b->flags & BINCTX_THREAD_CTX))
+		return TCTX_OFF;
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u64 fs = BPF_CORE_READ(t, thread.fsbase);
+	if (!user_ptr_ok(fs))
+		return TCTX_FAULT;
+	__u64 rec = 0;
+	if (bpf_probe_read_user(&rec, sizeof(rec), (const void *)(fs + b->thread_ctx_off)))
+		return TCTX_FAULT;
+	if (rec == 0)
+		return TCTX_NONE;
+	if (!user_ptr_ok(rec) || (rec & 1))
+		return TCTX_FAULT;
+	__u8 h[28] = {};
+	if (bpf_probe_read_user(h, sizeof(h), (const void *)rec))
+		return TCTX_FAULT;
+	if (h[24] != 1)
+		return TCTX_INVALID;
+	__u64 t0, t1, s0;
+	__builtin_memcpy(&t0, h, 8);
+	__builtin_memcpy(&t1, h + 8, 8);
+	__builtin_memcpy(&s0, h + 16, 8);
+	if ((t0 | t1) == 0 || s0 == 0)
+		return TCTX_INVALID;
+	__builtin_memcpy(trace_id, h, 16);
+	__builtin_memcpy(span_id, h + 16, 8);
+	return TCTX_OK;
+}
+
 #endif

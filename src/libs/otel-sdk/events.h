@@ -26,6 +26,13 @@ enum otel_sdk_event_kind {
 #define OTEL_CX_UNSEEN	4	/* ids read, but the trace id was never sighted in this process: not used */
 #define OTEL_CX_OK	5	/* ids read and confirmed */
 
+/* What the OTEP 4947 thread-context reader (current.h) found (tctx_state). */
+#define TCTX_OFF	0	/* the executable has no otel_thread_ctx_v1 slot (or it is not located) */
+#define TCTX_NONE	1	/* no record attached on this thread */
+#define TCTX_INVALID	2	/* a record whose valid byte is not 1, or without ids */
+#define TCTX_FAULT	3	/* a read failed */
+#define TCTX_OK		4	/* a valid record with ids */
+
 struct otel_sdk_sample_event {
 	struct event_header hdr;
 	__u64 task_id;		/* the caller's tokio task (0: none / unknown) */
