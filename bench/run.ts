@@ -20,6 +20,8 @@ import { spawn, execFileSync, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startService, startAgent, serviceBinary, Service, RunningAgent, AppName } from '../test/helpers/procs';
 import { repoRoot } from '../test/helpers/rustbuild';
 import { ReceiverProcess } from './receiver';
@@ -41,6 +43,10 @@ interface Scenario {
   /** h2load: request body and extra headers (the gRPC scenario's framed message). */
   body?: Buffer;
   headers?: string[];
+  /** The fixture calls a downstream HTTP server (FANOUT_DOWNSTREAM): the bench serves one over loopback. */
+  downstream?: boolean;
+  /** Report what context tracking costs (issue 8): hits of the spawn probes and the reqwest::blocking hand-over, and thread-creation tracepoint runs, per request. */
+  context?: boolean;
 }
 
 const C1 = ['-t1', '-c1', '--latency'];
@@ -49,6 +55,8 @@ const C16 = ['-t2', '-c16', '--latency'];
 const H2_C1 = ['-t1', '-c1', '-m1'];
 /** GetProductRequest { id: 7 } as one gRPC length-prefixed message (uncompressed). */
 const GRPC_GET_PRODUCT = Buffer.from([0x00, 0x00, 0x00, 0x00, 0x02, 0x08, 0x07]);
+/** The fan-out scenario: 8 requests in flight, unpinned (the service's 4 workers, its std threads and the downstream share the CPUs). */
+const FANOUT_C8 = ['-t1', '-c8', '--latency'];
 const ALL_SCENARIOS: Scenario[] = [
   { name: 'trivial', service: 'demo-service', tool: 'wrk', path: '/bench/trivial', wrkArgs: C1, saturated: false },
   { name: 'cpu-200us', service: 'demo-service', tool: 'wrk', path: '/bench/cpu', wrkArgs: C1, saturated: false },
@@ -57,7 +65,22 @@ const ALL_SCENARIOS: Scenario[] = [
   { name: 'h2c-trivial', service: 'axum08-server', tool: 'h2load', path: '/bench/trivial', wrkArgs: H2_C1, saturated: false },
   { name: 'grpc-unary', service: 'tonic-server', tool: 'h2load', path: '/shop.v1.Catalog/GetProduct', wrkArgs: H2_C1, saturated: false,
     body: GRPC_GET_PRODUCT, headers: ['content-type: application/grpc', 'te: trailers'] },
+  // apps/fanout-service /fan: 7 client calls per request through every
+  // hand-off of issue 8 (direct, tokio::spawn, a spawn in a spawn, join! of
+  // two, spawn_blocking + reqwest::blocking, a std::thread + reqwest::blocking)
+  // to a downstream the bench serves. 8 spans per request.
+  { name: 'fanout', service: 'fanout-service', tool: 'wrk', path: '/fan/b1', wrkArgs: FANOUT_C8, saturated: true, downstream: true, context: true },
 ];
+
+/**
+ * Probes whose hits are the price of context tracking (parent links inside
+ * the process), not of the spans themselves: tokio-spawn's two (a spawned
+ * task inherits its parent's span) and reqwest::blocking's execute (the
+ * calling thread's span handed to reqwest's runtime thread). The thread
+ * creation tracepoint (sched_process_fork) is counted beside them: it is not
+ * a uprobe (no trap), one run per thread a traced process makes.
+ */
+const CONTEXT_PROBES = new Set(['tokio-spawn/spawn', 'tokio-spawn/spawn_blocking', 'hyper-h1-client/reqwest_blocking_execute']);
 
 function intEnv(name: string, def: number, min: number): number {
   const v = process.env[name];
@@ -282,7 +305,7 @@ function runLoad(sc: Scenario, seconds: number, url: string, cpu?: string): Prom
 
 // ---------------------------------------------------------------- agent stats
 
-interface ProbeInfo { probe: string; symbol: string; site: string; hits: number }
+interface ProbeInfo { module: string; probe: string; symbol: string; site: string; hits: number }
 
 interface StatsSnapshot {
   updated: number;
@@ -291,6 +314,8 @@ interface StatsSnapshot {
   drops: number;
   badLayout: number;
   probes: ProbeInfo[];
+  /** Runs of the thread-creation tracepoint for traced processes (bpf/process.bpf.c), since the agent started. */
+  threadSpawnHits: number;
   /** The export stage's counters since the agent started (src/export/exporter.ts SpanSinkStats). */
   export: { submitted: number; exported: number; dropped: number; droppedQueueFull: number; rejected: number; lostAtShutdown: number; failedExports: number; queued: number };
 }
@@ -299,14 +324,16 @@ function readStats(file: string): StatsSnapshot | null {
   try {
     const s = JSON.parse(fs.readFileSync(file, 'utf8')) as {
       updated: string;
-      probes: { probe: string; symbol: string; site: string; hits: number; drops: number; badLayout: number }[];
+      probes: { module: string; probe: string; symbol: string; site: string; hits: number; drops: number; badLayout: number }[];
       export?: Partial<StatsSnapshot['export']>;
+      state?: { threadSpawnHits?: number };
     };
     const sum = (k: 'hits' | 'drops' | 'badLayout') => s.probes.reduce((a, p) => a + (p[k] ?? 0), 0);
     const e = s.export ?? {};
     return {
       updated: Date.parse(s.updated), hits: sum('hits'), drops: sum('drops'), badLayout: sum('badLayout'),
-      probes: s.probes.map((p) => ({ probe: p.probe, symbol: p.symbol, site: p.site, hits: p.hits })),
+      probes: s.probes.map((p) => ({ module: p.module, probe: p.probe, symbol: p.symbol, site: p.site, hits: p.hits })),
+      threadSpawnHits: s.state?.threadSpawnHits ?? 0,
       export: {
         submitted: e.submitted ?? 0, exported: e.exported ?? 0, dropped: e.dropped ?? 0, droppedQueueFull: e.droppedQueueFull ?? 0,
         rejected: e.rejected ?? 0, lostAtShutdown: e.lostAtShutdown ?? 0, failedExports: e.failedExports ?? 0, queued: e.queued ?? 0,
@@ -504,6 +531,9 @@ interface RunRecord {
   exportRejected?: number;
   failedExports?: number;
   probeHits?: Map<string, number>;
+  /** Hits of the context-tracking probes (CONTEXT_PROBES) over the measured run. */
+  contextHits?: number;
+  threadSpawnHits?: number;
   probes?: ProbeInfo[];
 }
 
@@ -552,6 +582,9 @@ async function agentRun(sc: Scenario, url: string, round: number, svc: Service, 
       exportRejected: post.export.rejected,
       failedExports: post.export.failedExports,
       probeHits: new Map(post.probes.map((p) => [p.probe, p.hits - (pre.probes.find((q) => q.probe === p.probe)?.hits ?? 0)])),
+      contextHits: post.probes.filter((p) => CONTEXT_PROBES.has(`${p.module}/${p.probe}`))
+        .reduce((a, p) => a + p.hits - (pre.probes.find((q) => q.module === p.module && q.probe === p.probe)?.hits ?? 0), 0),
+      threadSpawnHits: post.threadSpawnHits - pre.threadSpawnHits,
       probes: post.probes,
     };
   } finally {
@@ -588,6 +621,8 @@ interface ScenarioResult {
   rounds: number;
   seconds: number;
   machine: { kernel: string; cpus: number; date: string };
+  /** Scenarios with `context` only: what context tracking costs per request (CONTEXT_PROBES; thread-creation tracepoint runs). */
+  context?: { probe_hits_per_request: number; thread_tracepoint_runs_per_request: number };
 }
 
 function median(xs: number[]): number {
@@ -673,6 +708,10 @@ function summarize(sc: Scenario, runs: RunRecord[], cal: { main: Calibration; pu
       rounds: ROUNDS,
       seconds: SECONDS,
       machine,
+      ...(sc.context ? { context: {
+        probe_hits_per_request: round(ag.reduce((a, r) => a + r.contextHits!, 0) / measuredRequests, 3),
+        thread_tracepoint_runs_per_request: round(ag.reduce((a, r) => a + r.threadSpawnHits!, 0) / measuredRequests, 3),
+      } } : {}),
     },
     detail: {
       floorBySiteUs,
@@ -728,9 +767,22 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
   }
   L.push('');
 
+  const ctxResults = results.filter((r) => r.context);
+  if (ctxResults.length) {
+    L.push('## What context tracking costs (issue 8)', '');
+    L.push('Parent links inside the process: hits of `tokio-spawn/spawn` and `spawn_blocking` (a spawned task inherits its parent\'s span) and `hyper-h1-client/reqwest_blocking_execute` (a reqwest::blocking call hands its span to reqwest\'s runtime thread), all on emulated `push` entries; and runs of the `sched_process_fork` tracepoint for traced processes (a std::thread inherits the span of the task that made it; a tracepoint, not a trap). The req/s ratio is the whole agent\'s (with / without), context tracking included.', '');
+    L.push('| scenario | context probe hits/req | thread tracepoint runs/req | all probe hits/req | baseline rps | agent rps | ratio_rps |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|');
+    for (const r of ctxResults) {
+      L.push(`| ${r.scenario} | ${r.context!.probe_hits_per_request.toFixed(3)} | ${r.context!.thread_tracepoint_runs_per_request.toFixed(3)} | ${r.probe_hits_per_request.toFixed(3)} | ` +
+        `${r.baseline.rps.toFixed(0)} | ${r.agent.rps.toFixed(0)} | ${r.ratio_rps.toFixed(3)} |`);
+    }
+    L.push('');
+  }
+
   L.push('## How it was measured', '');
   L.push(
-    '- One process per fixture serves its scenarios: `demo-service` (apps/demo: axum 0.8 on hyper 1, HTTP/1.1) the wrk ones, `axum08-server` (HTTP/2 over h2c) `h2c-trivial`, `tonic-server` (tonic 0.14) `grpc-unary`; each is warmed up once when its first scenario starts. Load comes from the same machine, over loopback: `wrk` for HTTP/1.1, `h2load` (nghttp2-client, from Debian; it speaks h2c and, with a request body and headers, gRPC) for HTTP/2. Its percentiles are computed from its per-request log (`--log-file`).',
+    '- One process per fixture serves its scenarios: `demo-service` (apps/demo: axum 0.8 on hyper 1, HTTP/1.1) the wrk ones, `axum08-server` (HTTP/2 over h2c) `h2c-trivial`, `tonic-server` (tonic 0.14) `grpc-unary`, `fanout-service` (axum 0.8 + reqwest 0.12, 7 client calls per request to a keep-alive HTTP/1.1 downstream served by the bench process on loopback) `fanout`; each is warmed up once when its first scenario starts. Load comes from the same machine, over loopback: `wrk` for HTTP/1.1, `h2load` (nghttp2-client, from Debian; it speaks h2c and, with a request body and headers, gRPC) for HTTP/2. Its percentiles are computed from its per-request log (`--log-file`).',
     '- `h2c-trivial` = `GET /bench/trivial` over h2c with prior knowledge, one connection and one stream at a time (`h2load -t1 -c1 -m1`: the HTTP/2 counterpart of `wrk -c1`). `grpc-unary` = the unary `shop.v1.Catalog/GetProduct` call (a 7-byte length-prefixed GetProductRequest, `content-type: application/grpc`, `te: trailers`), the same way.',
     '- Scenarios: `trivial` = `GET /bench/trivial`; `cpu-200us` = `GET /bench/cpu` (about 200 µs of CPU per request). The plain names use `wrk -t1 -c1 --latency` (one keep-alive connection: latency-bound, the per-request overhead shows directly); the `-c16` ones use `wrk -t2 -c16 --latency` (saturation: throughput).',
     PIN === 'c1'
@@ -782,6 +834,31 @@ function markdown(results: ScenarioResult[], details: Map<string, ScenarioDetail
   return L.join('\n');
 }
 
+// ---------------------------------------------------------------- downstream
+
+// The fan-out fixture's downstream: a keep-alive HTTP/1.1 server on loopback
+// in this process, answering every request with "ok" (the fixture's calls are
+// what is measured, not the downstream).
+let downstream: http.Server | undefined;
+
+async function downstreamPort(): Promise<number> {
+  if (!downstream) {
+    const d = http.createServer((_req, res) => { res.end('ok'); });
+    d.keepAliveTimeout = 120_000;
+    await new Promise<void>((r) => d.listen(0, '127.0.0.1', r));
+    downstream = d;
+  }
+  return (downstream.address() as AddressInfo).port;
+}
+
+async function closeDownstream(): Promise<void> {
+  const d = downstream;
+  downstream = undefined;
+  if (!d) return;
+  d.closeAllConnections();
+  await new Promise((r) => d.close(r));
+}
+
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
@@ -805,10 +882,11 @@ async function main(): Promise<void> {
   const serviceFor = async (sc: Scenario): Promise<Service> => {
     let svc = services.get(sc.service);
     if (!svc) {
-      svc = await startService(serviceBinary(sc.service));
+      svc = await startService(serviceBinary(sc.service), sc.downstream ? { FANOUT_DOWNSTREAM: `http://127.0.0.1:${await downstreamPort()}` } : {});
       services.set(sc.service, svc);
       const base = `http://127.0.0.1:${svc.port}`;
       if (sc.service === 'demo-service') for (const p of ['/bench/trivial', '/bench/cpu']) await runWrk(C16, 1, base + p);
+      else if (sc.tool === 'wrk') await runWrk(sc.wrkArgs, 1, base + sc.path);
       else await runLoad({ ...sc, wrkArgs: ['-t1', '-c4', '-m4'] }, 1, base + sc.path);
     }
     return svc;
@@ -828,6 +906,7 @@ async function main(): Promise<void> {
           if (mode === 'agent' && !kindsOf.has(sc.service)) kindsOf.set(sc.service, probeKinds(svcBin, rec.probes!));
           progress(`${sc.name} round ${r + 1}/${ROUNDS} ${mode}: ${rec.wrk.rps.toFixed(0)} rps, p50 ${rec.wrk.p50_ms.toFixed(3)} ms, p99 ${rec.wrk.p99_ms.toFixed(3)} ms` +
             (mode === 'agent' ? `, ${(rec.hits! / rec.wrk.requests).toFixed(3)} hits/req, ${(rec.sessionSpans! / rec.sessionRequests!).toFixed(3)} spans/req` +
+              (sc.context ? `, context tracking ${(rec.contextHits! / rec.wrk.requests).toFixed(3)} hits/req + ${(rec.threadSpawnHits! / rec.wrk.requests).toFixed(3)} thread tracepoint runs/req` : '') +
               (rec.drops ? `, ${rec.drops} ring drops` : '') + (rec.badLayout ? `, ${rec.badLayout} bad layouts` : '') +
               `, agent ${(rec.agentCpuUs! / rec.spansExported!).toFixed(2)} µs CPU/span, peak RSS ${rec.agentRssMb!.toFixed(1)} MiB, ${rec.spansLost} spans lost` +
               (rec.exportDropped ? ` (${rec.exportDropped} by the export stage)` : '') : ''));
@@ -837,7 +916,8 @@ async function main(): Promise<void> {
       const { result, detail } = summarize(sc, runs, cal, kindsOf.get(sc.service)!, machine);
       results.push(result);
       details.set(sc.name, detail);
-      progress(`${sc.name}: ratio ${result.ratio_rps}, ${result.per_request_overhead_us} µs/req added, overhead vs floor ${result.overhead_vs_floor}`);
+      progress(`${sc.name}: ratio ${result.ratio_rps}, ${result.per_request_overhead_us} µs/req added, overhead vs floor ${result.overhead_vs_floor}` +
+        (result.context ? `; context tracking: ${result.context.probe_hits_per_request} probe hits/req, ${result.context.thread_tracepoint_runs_per_request} thread tracepoint runs/req` : ''));
       const rs = await rx.stats();
       if (rs.sample) progress(`${sc.name}: first span of the last session: "${rs.sample.name}" (kind ${rs.sample.kind}, route ${rs.sample.route || '-'})`);
     }
@@ -846,6 +926,7 @@ async function main(): Promise<void> {
   } finally {
     for (const svc of services.values()) await svc.stop('SIGTERM');
     rx.close();
+    await closeDownstream();
   }
 
   const elapsedS = (Date.now() - t0) / 1000;

@@ -136,4 +136,25 @@ struct process_event {
 	struct event_header hdr;
 };
 
+/*
+ * A traced process made a thread (bpf/process.bpf.c, sched_process_fork,
+ * which fires in the creating thread before the new one first runs): the
+ * header's tid is the creating thread, `child_tid` the new thread, and
+ * `parent_task_id` the tokio task the creating thread was polling then (0:
+ * none). Sent only for processes in `thread_link_pids` (the agent files a
+ * process there with its binary slot, so current_task_id can read tokio's
+ * TLS). The agent lets the new thread inherit the creating thread's span
+ * (src/spans/context.ts, `thread` keys), used only for events outside any
+ * task, and only while that span is open.
+ */
+#define EV_THREAD_SPAWN 0xf1
+/* Slot of probe_stats the thread events count in (no probe id reaches it). */
+#define THREAD_EVENTS_STATS (MAX_PROBES - 2)
+struct thread_spawn_event {
+	struct event_header hdr;
+	__u64 parent_task_id;
+	__u32 child_tid;
+	__u32 _pad;
+};
+
 #endif /* OTEL_RUST_AGENT_EVENTS_H */

@@ -37,7 +37,7 @@ import { UserError, EXIT } from '../util/errors';
 import { EventRecorder } from '../events/recording';
 import { lossSummary, describeLoss } from './accounting';
 import type { AgentConfig } from '../cli/config';
-import { COMMON_LAYOUTS, recordKind, decodeHeader, EVENT_HEADER_SIZE } from '../events/header';
+import { COMMON_LAYOUTS, recordKind, decodeHeader, EVENT_HEADER_SIZE, readU64Number } from '../events/header';
 import { Propagation, describePropagation, type PropagationReport } from '../propagation';
 import { CpuProfile } from '../util/cpu-profile';
 
@@ -79,10 +79,14 @@ export interface AttachedBinary {
   configs: Map<string, number>;
   /** Active modules without probes (tokio: the binary's task id location). */
   factModules: string[];
+  /** Where tokio keeps the current task id is known: threads its processes make are reported (thread_link_pids). */
+  taskIdKnown: boolean;
 }
 
 const MAX_BINARIES = COMMON_LAYOUTS.constants.MAX_BINARIES;
 const EV_PROCESS_EXEC = COMMON_LAYOUTS.kinds.PROCESS_EXEC;
+const EV_THREAD_SPAWN = COMMON_LAYOUTS.kinds.THREAD_SPAWN;
+const TSE = COMMON_LAYOUTS.structs.thread_spawn_event;
 const MAX_PROBE_CONFIGS = COMMON_LAYOUTS.constants.MAX_PROBE_CONFIGS;
 
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
@@ -150,6 +154,8 @@ export class Agent {
   private targetStart: string | undefined;
   /** Whether execs of traced processes arrive as ring events (bpf/process.bpf.c), or are only polled for. */
   private execEvents = false;
+  /** Whether threads made by traced processes arrive as ring events (bpf/process.bpf.c, sched_process_fork). */
+  private threadEvents = false;
   /** Execs seen (ring events and polling), and pids whose exec waits to be followed (after the drain). */
   private execsSeen = 0;
   /** Per pid: unfinished requests dropped at the exec, and the table entry it had then. */
@@ -227,6 +233,9 @@ export class Agent {
     const noEvents = this.rt.attachProcessEvents();
     this.execEvents = noEvents === undefined;
     if (noEvents) log.warn(`an exec by a traced process is noticed only when it runs another file, by polling: ${noEvents}`);
+    const noThreads = process.env.OTEL_RUST_AGENT_THREAD_LINKS === 'off' ? 'off (OTEL_RUST_AGENT_THREAD_LINKS=off)' : this.rt.attachThreadEvents();
+    this.threadEvents = noThreads === undefined;
+    if (noThreads) log.warn(`threads made while a request is handled do not inherit its span (their client spans are roots): ${noThreads}`);
     if (process.env.OTEL_RUST_AGENT_PROPAGATION !== 'off') {
       this.propagation = new Propagation(this.rt, bpfObjectPath('propagation.bpf.o'), process.env.OTEL_RUST_AGENT_PROPAGATE_ROOT_CGROUP === '1');
     }
@@ -297,6 +306,8 @@ export class Agent {
   /** Keeps traced_pids (whose execs the ring reports) in step with the process table. */
   private watchExecs(pid: number, tracked: boolean): void {
     if (!this.rt) return;
+    if (!tracked) this.rt.setThreadLinkPid(pid, undefined);
+    else this.linkThreads(pid);
     try {
       this.rt.setTracedPid(pid, tracked);
     } catch (e) {
@@ -373,6 +384,7 @@ export class Agent {
       exeId: key, file, pid, probes: plan.ready, rustc: plan.binary.rustc?.version, links: new Map(), origin, shownAs,
       realKey: pid ? key : realFileKey(file), aliases: new Set(), slot, configs: new Map(),
       factModules: plan.modules.filter((m) => m.active && m.module.probes.length === 0).map((m) => m.module.name),
+      taskIdKnown: plan.context.taskIdTlsOffset !== undefined,
     };
     // What every program of this file reads about it (tokio's task id), before any probe can fire.
     this.rt.setBinaryContext(slot, { taskIdTlsOffset: plan.context.taskIdTlsOffset, ...plan.context.facts });
@@ -404,6 +416,7 @@ export class Agent {
     this.binaries.delete(ab.exeId);
     for (const a of ab.aliases) this.aliases.delete(a);
     this.rt.setBinaryContext(ab.slot, {});
+    this.rt.dropThreadLinkSlot(ab.slot); // its slot may name another file soon
     this.freeSlots.push(ab.slot);
     for (const idx of ab.configs.values()) this.freeConfigs.push(idx);
     ab.configs.clear();
@@ -531,6 +544,25 @@ export class Agent {
     return tp ? this.table.add(tp) : undefined;
   }
 
+  /**
+   * Files a process that entered the table in thread_link_pids with its
+   * binary's slot (bpf/process.bpf.c): threads it makes then inherit the span
+   * of the task that made them. Only a selected process whose binary is
+   * surely the one attached (by --pid, or by its executable's inode): the
+   * slot tells the BPF program where tokio's task id is.
+   */
+  private linkThreads(pid: number): void {
+    const tp = this.table.get(pid);
+    if (!this.threadEvents || !tp?.selected) return;
+    const ab = this.cfg.targetPid === pid ? this.binaries.get(`pid:${pid}`) : this.lookup(tp.info.exeId);
+    if (!ab || !ab.taskIdKnown) return;
+    try {
+      this.rt.setThreadLinkPid(pid, ab.slot);
+    } catch (e) {
+      warnEvery('thread_link_pids', 60_000, `threads of process ${pid} will not inherit spans: ${(e as Error).message}`);
+    }
+  }
+
   private emit(span: SpanRecord): void {
     const tp = this.table.get(span.pid) ?? this.trackProcess(span.pid);
     // Left out by a selector, but running a file a traced process shares; or,
@@ -553,6 +585,11 @@ export class Agent {
       try {
         if (len >= EVENT_HEADER_SIZE && recordKind(dv, off) === EV_PROCESS_EXEC) {
           this.noteExec(decodeHeader(dv, off).pid);
+          return;
+        }
+        if (len >= TSE.$size && recordKind(dv, off) === EV_THREAD_SPAWN) {
+          const h = decodeHeader(dv, off);
+          this.assembler.context.inheritThread(h.pid, h.tid, readU64Number(dv, off + TSE.parent_task_id), dv.getUint32(off + TSE.child_tid, true));
           return;
         }
         this.assembler.handle(dv, off, len);
@@ -805,6 +842,7 @@ export class Agent {
    */
   private stateCounts(): AgentStateCounts {
     const pe = this.rt?.counters(COMMON_LAYOUTS.constants.PROCESS_EVENTS_STATS);
+    const te = this.rt?.counters(COMMON_LAYOUTS.constants.THREAD_EVENTS_STATS);
     return {
       processes: this.table.procs.size,
       assemblerPids: this.assembler.pids().length,
@@ -817,6 +855,10 @@ export class Agent {
       execEvents: this.execEvents,
       execsSeen: this.execsSeen,
       execEventsLost: pe ? Number(pe.drops) : 0,
+      threadEvents: this.threadEvents,
+      threadSpawnHits: te ? Number(te.hits) : 0,
+      threadSpawnEvents: te ? Number(te.events) : 0,
+      threadSpawnEventsLost: te ? Number(te.drops) : 0,
     };
   }
 
@@ -940,6 +982,12 @@ export interface AgentStateCounts {
   execEvents: boolean;
   execsSeen: number;
   execEventsLost: number;
+  /** Threads made by traced processes arrive as ring events (sched_process_fork; span inheritance by threads). */
+  threadEvents: boolean;
+  /** Threads made by the processes in thread_link_pids (tracepoint runs that passed the filter), events sent, events lost. */
+  threadSpawnHits: number;
+  threadSpawnEvents: number;
+  threadSpawnEventsLost: number;
 }
 
 /** The agent's own BPF programs (process life events), loaded beside the libraries'. */

@@ -47,7 +47,7 @@ const BINCTX = COMMON_LAYOUTS.structs.binary_context;
 const SHARED_MAPS = ['events', 'probe_stats', 'probe_configs', 'binary_contexts'] as const;
 type SharedMap = (typeof SHARED_MAPS)[number];
 /** Maps shared by the objects that declare them (src/propagation/context.h): one map for all. */
-const OPTIONAL_SHARED_MAPS = ['prop_server_ctx', 'prop_span_ctx', 'prop_calls', 'prop_outgoing', 'otel_sdk_traces'];
+const OPTIONAL_SHARED_MAPS = ['prop_server_ctx', 'prop_span_ctx', 'prop_span_state', 'prop_state_scratch', 'prop_calls', 'prop_outgoing', 'otel_sdk_traces'];
 
 /** What a binary's probes may read about it (bpf/include/events.h, struct binary_context). */
 export interface BinaryContextValue {
@@ -135,6 +135,9 @@ export class BpfRuntime {
   /** bpf/process.bpf.c: the pids whose execs are reported, and the tracepoint's link. */
   private tracedPidsFd = -1;
   private processLink: unknown = null;
+  /** bpf/process.bpf.c: pid -> binary slot of the processes whose new threads are reported, and that tracepoint's link. */
+  private threadLinkPidsFd = -1;
+  private forkLink: unknown = null;
 
   constructor(private readonly objectPaths: string[], private readonly ringSize: number, mode?: AttachMode) {
     this.mode = mode ?? chooseAttachMode();
@@ -210,6 +213,8 @@ export class BpfRuntime {
       if (first) for (const name of SHARED_MAPS) this.fds.set(name, lib.map_fd(maps.get(name)));
       const traced = lib.find_map(obj, 'traced_pids');
       if (traced) this.tracedPidsFd = lib.map_fd(traced);
+      const threadLink = lib.find_map(obj, 'thread_link_pids');
+      if (threadLink) this.threadLinkPidsFd = lib.map_fd(threadLink);
       for (const [name, m] of created) this.optionalFds.set(name, lib.map_fd(m));
       this.objects.push({ path, obj, programs });
     }
@@ -284,6 +289,51 @@ export class BpfRuntime {
     if (!l) return `attaching the sched_process_exec tracepoint failed: errno ${errno()}`;
     this.processLink = l;
     return undefined;
+  }
+
+  /**
+   * Attaches the sched_process_fork tracepoint (bpf/process.bpf.c): threads
+   * made by the pids in thread_link_pids arrive in the ring as
+   * EV_THREAD_SPAWN. Returns why not, if it cannot be (std threads made in a
+   * handler then give root spans, counted as unparented).
+   */
+  attachThreadEvents(): string | undefined {
+    if (this.forkLink) return undefined;
+    if (this.threadLinkPidsFd < 0 || !this.hasProgram('process_fork')) return 'the thread events program is not loaded';
+    const l = lib.attach_raw_tracepoint(this.program('process_fork'), 'sched_process_fork');
+    if (!l) return `attaching the sched_process_fork tracepoint failed: errno ${errno()}`;
+    this.forkLink = l;
+    return undefined;
+  }
+
+  /** Files `pid` with its binary slot in thread_link_pids, or (slot undefined) takes it out. A no-op before attachThreadEvents. */
+  setThreadLinkPid(pid: number, slot: number | undefined): void {
+    if (!this.forkLink) return;
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(pid);
+    if (slot !== undefined) {
+      const val = Buffer.alloc(4);
+      val.writeUInt32LE(slot);
+      if (lib.map_update_elem(this.threadLinkPidsFd, key, val, 0n) !== 0) {
+        throw new Error(`adding process ${pid} to thread_link_pids failed: errno ${errno()}`);
+      }
+    } else {
+      lib.map_delete_elem(this.threadLinkPidsFd, key); // ENOENT: never added
+    }
+  }
+
+  /** Takes out every process filed with binary slot `slot` (the binary is dropped; its slot may be reused). */
+  dropThreadLinkSlot(slot: number): void {
+    if (this.threadLinkPidsFd < 0) return;
+    const val = Buffer.alloc(4);
+    const victims: Buffer[] = [];
+    let key: Buffer | null = null;
+    const next = Buffer.alloc(4);
+    for (let n = 0; lib.map_get_next_key(this.threadLinkPidsFd, key, next) === 0 && n < 1 << 20; n++) {
+      key = Buffer.from(next);
+      if (lib.map_lookup_elem(this.threadLinkPidsFd, key, val) === 0 && val.readUInt32LE(0) === slot) victims.push(key);
+    }
+    for (const k of victims) lib.map_delete_elem(this.threadLinkPidsFd, k);
   }
 
   /** Adds or removes `pid` in traced_pids (a no-op before attachProcessEvents). */
@@ -399,6 +449,8 @@ export class BpfRuntime {
   close(): void {
     if (this.processLink) lib.link_destroy(this.processLink);
     this.processLink = null;
+    if (this.forkLink) lib.link_destroy(this.forkLink);
+    this.forkLink = null;
     for (const l of [...this.links]) l.detach();
     this.links.clear();
     this.ring?.close();

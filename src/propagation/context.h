@@ -24,7 +24,8 @@ struct prop_ids {
 	__u8 span_id[8];
 	__u8 flags;		/* W3C trace-flags */
 	__u8 remote;		/* trace id taken from an incoming traceparent */
-	__u8 _pad[6];
+	__u8 has_state;		/* the incoming request's tracestate is in prop_span_state */
+	__u8 _pad[5];
 };
 
 struct prop_task_key {
@@ -57,6 +58,37 @@ struct {
 	__type(key, struct prop_span_key);
 	__type(value, struct prop_ids);
 } prop_span_ctx SEC(".maps");
+
+/*
+ * (pid, server span id) -> the incoming request's tracestate value, exactly
+ * as it arrived (OWS around it trimmed), for the outgoing requests of that
+ * span. Written with the span's prop_span_ctx entry when the head carried one
+ * valid traceparent and exactly one tracestate header of 1..PROP_TS_MAX
+ * printable bytes; immutable after. Fewer entries than prop_span_ctx (each is
+ * 520 bytes, preallocated): a span whose entry was evicted sends its
+ * traceparent alone, counted (H1C_PROP_STATE_LOST).
+ */
+#define PROP_TS_MAX 512
+struct prop_tracestate {
+	__u32 len;
+	__u32 _pad;
+	__u8 v[PROP_TS_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct prop_span_key);
+	__type(value, struct prop_tracestate);
+} prop_span_state SEC(".maps");
+
+/* Where the tracestate is built before it is filed (too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct prop_tracestate);
+} prop_state_scratch SEC(".maps");
 
 /*
  * reqwest calls waiting for their request to reach the wire, by request
@@ -210,6 +242,114 @@ static __always_inline int prop_find_traceparent(const __u8 *head, __u32 n, cons
 		return -1;
 	bpf_loop(n, cap == 2048 ? (void *)prop_tp_scan_2048 : (void *)prop_tp_scan_512, &s, 0);
 	return s.found;
+}
+
+/*
+ * The incoming tracestate (src/propagation/README.md): the value of the one
+ * "tracestate:" header of a head in ring memory, copied into `out`. Returns
+ * 0 when there is exactly one such header and its value (OWS trimmed) is
+ * 1..PROP_TS_MAX bytes of 0x20..0x7e or tab, ended by CRLF inside the head;
+ * -1 otherwise (none, two headers, too long, a bare LF, cut off).
+ */
+struct prop_ts_scan {
+	const __u8 *head;
+	__u32 n;
+	__u32 count;		/* tracestate headers seen */
+	int at;			/* offset of the first one's value (after the colon) */
+};
+
+#define PROP_TS_SCAN_CB(CAP)								\
+static long prop_ts_scan_##CAP(__u64 i, struct prop_ts_scan *s)			\
+{											\
+	__u32 k = (__u32)i & (CAP - 1);							\
+	if (k + 12 > s->n)								\
+		return 1;								\
+	if (k < 1 || k + 12 > CAP)							\
+		return 0;								\
+	const __u8 *h = s->head;							\
+	__u64 x;									\
+	__u32 y;									\
+	__builtin_memcpy(&x, h + k - 1, 8);						\
+	if ((x | 0x2020202020202000ULL) != 0x747365636172740aULL) /* "\ntracest" */	\
+		return 0;								\
+	__builtin_memcpy(&y, h + k + 7, 4);						\
+	if ((y | 0x20202020) != 0x3a657461)	/* "ate:" */				\
+		return 0;								\
+	if (s->count++ == 0)								\
+		s->at = (int)(k + 11);							\
+	return 0;									\
+}
+PROP_TS_SCAN_CB(2048)
+PROP_TS_SCAN_CB(512)
+
+struct prop_ts_copy {
+	const __u8 *head;
+	struct prop_tracestate *out;
+	__u32 n;
+	__u32 from;
+	__u32 len;		/* bytes copied (leading OWS skipped) */
+	__u32 done;		/* the CRLF that ends the value was found */
+	__u32 bad;
+};
+
+#define PROP_TS_COPY_CB(CAP)								\
+static long prop_ts_copy_##CAP(__u64 i, struct prop_ts_copy *c)			\
+{											\
+	__u32 k = (c->from + (__u32)i) & (CAP - 1);					\
+	if (k + 1 >= c->n || k + 1 >= CAP) {						\
+		c->bad = 1;	/* cut off: no CRLF inside the head */			\
+		return 1;								\
+	}										\
+	__u8 ch = c->head[k];								\
+	if (ch == '\r') {								\
+		if (c->head[k + 1] != '\n')						\
+			c->bad = 1;							\
+		c->done = 1;								\
+		return 1;								\
+	}										\
+	if ((ch < 0x20 && ch != '\t') || ch > 0x7e) {				\
+		c->bad = 1;								\
+		return 1;								\
+	}										\
+	if (c->len == 0 && (ch == ' ' || ch == '\t'))	/* leading OWS */		\
+		return 0;								\
+	if (c->len >= PROP_TS_MAX) {	/* too long (trailing OWS included) */	\
+		c->bad = 1;								\
+		return 1;								\
+	}										\
+	c->out->v[c->len & (PROP_TS_MAX - 1)] = ch;					\
+	c->len++;									\
+	return 0;									\
+}
+PROP_TS_COPY_CB(2048)
+PROP_TS_COPY_CB(512)
+
+static __always_inline int prop_read_tracestate(const __u8 *head, __u32 n, const __u32 cap, struct prop_tracestate *out)
+{
+	struct prop_ts_scan s = { .head = head, .n = n, .at = -1 };
+	if (n < 16)
+		return -1;
+	bpf_loop(n, cap == 2048 ? (void *)prop_ts_scan_2048 : (void *)prop_ts_scan_512, &s, 0);
+	if (s.count != 1 || s.at < 0)
+		return -1;
+	struct prop_ts_copy c = { .head = head, .out = out, .n = n, .from = (__u32)s.at };
+	bpf_loop(cap, cap == 2048 ? (void *)prop_ts_copy_2048 : (void *)prop_ts_copy_512, &c, 0);
+	if (c.bad || !c.done || c.len == 0)
+		return -1;
+	/* Trailing OWS trimmed (at most 8 bytes). */
+	__u32 len = c.len;
+	if (len > PROP_TS_MAX)
+		return -1;
+	for (int i = 0; i < 8 && len > 0; i++) {
+		__u8 ch = out->v[(len - 1) & (PROP_TS_MAX - 1)];
+		if (ch != ' ' && ch != '\t')
+			break;
+		len--;
+	}
+	if (len == 0 || len > PROP_TS_MAX)
+		return -1;
+	out->len = len;
+	return 0;
 }
 
 /* Two hex digits -> a byte, or -1. */

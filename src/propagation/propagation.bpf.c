@@ -87,6 +87,7 @@ struct line_scan {
 	__u32 bad;
 	__u32 head_end;		/* after the empty line (0: not found) */
 	__u32 present;
+	__u32 state_present;	/* the request has a tracestate of its own */
 	__u32 from;
 };
 
@@ -149,6 +150,8 @@ static long scan_headers(__u64 i, struct line_scan *s)
 		s->present = 1;
 		return 1;
 	}
+	if ((x | 0x2020202020202000ULL) == 0x747365636172740aULL && (y | 0x20202020) == 0x3a657461) /* "\ntracestate:" */
+		s->state_present = 1;
 	return 0;
 }
 
@@ -240,6 +243,25 @@ done:
 	if (!ctx)
 		return H1C_PROP_NO_CONTEXT;
 
+	/* The incoming tracestate of that span, when it had one. */
+	struct prop_tracestate *ts = 0;
+	if (ctx->has_state) {
+		if (ls.state_present) {
+			ev->state = H1C_STATE_PRESENT;
+		} else {
+			ts = bpf_map_lookup_elem(&prop_span_state, &sk);
+			if (!ts || ts->len == 0 || ts->len > PROP_TS_MAX) {
+				ts = 0;
+				ev->state = H1C_STATE_LOST;
+			}
+		}
+	}
+	__u32 tslen = ts ? ts->len & (PROP_TS_MAX * 2 - 1) : 0;
+	if (tslen > PROP_TS_MAX)
+		tslen = PROP_TS_MAX;
+	/* "tracestate: " + value + CRLF */
+	__u32 total = H1C_PROP_LINE + (ts ? 12 + tslen + 2 : 0);
+
 	__u8 line[H1C_PROP_LINE];
 	/* "traceparent: 00-" */
 	__u64 a = 0x7261706563617274ULL, b = 0x2d3030203a746e65ULL;
@@ -253,23 +275,49 @@ done:
 	line[68] = '\r';
 	line[69] = '\n';
 
-	if (bpf_msg_push_data(msg, line_end, H1C_PROP_LINE, 0))
-		return H1C_PROP_PUSH_FAILED;
-	if (bpf_msg_pull_data(msg, line_end, line_end + H1C_PROP_LINE, 0)) {
-		bpf_msg_pop_data(msg, line_end, H1C_PROP_LINE, 0);
+	if (bpf_msg_push_data(msg, line_end, total, 0)) {
+		ev->state = H1C_STATE_NONE;
 		return H1C_PROP_PUSH_FAILED;
 	}
+	if (bpf_msg_pull_data(msg, line_end, line_end + total, 0))
+		goto undo;
 	data = msg->data;
 	end = msg->data_end;
-	if (data + H1C_PROP_LINE > end) {
-		bpf_msg_pop_data(msg, line_end, H1C_PROP_LINE, 0);
-		return H1C_PROP_PUSH_FAILED;
-	}
+	if (data + H1C_PROP_LINE > end)
+		goto undo;
 	__builtin_memcpy(data, line, H1C_PROP_LINE);
+	if (ts) {
+		__u8 *p = (__u8 *)data + H1C_PROP_LINE;
+		if ((void *)(p + 12) > end)
+			goto undo;
+		/* "tracestate: " */
+		__u64 ta = 0x6174736563617274ULL;	/* "tracesta" */
+		__u32 tb = 0x203a6574;			/* "te: " */
+		__builtin_memcpy(p, &ta, 8);
+		__builtin_memcpy(p + 8, &tb, 4);
+		p += 12;
+		for (__u32 i = 0; i < PROP_TS_MAX; i++) {
+			if (i >= tslen)
+				break;
+			if ((void *)(p + i + 1) > end)
+				goto undo;
+			p[i] = ts->v[i];
+		}
+		__u8 *t = p + tslen;
+		if ((void *)(t + 2) > end)
+			goto undo;
+		t[0] = '\r';
+		t[1] = '\n';
+		ev->state = H1C_STATE_INJECTED;
+	}
 	__builtin_memcpy(ev->trace_id, ctx->trace_id, 16);
 	__builtin_memcpy(ev->parent_id, ctx->span_id, 8);
 	ev->flags = ctx->flags;
 	return H1C_PROP_INJECTED;
+undo:
+	bpf_msg_pop_data(msg, line_end, total, 0);
+	ev->state = H1C_STATE_NONE;
+	return H1C_PROP_PUSH_FAILED;
 }
 
 SEC("sk_msg")

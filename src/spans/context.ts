@@ -23,8 +23,14 @@
 //                tokio-spawn library from spawn events. Only client parenting
 //                looks it up (parentFor), never the server-side enrichers,
 //                which name their request by its own task.
-//       thread   kernel thread id of a thread made while a span was handled
-//                (for events outside any tokio task).
+//       thread   kernel thread id of a thread made (std::thread::spawn, any
+//                pthread_create) by a task, or by a thread, that handled or
+//                inherited the span then: filed from the agent's
+//                sched_process_fork events (bpf/process.bpf.c). Only client
+//                parenting looks it up, and only for events outside any task
+//                (task 0): tokio's own threads (blocking pool, a worker made
+//                by block_in_place) can be made inside a handler too, but
+//                they run everything in tasks, whose keys win.
 //     One key names at most one span. Filing a key that already names
 //     another span means the old filing is stale (an allocation reused, a
 //     connection task on its next request): the old span loses that key
@@ -62,6 +68,10 @@
 //     left without a parent is counted (`unparented`): a wrong parent is
 //     worse than none, so nothing is guessed. Spawned tasks inherit only while
 //     the span is open (close() drops their keys with the span's own).
+//     A call made outside any task on thread X gets the span filed under
+//     `thread` X, also only while it is open: a thread that outlives the
+//     handler that made it (a pool started by the first request) gives the
+//     calls it makes afterwards no parent.
 //
 // New key kinds go in KeyKind.
 import type { SpanRecord } from './record';
@@ -131,6 +141,12 @@ export interface ContextStats {
   unparented: number;
   /** CLIENT spans given a parent found through a lineage key (a spawned task). */
   parentedByLineage: number;
+  /** Threads made by a traced process (sched_process_fork events). */
+  threadSpawns: number;
+  /** Of them, threads that inherited an open span from the task or thread that made them. */
+  inheritedThreads: number;
+  /** Client calls outside any task given a parent through a thread key. */
+  parentedByThread: number;
   schemeUnknown: number;
   tlsHandshakes: number;
 }
@@ -138,6 +154,8 @@ export interface ContextStats {
 /** A call as the application made it (rule 6): when, in which task, under which server span. */
 export interface ClientCall {
   task: number;
+  /** Kernel thread id of the caller: a call outside any task (task 0) is parented through it (`thread` keys). */
+  tid?: number;
   /** CLOCK_MONOTONIC ns of the call, as a number and as the event's two u32 halves. */
   mono: number;
   tsLo: number;
@@ -175,7 +193,7 @@ class ProcessContext {
 export const TLS_TASKS_MAX = 65_536;
 
 export class ServerSpanContext {
-  readonly counts: ContextStats = { clientCallsDropped: 0, replacedKeys: 0, inheritedTasks: 0, unparented: 0, parentedByLineage: 0, schemeUnknown: 0, tlsHandshakes: 0 };
+  readonly counts: ContextStats = { clientCallsDropped: 0, replacedKeys: 0, inheritedTasks: 0, unparented: 0, parentedByLineage: 0, threadSpawns: 0, inheritedThreads: 0, parentedByThread: 0, schemeUnknown: 0, tlsHandshakes: 0 };
   private procs = new Map<number, ProcessContext>();
   private readonly protocols: ServerProtocol[] = [];
   /** Keys filed per span, to unfile them on close. */
@@ -243,9 +261,42 @@ export class ServerSpanContext {
     return true;
   }
 
-  /** The open span a client call made in `task` belongs to (rule 6), or undefined. */
-  parentFor(pid: number, task: number): ActiveServerSpan | undefined {
-    if (task === 0) return undefined;
+  /**
+   * Thread `child` was made by thread `parentTid` while it ran task
+   * `parentTask` (0: none): the new thread inherits the open span that task
+   * handles or inherited, or, outside any task, the one `parentTid` itself
+   * inherited (a thread made by a thread). A thread with nothing to inherit
+   * loses any earlier filing of its id (thread ids are reused). Returns
+   * whether it inherited.
+   */
+  inheritThread(pid: number, parentTid: number, parentTask: number, child: number): boolean {
+    this.counts.threadSpawns++;
+    if (child === 0) return false;
+    const span = parentTask !== 0
+      ? (this.find(pid, 'task', parentTask) ?? this.find(pid, 'lineage', parentTask))
+      : this.find(pid, 'thread', parentTid);
+    if (!span || !span.open) {
+      this.removeKey(pid, 'thread', child);
+      return false;
+    }
+    this.addKey(span, 'thread', child);
+    this.counts.inheritedThreads++;
+    return true;
+  }
+
+  /**
+   * The open span a client call made in `task` belongs to (rule 6), or
+   * undefined. Outside any task (0), the span thread `tid` inherited.
+   */
+  parentFor(pid: number, task: number, tid = 0): ActiveServerSpan | undefined {
+    if (task === 0) {
+      const t = tid === 0 ? undefined : this.find(pid, 'thread', tid);
+      if (t && t.open) {
+        this.counts.parentedByThread++;
+        return t;
+      }
+      return undefined;
+    }
     const own = this.find(pid, 'task', task);
     if (own) return own.open ? own : undefined;
     const inherited = this.find(pid, 'lineage', task);
@@ -318,7 +369,7 @@ export class ServerSpanContext {
   /** Files a call made in the caller's task under `key`, with the server span open in that task (if any). */
   fileClientCall(pid: number, key: string, call: Omit<ClientCall, 'parent' | 't0' | 't1' | 't2' | 't3' | 's0' | 's1' | 'flags'>): ClientCall {
     const c: ClientCall = { ...call, parent: false, t0: 0, t1: 0, t2: 0, t3: 0, s0: 0, s1: 0, flags: 1 };
-    const srv = this.parentFor(pid, c.task);
+    const srv = this.parentFor(pid, c.task, c.tid ?? 0);
     if (srv) {
       const r = srv.rec;
       c.parent = true;

@@ -48,6 +48,9 @@ async function stop(svc: Service, agent: RunningAgent): Promise<void> {
 }
 
 const hits = (s: AgentStats, probe: string) => s.probes.filter((p) => p.probe === probe).reduce((n, p) => n + p.hits, 0);
+/** The agent's thread-creation tracepoint (bpf/process.bpf.c): runs that passed the traced-process filter, events sent, lost. */
+interface ThreadState { threadEvents: boolean; threadSpawnHits: number; threadSpawnEvents: number; threadSpawnEventsLost: number }
+const threadState = (s: AgentStats) => (s as unknown as { state: ThreadState }).state;
 const FAN_PATTERNS = ['direct', 'spawn', 'spawn2', 'joinA', 'joinB', 'blocking', 'thread'];
 
 interface Parenting { right: number; wrong: number; root: number; byPattern: Record<string, { right: number; wrong: number; root: number }>; unmatched: number }
@@ -86,7 +89,7 @@ async function waitForCount(pred: () => boolean, what: string, timeoutMs = 120_0
   }
 }
 
-test('multi-thread runtime (4 workers), 1000 requests at concurrency 32, 7 calls each: client spans parented through spawn, nested spawn, join! and spawn_blocking + reqwest::blocking; none wrong', async () => {
+test('multi-thread runtime (4 workers), 1000 requests at concurrency 32, 7 calls each: client spans parented through spawn, nested spawn, join!, spawn_blocking + reqwest::blocking and std::thread::spawn; none wrong; a pool thread gives later calls no parent', async () => {
   const { svc, agent } = await start({ FANOUT_WORKERS: '4' });
   try {
     // Exact spawn-probe hits: /spawns makes 2 + 1 tokio::spawn and 1 spawn_blocking, no calls.
@@ -126,7 +129,14 @@ test('multi-thread runtime (4 workers), 1000 requests at concurrency 32, 7 calls
     after = await freshStats(agent);
     const d = (p: string) => hits(after, p) - hits(before, p);
     const newConns = downConnections - conns0;
-    console.log(`# /fan x20 sequential: execute ${d('reqwest_execute')}, blocking execute ${d('reqwest_blocking_execute')}, encode ${d('client_encode')}, parse ${d('client_parse')}, spawn ${d('spawn')}, spawn_blocking ${d('spawn_blocking')}, new downstream connections ${newConns}`);
+    const forks = threadState(after).threadSpawnHits - threadState(before).threadSpawnHits;
+    const forkEvents = threadState(after).threadSpawnEvents - threadState(before).threadSpawnEvents;
+    console.log(`# /fan x20 sequential: execute ${d('reqwest_execute')}, blocking execute ${d('reqwest_blocking_execute')}, encode ${d('client_encode')}, parse ${d('client_parse')}, spawn ${d('spawn')}, spawn_blocking ${d('spawn_blocking')}, thread spawns (sched_process_fork) ${forks} (events ${forkEvents}), new downstream connections ${newConns}`);
+    assert.equal(threadState(after).threadEvents, true, 'the sched_process_fork tracepoint is attached');
+    // One std::thread per request, plus a thread tokio's blocking pool may
+    // start for spawn_blocking when none is idle (at most one per request).
+    assert.ok(forks >= 20 && forks <= 40, `thread spawns ${forks} within [20, 40]`);
+    assert.equal(forkEvents, forks, 'one event per thread made');
     assert.equal(d('reqwest_execute'), 140, '7 async execute_request per request (5 in tasks, 2 on the blocking client\'s runtime thread)');
     assert.equal(d('reqwest_blocking_execute'), 40, '2 blocking calls per request');
     assert.equal(d('client_encode'), 140);
@@ -153,17 +163,45 @@ test('multi-thread runtime (4 workers), 1000 requests at concurrency 32, 7 calls
     console.log(`# fan-out 1000 x 7 calls: right ${res.right}, wrong ${res.wrong}, root ${res.root} (unmatched ${res.unmatched})`);
     for (const p of FAN_PATTERNS) console.log(`#   ${p.padEnd(8)} ${JSON.stringify(res.byPattern[p] ?? {})}`);
     const dc = (k: string) => (after.spans.context?.[k] ?? 0) - (before.spans.context?.[k] ?? 0);
-    console.log(`# agent: unparented ${dc('unparented')}, inheritedTasks ${dc('inheritedTasks')}, parentedByLineage ${dc('parentedByLineage')}; drops ${after.probes.reduce((n, p) => n + p.drops, 0)}`);
+    const ts = (k: keyof ThreadState) => Number(threadState(after)[k]) - Number(threadState(before)[k]);
+    console.log(`# agent: unparented ${dc('unparented')}, inheritedTasks ${dc('inheritedTasks')}, parentedByLineage ${dc('parentedByLineage')}, ` +
+      `threadSpawns ${dc('threadSpawns')}, inheritedThreads ${dc('inheritedThreads')}, parentedByThread ${dc('parentedByThread')}; ` +
+      `probe drops ${after.probes.reduce((n, p) => n + p.drops, 0)}, thread event drops ${ts('threadSpawnEventsLost')}; ` +
+      `sched_process_fork hits ${ts('threadSpawnHits')} (${(ts('threadSpawnHits') / 1000).toFixed(3)} per request)`);
+    const hc = (k: string) => (after.spans['hyper-h1-client']?.[k] ?? 0) - (before.spans['hyper-h1-client']?.[k] ?? 0);
+    console.log(`# hyper-h1-client: parentMisses ${hc('parentMisses')}, parentAmbiguous ${hc('parentAmbiguous')}, blockingCalls ${hc('blockingCalls')}, blockingMatched ${hc('blockingMatched')}, blockingAmbiguous ${hc('blockingAmbiguous')}, blockingUnparsable ${hc('blockingUnparsable')}, blockingUnmatched ${hc('blockingUnmatched')}, clientCallsDropped ${dc('clientCallsDropped')}`);
     assert.equal(res.unmatched, 0);
     assert.equal(res.right + res.wrong + res.root, 7000, 'one span per call');
     assert.equal(res.wrong, 0, 'no client span has a wrong parent');
-    // Linked patterns: direct, spawn, spawn2, joinA, joinB, blocking.
-    const linked = FAN_PATTERNS.filter((p) => p !== 'thread');
-    const linkedRight = linked.reduce((n, p) => n + (res.byPattern[p]?.right ?? 0), 0);
-    assert.ok(linkedRight >= Math.ceil(6000 * 0.999), `>= 99.9% of the 6000 linked calls have the right parent (${linkedRight})`);
-    // std::thread::spawn is not linked (no thread-creation tracking yet): roots, counted.
-    assert.equal(res.byPattern.thread?.root, 1000, 'std thread calls stay roots');
+    assert.ok(res.right >= Math.ceil(7000 * 0.999), `>= 99.9% of the 7000 calls have the right parent (${res.right})`);
+    // The std thread made in the handler inherits its span (sched_process_fork).
+    assert.ok((res.byPattern.thread?.right ?? 0) >= Math.ceil(1000 * 0.999), `std thread calls parented (${JSON.stringify(res.byPattern.thread)})`);
+    assert.ok(dc('inheritedThreads') >= 1000, 'every std thread made in a handler inherited its span');
+    assert.ok(dc('parentedByThread') >= res.byPattern.thread.right, 'their calls were parented through the thread');
+    assert.equal(ts('threadSpawnEventsLost'), 0);
     assert.equal(dc('unparented'), res.root, 'the agent counts every root client span as unparented');
+
+    // A thread that outlives the handler that made it: /pool's worker thread
+    // is started by the first /pool request, inside its handler, and serves
+    // every later /pool request. Only the first request's call (made while
+    // its span is open) gets a parent; the later ones are roots, never the
+    // first request's span.
+    recv.clear();
+    before = await freshStats(agent);
+    load = startLoad({ port: svc.port, connections: 1, total: 10, path: (i) => `/pool/p${i}` });
+    r = await load.done;
+    assert.equal(r.statuses[200], 10, JSON.stringify(r));
+    await waitForCount(() => recv.spans().filter((s) => s.kind === 3 && String(s.attributes['url.full']).match(/\/pool\/p\d+$/)).length >= 10 &&
+      recv.spans().filter((s) => s.kind === 2 && String(s.attributes['url.path']).startsWith('/pool/p')).length >= 10, '20 pool spans');
+    await new Promise((res) => setTimeout(res, 1500));
+    after = await freshStats(agent);
+    const pool = parenting(recv.spans(), 'pool', 'p');
+    console.log(`# pool thread, 10 sequential requests: right ${pool.right}, wrong ${pool.wrong}, root ${pool.root}`);
+    assert.equal(pool.unmatched, 0);
+    assert.equal(pool.wrong, 0, 'the pool thread never gives the first request\'s span to later calls');
+    assert.equal(pool.right, 1, 'the first request\'s own call, made while its span was open');
+    assert.equal(pool.root, 9);
+    assert.equal(dc('unparented'), 9);
   } finally {
     await stop(svc, agent);
   }
@@ -195,6 +233,29 @@ test('current-thread runtime, 200 concurrent requests with 2 calls each: every t
       for (const c of l.filter((s) => s.kind === 3)) assert.equal(c.parentSpanId, server.spanId);
     }
     assert.equal(res.right, 400);
+  } finally {
+    await stop(svc, agent);
+  }
+});
+
+test('by executable (--exe): a process found by the scan gets thread links too; 20 sequential /fan requests, every call right', async () => {
+  const svc = await startService(serviceBinary('fanout-service'), { FANOUT_DOWNSTREAM: `http://127.0.0.1:${dport}`, FANOUT_WORKERS: '4' });
+  const agent = await attachAgent(['--exe', serviceBinary('fanout-service'), '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint, '--service-name', 'fanout']);
+  try {
+    // The scan finds the running process (and files it for thread links) within a scan interval.
+    await waitForStats(agent, (s) => (s as unknown as { state: { tracedPidsMapEntries: number } }).state.tracedPidsMapEntries >= 1, 30_000);
+    recv.clear();
+    const load = startLoad({ port: svc.port, connections: 1, total: 20, path: (i) => `/fan/x${i}` });
+    const r = await load.done;
+    assert.equal(r.statuses[200], 20, JSON.stringify(r));
+    await waitForCount(() => recv.spans().filter((s) => s.kind === 3 && String(s.attributes['url.full']).match(/\/x\d+$/)).length >= 140 &&
+      recv.spans().filter((s) => s.kind === 2 && String(s.attributes['url.path']).startsWith('/fan/x')).length >= 20, '160 spans');
+    await new Promise((res) => setTimeout(res, 1500));
+    const res = parenting(recv.spans(), 'fan', 'x');
+    console.log(`# --exe, 20 x 7 calls: right ${res.right}, wrong ${res.wrong}, root ${res.root}; thread ${JSON.stringify(res.byPattern.thread)}`);
+    assert.equal(res.wrong, 0);
+    assert.equal(res.byPattern.thread?.right, 20, 'std thread calls parented in --exe mode');
+    assert.equal(res.right, 140);
   } finally {
     await stop(svc, agent);
   }

@@ -76,9 +76,9 @@ function pattern(n: number): Buffer {
   return b;
 }
 
-async function call(q: Record<string, string | number>): Promise<string[]> {
+async function call(q: Record<string, string | number>, headers: Record<string, string> = {}): Promise<string[]> {
   const qs = new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)])).toString();
-  const res = await fetch(`http://127.0.0.1:${svc.port}/call?${qs}`);
+  const res = await fetch(`http://127.0.0.1:${svc.port}/call?${qs}`, { headers });
   assert.equal(res.status, 200);
   return (await res.text()).trim().split('\n');
 }
@@ -220,6 +220,54 @@ test('unsafe or unknown: TLS, an own traceparent, a spawned task (no server span
   assert.equal(d(after, before, 'propPresent'), 1);
   assert.equal(d(after, before, 'propNoContext'), 2);
   console.log(`propagation outcomes: ${JSON.stringify(Object.fromEntries(Object.entries(after.spans['hyper-h1-client']).filter(([k]) => k.startsWith('prop'))))}`);
+});
+
+test('tracestate: the incoming request\'s tracestate goes out exactly (OWS trimmed), right after the traceparent, up to 512 bytes; longer, or without a traceparent, it is not carried', async () => {
+  const T = '4bf92f3577b34da6a3ce929d0e0e4736', P = '00f067aa0ba902b7';
+  const incoming = `00-${T}-${P}-01`;
+  const long512 = 'k=' + 'v'.repeat(510);
+  const cases: { state: string; want: string | undefined; tp?: boolean }[] = [
+    { state: 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE', want: 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE' },
+    { state: '  vendor1=opaque value_1 , x@y=z  ', want: 'vendor1=opaque value_1 , x@y=z' },
+    { state: long512, want: long512 },
+    { state: long512 + 'w', want: undefined },
+    { state: 'a=1', want: undefined, tp: false },
+  ];
+  const before = await freshStats(agent!);
+  for (const c of cases) {
+    received.length = 0;
+    recv.clear();
+    const headers: Record<string, string> = { tracestate: c.state };
+    if (c.tp !== false) headers.traceparent = incoming;
+    assert.deepEqual(await call({ url: `http://127.0.0.1:${rport}/get?x=1` }, headers), ['200']);
+    await recv.waitForSpans(2, 15_000);
+    assert.equal(received.length, 1);
+    const head = received[0].head;
+    const tps = [...head.matchAll(TP_LINE)];
+    assert.equal(tps.length, 1, head);
+    const [client] = clientSpans();
+    const server = recv.spans().find((s) => s.kind === 2)!;
+    assert.equal(tps[0][1], `00-${client.traceId}-${client.spanId}-01`);
+    assert.equal(client.parentSpanId, server.spanId);
+    if (c.tp !== false) {
+      assert.equal(client.traceId, T, 'the incoming trace goes on');
+      assert.equal(server.parentSpanId, P);
+    }
+    const states = [...head.matchAll(/\r\ntracestate:([^\r]*)\r\n/gi)].map((m) => m[1]);
+    if (c.want === undefined) {
+      assert.deepEqual(states, [], head);
+      assert.equal(withoutTp(head), baseline.get('get')!.head);
+    } else {
+      assert.deepEqual(states, [` ${c.want}`], 'one tracestate, exactly the incoming value');
+      assert.ok(head.startsWith(`GET /get?x=1 HTTP/1.1\r\ntraceparent: ${tps[0][1]}\r\ntracestate: ${c.want}\r\n`), head);
+      assert.equal(withoutTp(head.replace(/\r\ntracestate: [^\r]*\r\n/, '\r\n')), baseline.get('get')!.head, 'nothing else changed');
+    }
+  }
+  const after = await waitForStats(agent!, (s) => d(s, before, 'propInjected') >= cases.length);
+  assert.equal(d(after, before, 'propInjected'), cases.length);
+  assert.equal(d(after, before, 'propStateInjected'), cases.filter((c) => c.want !== undefined).length);
+  assert.equal(d(after, before, 'propStateLost'), 0);
+  assert.equal(d(after, before, 'propStatePresent'), 0);
 });
 
 test('a traced downstream continues the trace: the service calling its own axum route gives caller server -> client -> downstream server, one trace', async () => {

@@ -63,6 +63,40 @@ describe('ServerSpanContext', () => {
     assert.equal(ctx.stats().unparented, 1);
   });
 
+  test('thread links: a thread made by a task (or by a linked thread) gives its span to calls outside any task, only while it is open; tids are refiled', () => {
+    const ctx = new ServerSpanContext({ libraryActive: () => true });
+    const a = fakeSpan();
+    ctx.addKey(a, 'task', 10);
+    ctx.inheritTask(PID, 10, 11);
+    assert.equal(ctx.inheritThread(PID, 500, 10, 501), true, 'made by the handling task');
+    assert.equal(ctx.inheritThread(PID, 502, 11, 503), true, 'made by a spawned task (lineage)');
+    assert.equal(ctx.inheritThread(PID, 501, 0, 504), true, 'made by a linked thread, outside any task');
+    assert.equal(ctx.inheritThread(PID, 600, 0, 601), false, 'made by an unlinked thread');
+    assert.equal(ctx.inheritThread(PID, 600, 99, 602), false, 'made by a task with no span');
+    assert.equal(ctx.parentFor(PID, 0, 501), a);
+    assert.equal(ctx.parentFor(PID, 0, 503), a);
+    assert.equal(ctx.parentFor(PID, 0, 504), a);
+    assert.equal(ctx.parentFor(PID, 0, 601), undefined);
+    assert.equal(ctx.parentFor(PID, 0, 0), undefined);
+    assert.equal(ctx.parentFor(PID + 1, 0, 501), undefined, 'per process');
+    // Inside a task the task decides, never the thread.
+    assert.equal(ctx.parentFor(PID, 99, 501), undefined, 'a task with no span on a linked thread gets nothing');
+    assert.equal(ctx.find(PID, 'task', 501), undefined);
+    assert.equal(ctx.counts.threadSpawns, 5);
+    assert.equal(ctx.counts.inheritedThreads, 3);
+    assert.equal(ctx.counts.parentedByThread, 3);
+    // A reused tid made outside any span loses the old filing.
+    assert.equal(ctx.inheritThread(PID, 600, 0, 503), false);
+    assert.equal(ctx.parentFor(PID, 0, 503), undefined, 'tid reused: the new thread inherits nothing');
+    // The span ends: the thread outlives it and gives later calls no parent.
+    ctx.close(a);
+    assert.equal(ctx.parentFor(PID, 0, 501), undefined, 'gone with the span');
+    assert.equal(ctx.inheritThread(PID, 501, 0, 505), false);
+    const b = fakeSpan();
+    ctx.addKey(b, 'task', 20);
+    assert.equal(ctx.parentFor(PID, 0, 501), undefined, 'a later span is not given to the old thread');
+  });
+
   test('TLS: marked tasks are https; unmarked ones http only when the process never did TLS or showed handshakes run in serving tasks', () => {
     const ctx = new ServerSpanContext({ libraryActive: () => true });
     assert.equal(ctx.schemeFor(PID, 9), 'http', 'no TLS in the process');

@@ -13,6 +13,11 @@
 //!       and answers one line per call: `pattern status`.
 //!   GET /pair/{id}?down=http://H:P
 //!       two calls joined in the handler's task: {down}/pairA/{id}, {down}/pairB/{id}.
+//!   GET /pool/{id}?down=http://H:P
+//!       one reqwest::blocking call to {down}/pool/{id}, made by a worker
+//!       std::thread that the first /pool request starts (inside its
+//!       handler) and that serves every later /pool request: a thread that
+//!       outlives the handler that made it.
 //!   GET /spawns/{id}
 //!       no calls: one tokio::spawn, one spawn inside a spawn, one
 //!       spawn_blocking (exactly 3 + 1 spawns, for counting probe hits).
@@ -38,6 +43,8 @@ use std::sync::OnceLock;
 
 static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
 static BLOCKING: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+type Job = (String, tokio::sync::oneshot::Sender<String>);
+static POOL: OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> = OnceLock::new();
 
 async fn one(url: String) -> String {
     match CLIENT.get().expect("client").get(&url).send().await {
@@ -101,6 +108,26 @@ async fn pair(Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) 
     format!("pairA {a}\npairB {b}\n")
 }
 
+async fn pool(Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> String {
+    let url = format!("{}/pool/{id}", down(&q));
+    // Started by the first request, inside its handler; serves all later ones.
+    let worker = POOL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::spawn(move || {
+            for (url, reply) in rx {
+                let _ = reply.send(one_blocking(&url));
+            }
+        });
+        std::sync::Mutex::new(tx)
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sent = worker.lock().map(|w| w.send((url, tx)).is_ok()).unwrap_or(false);
+    if !sent {
+        return "pool error\n".to_string();
+    }
+    format!("pool {}\n", rx.await.unwrap_or_else(|_| "panic".into()))
+}
+
 async fn spawns(Path(_id): Path<String>) -> String {
     let a = tokio::spawn(async { 1 }).await.unwrap_or(0);
     let b = tokio::spawn(async { tokio::spawn(async { 1 }).await.unwrap_or(0) }).await.unwrap_or(0);
@@ -114,6 +141,7 @@ async fn serve() {
         .route("/", get(|| async { "ok" }))
         .route("/fan/{id}", get(fan))
         .route("/pair/{id}", get(pair))
+        .route("/pool/{id}", get(pool))
         .route("/spawns/{id}", get(spawns));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
     println!("listening on {}", listener.local_addr().expect("addr"));

@@ -90,6 +90,13 @@ enum h1c_propagation_outcome {
 	H1C_PROP_PUSH_FAILED   = 7,	/* the kernel refused to grow or linearize the message */
 	H1C_PROP_STALE         = 8,	/* the head was encoded too long before this thread's next write */
 };
+/* What happened to the incoming request's tracestate (h1c_propagation_event.state). */
+enum h1c_state_outcome {
+	H1C_STATE_NONE     = 0,	/* the server span's request had none (or the traceparent was not inserted) */
+	H1C_STATE_INJECTED = 1,	/* "tracestate: <value>" inserted after the traceparent */
+	H1C_STATE_LOST     = 2,	/* it had one, but its entry was evicted: traceparent alone */
+	H1C_STATE_PRESENT  = 3,	/* the request has a tracestate of its own: left alone */
+};
 /* Bytes of a write the socket program looks at for a whole request head. */
 #define H1C_PROP_SCAN 1024
 /* Bytes inserted: "traceparent: " + 55 + CRLF. */
@@ -102,7 +109,8 @@ struct h1c_propagation_event {
 	__u8  parent_id[8];		/* the server span that made the call (injected only) */
 	__u8  flags;			/* trace-flags sent */
 	__u8  outcome;			/* enum h1c_propagation_outcome */
-	__u16 _pad0;
+	__u8  state;			/* enum h1c_state_outcome */
+	__u8  _pad0;
 	__u32 msg_size;			/* bytes in the write (before insertion) */
 };
 

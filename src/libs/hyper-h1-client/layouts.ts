@@ -13,6 +13,6 @@ export const H1_CLIENT_LAYOUTS = {
       span_id: 64, res_head: 72, req_head: 72 + 512, $size: 72 + 512 + 1024,
     },
     reqwest_call_event: { hdr: 0, task_id: 24, url_len: 32, captured: 36, comm: 40, sdk_trace_lo: 56, sdk_trace_hi: 64, sdk_span_id: 72, sdk_state: 80, tctx_state: 81, tctx_trace_id: 88, tctx_span_id: 104, url: 112, $size: 112 + 512 },
-    h1c_propagation_event: { hdr: 0, span_id: 24, trace_id: 32, parent_id: 48, flags: 56, outcome: 57, msg_size: 60, $size: 64 },
+    h1c_propagation_event: { hdr: 0, span_id: 24, trace_id: 32, parent_id: 48, flags: 56, outcome: 57, state: 58, msg_size: 60, $size: 64 },
   },
 } as const satisfies EventLayouts;

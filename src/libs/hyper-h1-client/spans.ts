@@ -44,6 +44,8 @@ export interface PropagationStats {
   propAmbiguous: number; propPresent: number; propPushFailed: number; propStale: number; propUnknown: number;
   /** Spans exported under the trace id / parent that went on the wire. */
   propSpans: number;
+  /** The incoming request's tracestate: inserted after the traceparent; lost (its BPF entry evicted: traceparent alone); the request had its own (left alone). */
+  propStateInjected: number; propStateLost: number; propStatePresent: number;
 }
 
 /** The context a request carried on the wire, by client span id. */
@@ -199,6 +201,10 @@ export interface H1ClientStats extends PropagationStats {
   blockingMatched: number;
   /** Runtime-thread calls left without the blocking call's parent: several blocking calls for the URL with different parents were waiting. */
   blockingAmbiguous: number;
+  /** reqwest::blocking calls whose URL could not be read whole (no hand-over possible: the runtime thread's call is a root). */
+  blockingUnparsable: number;
+  /** Calls on reqwest::blocking's runtime thread that found no waiting blocking call for their URL (roots). */
+  blockingUnmatched: number;
   parentAmbiguous: number;
   /** reqwest calls made inside a confirmed manual (OpenTelemetry SDK) span, parented to it; reads of the SDK's current span left unused: trace id never sighted, RefCell being written, failed read. */
   manualParents: number;
@@ -270,9 +276,9 @@ export class HyperH1ClientSpans implements SpanBuilder {
     timeouts: 0, closed: 0, overflow: 0, redirectsFollowed: 0, informational: 0, headReads: 0, unansweredWithoutHead: 0,
     calls: 0, callsMatched: 0, callsUnparsable: 0, parentHits: 0, parentMisses: 0, parentAmbiguous: 0,
     manualParents: 0, manualUnconfirmed: 0, manualBusy: 0, manualBadRead: 0, threadCtxParents: 0, threadCtxInvalid: 0, threadCtxBadRead: 0,
-    blockingCalls: 0, blockingMatched: 0, blockingAmbiguous: 0,
+    blockingCalls: 0, blockingMatched: 0, blockingAmbiguous: 0, blockingUnparsable: 0, blockingUnmatched: 0,
     propInjected: 0, propNotPlaintext: 0, propSplitHead: 0, propNoContext: 0, propAmbiguous: 0, propPresent: 0, propPushFailed: 0,
-    propStale: 0, propUnknown: 0, propSpans: 0,
+    propStale: 0, propUnknown: 0, propSpans: 0, propStateInjected: 0, propStateLost: 0, propStatePresent: 0,
   };
   /** pid:span id -> the context injected for it (bounded). */
   private readonly sent = new Map<string, Sent>();
@@ -311,6 +317,10 @@ export class HyperH1ClientSpans implements SpanBuilder {
     const name = PROP_OUTCOMES[outcome];
     if (name) this.counts[name]++; else this.counts.propUnknown++;
     if (name !== 'propInjected') return;
+    const state = dv.getUint8(off + PR.state);
+    if (state === 1) this.counts.propStateInjected++;
+    else if (state === 2) this.counts.propStateLost++;
+    else if (state === 3) this.counts.propStatePresent++;
     if (this.sent.size >= 16384) this.sent.clear();
     const key = `${dv.getUint32(off + 4, true)}:${dv.getUint32(off + PR.span_id, false)}:${dv.getUint32(off + PR.span_id + 4, false)}`;
     this.sent.set(key, {
@@ -339,13 +349,17 @@ export class HyperH1ClientSpans implements SpanBuilder {
     // Filed in the shared context (rule 6): the wire request may be HTTP/1
     // (taken here) or HTTP/2 (taken by h2-client). The caller's server span
     // is looked up now, while it is surely open.
+    // reqwest::blocking's runtime thread takes its parent from the blocking
+    // call it serves (fromBlocking), never from its own thread key.
+    const task = readU64Number(dv, off + RQ.task_id);
+    const syncRuntime = task === 0 && isSyncRuntimeComm(dv, off + RQ.comm);
     const c = this.ctx.fileClientCall(pid, `http ${parts.authority} ${parts.target}`, {
-      tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, task: readU64Number(dv, off + RQ.task_id),
+      tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, task, tid: syncRuntime ? 0 : dv.getUint32(off + 8, true),
       scheme: parts.scheme, url: safeUrl(parts.scheme, parts.authority, parts.target),
     });
     if (this.manualParent(dv, off, c)) return;
     if (!c.parent && c.task !== 0) this.counts.parentMisses++;
-    if (c.task === 0 && isSyncRuntimeComm(dv, off + RQ.comm)) this.fromBlocking(this.proc(pid), c);
+    if (syncRuntime) this.fromBlocking(this.proc(pid), c);
   }
 
   /**
@@ -410,10 +424,11 @@ export class HyperH1ClientSpans implements SpanBuilder {
     const len = dv.getUint32(off + RQ.url_len, true);
     const captured = Math.min(dv.getUint32(off + RQ.captured, true), C.RQ_URL_CAPTURE);
     const parts = captured === len ? splitUrl(bytesOf(dv).toString('latin1', off + RQ.url, off + RQ.url + captured)) : undefined;
-    if (!parts || !this.ctx) return;
+    if (!parts) { this.counts.blockingUnparsable++; return; }
+    if (!this.ctx) return;
     const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
     const b: BlockingCall = { tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, parent: false, t0: 0, t1: 0, t2: 0, t3: 0, s0: 0, s1: 0, flags: 1 };
-    const srv = this.ctx.parentFor(pid, readU64Number(dv, off + RQ.task_id));
+    const srv = this.ctx.parentFor(pid, readU64Number(dv, off + RQ.task_id), dv.getUint32(off + 8, true));
     if (!this.manualParent(dv, off, b) && srv) {
       const r = srv.rec;
       b.parent = true;
@@ -440,7 +455,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
     const url = c.url;
     if (url === undefined) return;
     const l = p.blockingCalls.get(url);
-    if (!l || l[0].mono > c.mono) return;
+    if (!l || l[0].mono > c.mono) { this.counts.blockingUnmatched++; return; }
     const b = l[0];
     let ambiguous = false;
     for (let i = 1; i < l.length && l[i].mono <= c.mono; i++) if (!sameParent(l[i], b)) { ambiguous = true; break; }

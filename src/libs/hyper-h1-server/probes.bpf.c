@@ -99,6 +99,15 @@ static __always_inline void emit_request(struct probe_stats *st, __u64 cookie, c
 	e->ctx_flags = H1_CTX_IDS | (ids.remote ? H1_CTX_REMOTE : 0);
 	e->_pad = 0;
 	struct prop_span_key sk = { .pid = e->hdr.pid, .span = prop_word(ids.span_id) };
+	/* The incoming tracestate goes on with the trace (only with a valid
+	 * traceparent, as W3C says); filed before the context that points to it. */
+	if (ids.remote) {
+		__u32 zero = 0;
+		struct prop_tracestate *ts = bpf_map_lookup_elem(&prop_state_scratch, &zero);
+		if (ts && prop_read_tracestate(e->head, n, cap, ts) == 0 &&
+		    bpf_map_update_elem(&prop_span_state, &sk, ts, BPF_ANY) == 0)
+			ids.has_state = 1;
+	}
 	bpf_map_update_elem(&prop_span_ctx, &sk, &ids, BPF_ANY);
 	if (e->task_id) {
 		struct prop_task_key tk = { .pid = e->hdr.pid, .task = e->task_id };

@@ -28,7 +28,7 @@ export class TonicClientSpans implements SpanBuilder {
     const path = bytesOf(dv).toString('latin1', off + E.path, off + E.path + n);
     const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
     const c = this.ctx.fileClientCall(pid, `grpc ${path}`, {
-      task: readU64Number(dv, off + E.task_id), mono: tsHi * 4294967296 + tsLo, tsLo, tsHi,
+      task: readU64Number(dv, off + E.task_id), tid: dv.getUint32(off + 8, true), mono: tsHi * 4294967296 + tsLo, tsLo, tsHi,
     });
     if (c.parent) this.counts.callsWithParent++;
   }
