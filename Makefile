@@ -52,10 +52,12 @@ build/bpf/process.bpf.o: bpf/process.bpf.c $(BPF_HDR) build/bpf/vmlinux.h
 	clang $(BPF_CFLAGS) -c $< -o $@
 
 # Outgoing trace context: sock_ops + sk_msg programs (src/propagation/README.md).
-build/bpf/propagation.bpf.o: src/propagation/propagation.bpf.c src/libs/hyper-h1-client/events.h $(BPF_HDR) build/bpf/vmlinux.h
+build/bpf/propagation.bpf.o: src/propagation/propagation.bpf.c src/libs/hyper-h1-client/events.h src/libs/h2-client/events.h $(BPF_HDR) build/bpf/vmlinux.h
 	clang $(BPF_CFLAGS) -c $< -o $@
 
 .SECONDEXPANSION:
+# hyper-h1-client reads the application's OpenTelemetry current span (otel-sdk's reader).
+build/bpf/hyper-h1-client.bpf.o: src/libs/otel-sdk/current.h src/libs/otel-sdk/events.h
 build/bpf/%.bpf.o: src/libs/%/probes.bpf.c $$(wildcard src/libs/%/*.h) $(BPF_HDR) build/bpf/vmlinux.h
 	clang $(BPF_CFLAGS) -c $< -o $@
 

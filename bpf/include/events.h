@@ -95,12 +95,29 @@ struct probe_config {
 
 /* Facts about one attached executable, shared by all its probes. */
 #define BINCTX_TASK_ID 1	/* task_id_tls_off is valid */
+#define BINCTX_OTEL_CX 2	/* the otel_cx_* fields are valid (src/libs/otel-sdk/context.ts) */
+#define BINCTX_THREAD_CTX 4	/* thread_ctx_off is valid (src/ctx/thread-ctx-slot.ts) */
 #define MAX_BINARIES 256
 struct binary_context {
 	__s64 task_id_tls_off;	/* tokio's current task id: fs_base + this (x86-64 variant II TLS) */
 	__u32 flags;		/* BINCTX_* */
 	__u32 _pad;
-	__u64 _reserved[2];
+	/* The OpenTelemetry API's thread-local current context (CURRENT_CONTEXT):
+	 * fs_base + these = its lazy-storage state byte, its RefCell's borrow
+	 * flag, and the active Context's Option<Arc<SynchronizedSpan>> (0: no
+	 * span); that pointer + otel_trace_off / otel_span_off = the span's
+	 * TraceId (u128) / SpanId (u64), native endian. */
+	__s64 otel_state_off;
+	__s64 otel_borrow_off;
+	__s64 otel_span_ptr_off;
+	__u16 otel_trace_off;
+	__u16 otel_span_off;
+	__u8  otel_alive;	/* the state byte's value when the storage is initialised and alive */
+	__u8  _pad2[3];
+	/* OTEP 4947: fs_base + this = the executable's otel_thread_ctx_v1 slot
+	 * (a pointer to the thread's Thread-Local Context Record, or NULL). */
+	__s64 thread_ctx_off;
+	__u64 _reserved;
 };
 
 /*

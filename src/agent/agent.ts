@@ -387,7 +387,7 @@ export class Agent {
       taskIdKnown: plan.context.taskIdTlsOffset !== undefined,
     };
     // What every program of this file reads about it (tokio's task id), before any probe can fire.
-    this.rt.setBinaryContext(slot, { taskIdTlsOffset: plan.context.taskIdTlsOffset });
+    this.rt.setBinaryContext(slot, { taskIdTlsOffset: plan.context.taskIdTlsOffset, ...plan.context.facts });
     this.binaries.set(key, ab);
     this.activeLibs.clear();
     for (const p of plan.ready) {

@@ -47,12 +47,29 @@ const BINCTX = COMMON_LAYOUTS.structs.binary_context;
 const SHARED_MAPS = ['events', 'probe_stats', 'probe_configs', 'binary_contexts'] as const;
 type SharedMap = (typeof SHARED_MAPS)[number];
 /** Maps shared by the objects that declare them (src/propagation/context.h): one map for all. */
-const OPTIONAL_SHARED_MAPS = ['prop_server_ctx', 'prop_span_ctx', 'prop_span_state', 'prop_state_scratch', 'prop_calls', 'prop_outgoing'];
+const OPTIONAL_SHARED_MAPS = ['prop_server_ctx', 'prop_span_ctx', 'prop_span_state', 'prop_state_scratch', 'prop_calls', 'prop_outgoing', 'prop_h2_out', 'otel_sdk_traces'];
 
 /** What a binary's probes may read about it (bpf/include/events.h, struct binary_context). */
 export interface BinaryContextValue {
   /** tokio's current task id at fs_base + this offset; undefined: not known for this binary. */
   taskIdTlsOffset?: number;
+  /** The OpenTelemetry API's current context (src/libs/otel-sdk/context.ts); undefined: not located. */
+  otelCx?: OtelCxLocation;
+  /** OTEP 4947: the otel_thread_ctx_v1 TLS slot at fs_base + this (src/ctx/thread-ctx-slot.ts); undefined: none. */
+  threadCtxOff?: number;
+}
+
+/** Where the application's OpenTelemetry current span is (struct binary_context otel_*). */
+export interface OtelCxLocation {
+  /** fs_base + these: the storage's state byte, the RefCell's borrow flag, the active Context's span pointer. */
+  stateOff: number;
+  borrowOff: number;
+  spanPtrOff: number;
+  /** The state byte's value for a live storage. */
+  alive: number;
+  /** ArcInner<SynchronizedSpan> + these: TraceId, SpanId. */
+  traceOff: number;
+  spanIdOff: number;
 }
 
 let uprobeMultiProbe: boolean | undefined;
@@ -234,6 +251,20 @@ export class BpfRuntime {
     if (ctx.taskIdTlsOffset !== undefined) {
       val.writeBigInt64LE(BigInt(ctx.taskIdTlsOffset), BINCTX.task_id_tls_off);
       val.writeUInt32LE(COMMON_LAYOUTS.constants.BINCTX_TASK_ID, BINCTX.flags);
+    }
+    const cx = ctx.otelCx;
+    if (cx) {
+      val.writeBigInt64LE(BigInt(cx.stateOff), BINCTX.otel_state_off);
+      val.writeBigInt64LE(BigInt(cx.borrowOff), BINCTX.otel_borrow_off);
+      val.writeBigInt64LE(BigInt(cx.spanPtrOff), BINCTX.otel_span_ptr_off);
+      val.writeUInt16LE(cx.traceOff, BINCTX.otel_trace_off);
+      val.writeUInt16LE(cx.spanIdOff, BINCTX.otel_span_off);
+      val.writeUInt8(cx.alive, BINCTX.otel_alive);
+      val.writeUInt32LE(val.readUInt32LE(BINCTX.flags) | COMMON_LAYOUTS.constants.BINCTX_OTEL_CX, BINCTX.flags);
+    }
+    if (ctx.threadCtxOff !== undefined) {
+      val.writeBigInt64LE(BigInt(ctx.threadCtxOff), BINCTX.thread_ctx_off);
+      val.writeUInt32LE(val.readUInt32LE(BINCTX.flags) | COMMON_LAYOUTS.constants.BINCTX_THREAD_CTX, BINCTX.flags);
     }
     this.update('binary_contexts', slot, val);
   }

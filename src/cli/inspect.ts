@@ -64,7 +64,7 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
       crates: Object.fromEntries(bin.crates),
       otelSdk: otelSdk.map((c) => ({ crate: c.crate, versions: c.versions, from: c.from })),
       userMemoryWrites: userMemoryWrites(),
-      context: plan ? { taskIdTlsOffset: plan.context.taskIdTlsOffset ?? null, detail: plan.context.detail } : null,
+      context: plan ? { taskIdTlsOffset: plan.context.taskIdTlsOffset ?? null, detail: plan.context.detail, facts: plan.context.facts, factNotes: plan.context.factNotes } : null,
       modules: plan?.modules.map((m) => ({
         name: m.module.name, active: m.active, reason: m.reason, crateVersions: m.crateVersions,
         probes: m.probes.map((p) => ({
@@ -105,6 +105,11 @@ export async function inspect(target: string, json: boolean, out: (s: string) =>
   }
   if (!plan) return EXIT.TARGET;
   out(`task id   ${plan.context.taskIdTlsOffset !== undefined ? plan.context.detail : `unknown: ${plan.context.detail}`}`);
+  for (const n of plan.context.factNotes) {
+    if (n.module === 'otel-sdk') out(`otel span ${n.ok ? n.text : `not read at client calls: ${n.text}`}`);
+    else if (n.module === 'thread-ctx') out(`threadctx ${n.ok ? n.text : `not read: ${n.text}`}`);
+    else out(`${n.module}: ${n.ok ? n.text : `not located: ${n.text}`}`);
+  }
   out('probes');
   for (const m of plan.modules) {
     out(`  ${m.module.name}: ${m.active ? 'active' : 'inactive'} (${m.reason})`);

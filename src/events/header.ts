@@ -8,12 +8,14 @@ export const COMMON_LAYOUTS = {
     event_header: { kind: 0, probe_id: 2, pid: 4, tid: 8, cpu: 12, instance: 14, ts_ns: 16, $size: 24 },
     probe_stats: { hits: 0, events: 8, drops: 16, bad_layout: 24, no_entry: 32, $size: 64 },
     probe_config: { v: 0, $size: 256 },
-    binary_context: { task_id_tls_off: 0, flags: 8, $size: 32 },
+    binary_context: {
+      task_id_tls_off: 0, flags: 8, otel_state_off: 16, otel_borrow_off: 24, otel_span_ptr_off: 32, otel_trace_off: 40, otel_span_off: 42, otel_alive: 44, thread_ctx_off: 48, $size: 64,
+    },
     process_event: { hdr: 0, $size: 24 },
     thread_spawn_event: { hdr: 0, parent_task_id: 24, child_tid: 32, $size: 40 },
   },
   constants: {
-    MAX_PROBES: 256, PROBE_CONFIG_WORDS: 64, MAX_PROBE_CONFIGS: 1024, MAX_BINARIES: 256, BINCTX_TASK_ID: 1,
+    MAX_PROBES: 256, PROBE_CONFIG_WORDS: 64, MAX_PROBE_CONFIGS: 1024, MAX_BINARIES: 256, BINCTX_TASK_ID: 1, BINCTX_OTEL_CX: 2, BINCTX_THREAD_CTX: 4,
     MAX_TRACED_PIDS: 65536, PROCESS_EVENTS_STATS: 255, THREAD_EVENTS_STATS: 254,
   },
   /** The agent's own events (bpf/process.bpf.c); the libraries' kinds are in their layouts. */

@@ -5,6 +5,7 @@
 // src/libs/<library>/probes.ts; the planner and attacher are generic.
 import type { RustLayoutName } from './layouts';
 import type { BinaryInfo, FunctionSymbol } from '../binary';
+import type { BinaryContextValue } from '../bpf/loader';
 
 export type ProbeSite = 'entry' | 'return-sites';
 
@@ -130,4 +131,10 @@ export interface ProbeModule {
   probes: ProbeSpec[];
   /** Per-binary facts this module locates for every program (tokio: the current task id in TLS). */
   binaryContext?: (binary: BinaryInfo, crateVersions: string[]) => BinaryContextResult;
+  /** Per-binary facts this (active) module locates for other modules' programs (struct binary_context). */
+  locateFacts?: (binary: BinaryInfo) => BinaryFactsResult;
 }
+
+export type BinaryFactsResult =
+  | { ok: true; facts: Omit<BinaryContextValue, 'taskIdTlsOffset'>; detail: string }
+  | { ok: false; reason: string };

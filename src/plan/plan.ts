@@ -2,6 +2,8 @@
 // program, with which cookie, or why not. Pure: reads the binary, touches
 // nothing in the kernel, so `inspect` and tests can run it unprivileged.
 import type { BinaryInfo, FunctionSymbol } from '../binary';
+import type { BinaryContextValue } from '../bpf/loader';
+import { locateThreadCtxSlot } from '../ctx/thread-ctx-slot';
 import type { ProbeModule, ProbeSpec } from './module';
 import { compareVersions, resolveLayout, layoutCookieBits, ResolvedLayout } from './layouts';
 import { resolveFieldChain, chainCookieBits, ResolvedChain } from './field-chain';
@@ -54,6 +56,9 @@ export interface PlannedContext {
   /** Where it came from, or why it is unknown. */
   detail: string;
   module?: string;
+  /** Other per-binary facts modules located (ProbeModule.locateFacts), and what each said. */
+  facts: Omit<BinaryContextValue, 'taskIdTlsOffset'>;
+  factNotes: { module: string; ok: boolean; text: string }[];
 }
 
 export interface Plan {
@@ -88,7 +93,7 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[]): Plan {
   const table = probeTable(modules);
   const rustc = binary.rustc?.version;
   const planned: PlannedModule[] = [];
-  const context: PlannedContext = { detail: 'no module locates the current task id' };
+  const context: PlannedContext = { detail: 'no module locates the current task id', facts: {}, factNotes: [] };
   for (const module of modules) {
     const versions = binary.crates.get(module.crate.crate) ?? [];
     const supported = versions.filter((v) => inRange(v, module.crate.min, module.crate.below));
@@ -169,7 +174,19 @@ export function planProbes(binary: BinaryInfo, modules: ProbeModule[]): Plan {
       active = false;
       reason = `no probe of ${module.name} can be attached` + (reason ? ` (${reason})` : '');
     }
+    // Facts an active module locates for other modules' programs (otel-sdk: the current span).
+    if (module.locateFacts && active) {
+      const r = module.locateFacts(binary);
+      if (r.ok) Object.assign(context.facts, r.facts);
+      context.factNotes.push({ module: module.name, ok: r.ok, text: r.ok ? r.detail : r.reason });
+    }
     planned.push({ module, active, reason, crateVersions: versions, probes });
+  }
+  // OTEP 4947: the process's published thread context, whatever wrote it.
+  const tctx = locateThreadCtxSlot(binary);
+  if (tctx) {
+    if (tctx.ok) context.facts.threadCtxOff = tctx.offset;
+    context.factNotes.push({ module: 'thread-ctx', ok: tctx.ok, text: tctx.ok ? tctx.detail : tctx.reason });
   }
   // Ready and standby: the agent attaches the ready ones and keeps the others at hand.
   const ready = planned.filter((m) => m.active).flatMap((m) => m.probes.filter((p) => p.status === 'ready' || p.status === 'standby'));

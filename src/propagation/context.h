@@ -147,6 +147,10 @@ struct {
 	__type(value, struct prop_outgoing);
 } prop_outgoing SEC(".maps");
 
+/* FNV-1a */
+#define PROP_FNV_INIT 0xcbf29ce484222325ULL
+#define PROP_FNV_PRIME 0x100000001b3ULL
+
 static __always_inline void prop_random(__u8 *dst, const int n)
 {
 #pragma unroll
@@ -401,8 +405,103 @@ static __always_inline int prop_parse_traceparent(const __u8 *v, struct prop_ids
 	return 0;
 }
 
-/* FNV-1a, one byte. */
-#define PROP_FNV_INIT 0xcbf29ce484222325ULL
-#define PROP_FNV_PRIME 0x100000001b3ULL
+/*
+ * HTTP/2 (h2c) requests waiting for their HEADERS frame to reach the wire,
+ * by (pid, stream id): written by h2-client's send_headers probe (the
+ * request's frame::Headers, right before h2 queues it for HPACK), read and
+ * deleted by the socket program when it finds that stream's HEADERS frame
+ * in a write (propagation.bpf.c). Stream ids repeat across connections: a
+ * second connection's request for a stream id still waiting makes the entry
+ * PROP_H2_AMBIGUOUS (both go out unchanged); an entry older than
+ * PROP_H2_MAX_NS is not used (h2 writes a queued HEADERS frame in the
+ * connection task's next poll).
+ */
+struct prop_h2_key {
+	__u32 pid;
+	__u32 stream_id;
+};
+
+#define PROP_H2_OK		1	/* a context to send */
+#define PROP_H2_NO_CTX		2	/* no call from inside a server span waits for this :path */
+#define PROP_H2_AMBIGUOUS	3	/* two connections' requests wait under this stream id, or calls from two spans for this :path */
+#define PROP_H2_PRESENT		4	/* the request has its own traceparent */
+
+struct prop_h2_out {
+	__u64 conn;		/* h2's connection state (streams::Inner) address */
+	__u64 ts_ns;
+	struct prop_ids ctx;	/* the caller's server span (trace id, span id = the parent, flags) */
+	__u8 span_id[8];	/* the CLIENT span's id, made at send_headers */
+	__u8 state;		/* PROP_H2_* */
+	__u8 _pad[7];
+};
+
+#define PROP_H2_MAX_NS (50ULL * 1000000ULL)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct prop_h2_key);
+	__type(value, struct prop_h2_out);
+} prop_h2_out SEC(".maps");
+
+/*
+ * Files a call (a reqwest or tonic call, in the caller's task) under its
+ * target hash with the server span its task is handling (prop_calls); the
+ * same rules as hyper-h1-client's register_call.
+ */
+static __always_inline void prop_file_call(__u32 pid, __u64 task, __u32 len, __u64 h, __u64 now)
+{
+	__u64 owner = PROP_NO_CTX;
+	if (task) {
+		struct prop_task_key tk = { .pid = pid, .task = task };
+		struct prop_ids *sc = bpf_map_lookup_elem(&prop_server_ctx, &tk);
+		if (sc)
+			owner = prop_word(sc->span_id);
+	}
+	struct prop_call_key ck = { .pid = pid, .len = len, .hash = h };
+	struct prop_call *c = bpf_map_lookup_elem(&prop_calls, &ck);
+	if (c && c->pending != 0 && now - c->last_ns > PROP_CALL_STALE_NS) {
+		bpf_map_delete_elem(&prop_calls, &ck);
+		c = 0;
+	}
+	if (!c) {
+		struct prop_call fresh = { .owner = owner, .pending = 1, .last_ns = now };
+		if (bpf_map_update_elem(&prop_calls, &ck, &fresh, BPF_NOEXIST) == 0)
+			return;
+		c = bpf_map_lookup_elem(&prop_calls, &ck);
+		if (!c)
+			return;
+	}
+	__u64 old = __sync_val_compare_and_swap(&c->owner, 0, owner);
+	if (old != 0 && old != owner)
+		__sync_lock_test_and_set(&c->owner, PROP_AMBIGUOUS);
+	__sync_fetch_and_add(&c->pending, 1);
+	c->last_ns = now;
+}
+
+/*
+ * Takes one waiting call for a target hash (the socket program's rule for
+ * HTTP/1): its owner span id, 0 when no call waits, PROP_NO_CTX or
+ * PROP_AMBIGUOUS.
+ */
+static __always_inline __u64 prop_take_call(__u32 pid, __u32 len, __u64 h, __u64 now)
+{
+	struct prop_call_key ck = { .pid = pid, .len = len, .hash = h };
+	struct prop_call *c = bpf_map_lookup_elem(&prop_calls, &ck);
+	if (!c)
+		return 0;
+	__u64 before = __sync_fetch_and_add(&c->pending, -1);
+	if (before == 0) {
+		__sync_fetch_and_add(&c->pending, 1);
+		return 0;
+	}
+	__u64 owner = c->owner;
+	if (before == 1)
+		__sync_val_compare_and_swap(&c->owner, owner, 0);
+	c->last_ns = now;
+	if (owner == 0)
+		return PROP_AMBIGUOUS;
+	return owner;
+}
 
 #endif

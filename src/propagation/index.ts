@@ -43,6 +43,17 @@ export interface PropagationReport {
   cgroups: string[];
   /** Traced processes whose connections cannot be seen, and why (agent only). */
   skipped: { pid: number; why: string }[];
+  /** Each wire protocol: is the header inserted there, and why (or why not). */
+  paths: { http1: string; h2c: string; tls: string };
+}
+
+function pathsFor(p: PropagationReport['path'], why: string): PropagationReport['paths'] {
+  if (p !== 'sk_msg') return { http1: `off: ${why}`, h2c: `off: ${why}`, tls: 'unchanged: ciphertext at the socket' };
+  return {
+    http1: 'active: a "traceparent:" line after the request line of plaintext HTTP/1 request heads (reqwest, hyper clients)',
+    h2c: 'active: an HPACK literal (without indexing, new name) appended to the header block of plaintext HTTP/2 (h2c prior knowledge) HEADERS frames of h2 0.4 clients (tonic, reqwest), the frame length updated; frames followed per socket from its preface',
+    tls: 'unchanged: https / TLS connections carry ciphertext at the socket; such requests go out as written and are counted (propNotPlaintext)',
+  };
 }
 
 /** Loads a tiny program: 0 when the kernel takes it, else errno. */
@@ -86,17 +97,18 @@ export function detectPropagation(): PropagationReport {
   const so = tryLoad(PROG_TYPE_SOCK_OPS, EXIT_1);
   const sm = tryLoad(PROG_TYPE_SK_MSG, EXIT_1, BPF_SK_MSG_VERDICT);
   let p: PropagationReport['path'] = 'sk_msg';
-  let why = 'sock_ops and sk_msg programs load: traceparent inserted into plaintext HTTP/1 request heads at the socket (works under lockdown)';
+  let why = 'sock_ops and sk_msg programs load: traceparent inserted into plaintext HTTP/1 request heads and h2c HEADERS frames at the socket (works under lockdown)';
   if (so !== 0 || sm !== 0) {
     p = 'off';
     why = `the kernel refuses ${so ? `sock_ops (errno ${so})` : ''}${so && sm ? ' and ' : ''}${sm ? `sk_msg (errno ${sm})` : ''} programs`;
   }
-  return { path: p, why, userWrite, userWriteWhy, lockdown, cgroups: [], skipped: [] };
+  return { path: p, why, userWrite, userWriteWhy, lockdown, cgroups: [], skipped: [], paths: pathsFor(p, why) };
 }
 
 export function describePropagation(r: PropagationReport): string {
   const where = r.path === 'sk_msg' && r.cgroups.length ? ` [cgroups: ${r.cgroups.join(', ')}]` : '';
-  return `trace context propagation: ${r.path === 'sk_msg' ? 'socket-level insertion (sk_msg)' : 'off'}: ${r.why}${where}; user-memory write: ${r.userWriteWhy}`;
+  const paths = r.paths ? `; HTTP/1: ${r.paths.http1}; h2c: ${r.paths.h2c}; TLS: ${r.paths.tls}` : '';
+  return `trace context propagation: ${r.path === 'sk_msg' ? 'socket-level insertion (sk_msg)' : 'off'}: ${r.why}${where}; user-memory write: ${r.userWriteWhy}${paths}`;
 }
 
 /** Where cgroup v2 is mounted (unified or hybrid layout). */
@@ -159,6 +171,7 @@ export class Propagation {
   private off(why: string): void {
     this.report.path = 'off';
     this.report.why = why;
+    this.report.paths = pathsFor('off', why);
   }
 
   /** A traced process: make sure its cgroup's connections reach the sk_msg program. */

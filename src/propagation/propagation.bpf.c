@@ -24,6 +24,7 @@
  */
 #include "common.h"
 #include "../libs/hyper-h1-client/events.h"
+#include "../libs/h2-client/events.h"
 #include "context.h"
 
 struct {
@@ -152,6 +153,325 @@ static long scan_headers(__u64 i, struct line_scan *s)
 	}
 	if ((x | 0x2020202020202000ULL) == 0x747365636172740aULL && (y | 0x20202020) == 0x3a657461) /* "\ntracestate:" */
 		s->state_present = 1;
+	return 0;
+}
+
+
+/*
+ * HTTP/2 over plaintext TCP (h2c, prior knowledge). Every socket's bytes are
+ * followed frame by frame from its first write (the connection preface):
+ * frame boundaries are known only that way, since a write may start or end
+ * anywhere in a frame. Per socket: what is left of the current frame.
+ */
+/* A request HEADERS frame met in this write (at most H2_REC are looked at). */
+struct h2_hf {
+	__u32 at;		/* the frame header's offset in this write */
+	__u32 len;		/* payload length */
+	__u32 sid;
+	__u8 flags;
+	__u8 whole;		/* header and payload inside this write */
+	__u8 _pad[2];
+};
+
+/* A HEADERS frame chosen for an insertion in this write. */
+struct h2_cand {
+	__u32 at;		/* the frame header's offset in the message */
+	__u32 len;		/* its payload length */
+	__u32 sid;
+	__u32 ok;
+	struct prop_h2_out o;
+};
+
+/* Request HEADERS frames looked at per write (each may get the field). */
+#define H2_REC 8
+
+struct h2_sock {
+	__u32 skip;		/* payload bytes of the current frame still to come */
+	__u8 mode;		/* H2S_* */
+	__u8 hlen;		/* bytes of a frame header seen at the end of the last write */
+	__u8 nh;		/* request HEADERS frames recorded in hf for this write */
+	__u8 over;		/* request HEADERS frames beyond the two recorded (saturates at 255) */
+	__u8 hbuf[16];		/* the current frame header's bytes */
+	/* Scratch of the write being walked (the socket is locked during sendmsg). */
+	struct h2_hf hf[H2_REC];
+	struct h2_cand cand[H2_REC];
+};
+
+#define H2S_NEW		0	/* no write seen yet */
+#define H2S_SYNC	1	/* h2c: frames followed */
+#define H2S_OTHER	2	/* not h2c (HTTP/1, TLS...): the HTTP/1 path's business */
+#define H2S_LOST	3	/* h2c, but frames no longer followed: never touched again */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct h2_sock);
+} prop_h2_socks SEC(".maps");
+
+static __always_inline void h2_event(struct h2c_propagation_event *ev, __u32 sid, const __u8 *span_id, __u8 outcome)
+{
+	ev->stream_id = sid;
+	ev->outcome = outcome;
+	__builtin_memcpy(ev->span_id, span_id, 8);
+	bpf_ringbuf_output(&events, ev, sizeof(*ev), BPF_RB_NO_WAKEUP);
+}
+
+/* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" at the message's start. */
+static __always_inline int h2_preface(struct sk_msg_md *msg, __u32 size)
+{
+	if (size < 24 || bpf_msg_pull_data(msg, 0, 24, 0))
+		return 0;
+	void *d = msg->data, *end = msg->data_end;
+	if (d + 24 > end)
+		return 0;
+	__u64 a, b, c;
+	__builtin_memcpy(&a, d, 8);
+	__builtin_memcpy(&b, d + 8, 8);
+	__builtin_memcpy(&c, d + 16, 8);
+	return a == 0x5448202a20495250ULL && b == 0x0a0d302e322f5054ULL && c == 0x0a0d0a0d4d530a0dULL;
+}
+
+static __always_inline void h2_record(struct h2_sock *st, __u32 at, __u32 len, __u32 sid, __u8 flags, __u8 whole)
+{
+	__u8 n = st->nh;
+	if (n >= H2_REC) {
+		if (st->over < 255)
+			st->over++;
+		return;
+	}
+	struct h2_hf *f = &st->hf[n & (H2_REC - 1)];
+	f->at = at;
+	f->len = len;
+	f->sid = sid;
+	f->flags = flags;
+	f->whole = whole;
+	st->nh = n + 1;
+}
+
+/* Copies the write's last `avail` (< 9) bytes from pos into st->hbuf[have..]. */
+static __always_inline int h2_keep_tail(struct sk_msg_md *msg, struct h2_sock *st, __u32 pos, __u32 avail, __u32 have)
+{
+	if (bpf_msg_pull_data(msg, pos, pos + avail, 0))
+		return -1;
+	void *d = msg->data, *end = msg->data_end;
+#pragma unroll
+	for (int j = 0; j < 8; j++) {
+		if (j >= avail)
+			break;
+		if (d + j + 1 > end)
+			return -1;
+		st->hbuf[(have + j) & 15] = *(__u8 *)(d + j);
+	}
+	st->hlen = have + avail;
+	return 0;
+}
+
+/*
+ * Walks this write's frames (original bytes; at most H2C_PROP_MAX_FRAMES
+ * headers in it) and leaves the socket's state at the write's end; records
+ * the request HEADERS frames met (odd stream ids) in st->hf. Returns -1 when
+ * the frames could not all be followed.
+ */
+static __always_inline int h2_walk(struct sk_msg_md *msg, __u32 size, struct h2_sock *st, __u32 pos)
+{
+	st->nh = 0;
+	st->over = 0;
+	if (st->skip) {
+		__u32 left = size - pos;
+		if (st->skip >= left) {
+			st->skip -= left;
+			return 0;
+		}
+		pos += st->skip;
+		st->skip = 0;
+	}
+	__u32 have = st->hlen;
+	if (have) {
+		/* A frame header begun in the last write. */
+		if (have > 8)
+			return -1;
+		__u32 need = 9 - have;
+		if (size - pos < need)
+			return h2_keep_tail(msg, st, pos, size - pos, have);
+		if (h2_keep_tail(msg, st, pos, need, have))
+			return -1;
+		st->hlen = 0;
+		__u8 *h = st->hbuf;
+		__u32 len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+		__u32 sid = (((__u32)h[5] & 0x7f) << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8];
+		if (h[3] == 1 && (sid & 1))
+			h2_record(st, 0, len, sid, h[4], 0);
+		pos += need;
+		if (len >= size - pos) {
+			st->skip = len - (size - pos);
+			return 0;
+		}
+		pos += len;
+	}
+	for (int i = 0; i < H2C_PROP_MAX_FRAMES; i++) {
+		if (pos >= size)
+			return 0;
+		__u32 avail = size - pos;
+		if (avail < 9)
+			return h2_keep_tail(msg, st, pos, avail, 0);
+		if (bpf_msg_pull_data(msg, pos, pos + 9, 0))
+			return -1;
+		__u8 *d = msg->data;
+		void *end = msg->data_end;
+		if ((void *)(d + 9) > end)
+			return -1;
+		__u32 len = ((__u32)d[0] << 16) | ((__u32)d[1] << 8) | d[2];
+		__u32 sid = (((__u32)d[5] & 0x7f) << 24) | ((__u32)d[6] << 16) | ((__u32)d[7] << 8) | d[8];
+		if (d[3] == 1 && (sid & 1))
+			h2_record(st, pos, len, sid, d[4], 9 + len <= avail);
+		if (9 + len >= avail) {
+			st->skip = 9 + len - avail;
+			return 0;
+		}
+		pos += 9 + len;
+	}
+	return -1;
+}
+
+/* Decides for one recorded HEADERS frame; the entry is used up either way. */
+static __always_inline void h2_decide(struct h2_sock *st, int k, struct h2c_propagation_event *ev)
+{
+	struct h2_cand *cand = &st->cand[k & (H2_REC - 1)];
+	cand->ok = 0;
+	struct h2_hf f = st->hf[k & (H2_REC - 1)];
+	struct prop_h2_key key = { .pid = ev->hdr.pid, .stream_id = f.sid };
+	struct prop_h2_out *o = bpf_map_lookup_elem(&prop_h2_out, &key);
+	if (!o) {
+		__u8 zero8[8] = {};
+		h2_event(ev, f.sid, zero8, H2C_PROP_NO_ENTRY);
+		return;
+	}
+	__u8 out = 0;
+	if (ev->hdr.ts_ns - o->ts_ns > PROP_H2_MAX_NS)
+		out = H2C_PROP_STALE;
+	else if (o->state == PROP_H2_NO_CTX)
+		out = H2C_PROP_NO_CONTEXT;
+	else if (o->state == PROP_H2_PRESENT)
+		out = H2C_PROP_PRESENT;
+	else if (o->state != PROP_H2_OK)
+		out = H2C_PROP_AMBIGUOUS;
+	else if (!f.whole)
+		out = H2C_PROP_SPLIT;
+	else if (!(f.flags & 0x4))	/* END_HEADERS */
+		out = H2C_PROP_CONTINUATION;
+	else if (f.flags & 0x8)		/* PADDED */
+		out = H2C_PROP_PADDED;
+	else if (f.len + H2C_PROP_FIELD > 16384)
+		out = H2C_PROP_TOO_LARGE;
+	if (out) {
+		h2_event(ev, f.sid, o->span_id, out);
+	} else {
+		cand->ok = 1;
+		cand->at = f.at;
+		cand->len = f.len;
+		cand->sid = f.sid;
+		__builtin_memcpy(&cand->o, o, sizeof(cand->o));
+	}
+	bpf_map_delete_elem(&prop_h2_out, &key);
+}
+
+/* Appends the traceparent field to the chosen frame's header block and
+ * grows its length; on any failure the message is as it was. */
+static __always_inline __u8 h2_insert(struct sk_msg_md *msg, struct h2_cand *cand, struct h2c_propagation_event *ev)
+{
+	__u32 fe = cand->at + 9 + cand->len;
+	if (bpf_msg_push_data(msg, fe, H2C_PROP_FIELD, 0))
+		return H2C_PROP_PUSH_FAILED;
+	if (bpf_msg_pull_data(msg, fe, fe + H2C_PROP_FIELD, 0))
+		goto undo;
+	void *d = msg->data, *end = msg->data_end;
+	if (d + H2C_PROP_FIELD > end)
+		goto undo;
+	/* 0x00: literal header field without indexing, new name; 11: name length, no Huffman; 55: value length */
+	__u8 *f = d;
+	f[0] = 0x00;
+	f[1] = 11;
+	__u64 a = 0x7261706563617274ULL; /* "tracepar" */
+	__builtin_memcpy(f + 2, &a, 8);
+	f[10] = 'e'; f[11] = 'n'; f[12] = 't';
+	f[13] = 55;
+	f[14] = '0'; f[15] = '0'; f[16] = '-';
+	hex_into(f + 17, cand->o.ctx.trace_id, 16);
+	f[49] = '-';
+	hex_into(f + 50, cand->o.span_id, 8);
+	f[66] = '-';
+	hex_into(f + 67, &cand->o.ctx.flags, 1);
+	if (bpf_msg_pull_data(msg, cand->at, cand->at + 3, 0))
+		goto undo;
+	d = msg->data;
+	end = msg->data_end;
+	if (d + 3 > end)
+		goto undo;
+	__u32 nl = cand->len + H2C_PROP_FIELD;
+	((__u8 *)d)[0] = (__u8)(nl >> 16);
+	((__u8 *)d)[1] = (__u8)(nl >> 8);
+	((__u8 *)d)[2] = (__u8)nl;
+	__builtin_memcpy(ev->trace_id, cand->o.ctx.trace_id, 16);
+	__builtin_memcpy(ev->parent_id, cand->o.ctx.span_id, 8);
+	ev->flags = cand->o.ctx.flags;
+	return H2C_PROP_INJECTED;
+undo:
+	bpf_msg_pop_data(msg, fe, H2C_PROP_FIELD, 0);
+	return H2C_PROP_PUSH_FAILED;
+}
+
+/* One write on a socket in h2c mode (or new). */
+static __always_inline int h2_msg(struct sk_msg_md *msg, struct h2_sock *st)
+{
+	__u64 me = bpf_get_current_pid_tgid();
+	struct h2c_propagation_event ev = {};
+	ev.hdr.kind = EV_H2_CLIENT_PROPAGATION;
+	ev.hdr.pid = me >> 32;
+	ev.hdr.tid = (__u32)me;
+	ev.hdr.cpu = (__u16)bpf_get_smp_processor_id();
+	ev.hdr.ts_ns = bpf_ktime_get_ns();
+	ev.msg_size = msg->size;
+	__u32 pos = 0;
+	if (st->mode == H2S_NEW) {
+		if (!h2_preface(msg, ev.msg_size)) {
+			st->mode = H2S_OTHER;
+			return 0;
+		}
+		st->mode = H2S_SYNC;
+		pos = 24;
+	}
+	if (st->mode != H2S_SYNC)
+		return 0;
+	if (h2_walk(msg, ev.msg_size, st, pos)) {
+		st->mode = H2S_LOST;
+		__u8 zero8[8] = {};
+		h2_event(&ev, 0, zero8, H2C_PROP_LOST_SYNC);
+		return 0;
+	}
+	if (!st->nh)
+		return 0;
+#pragma unroll
+	for (int k = 0; k < H2_REC; k++) {
+		st->cand[k].ok = 0;
+		if (k < st->nh)
+			h2_decide(st, k, &ev);
+	}
+	/* Frames beyond the H2_REC looked at: unchanged, each counted (their entries expire). */
+	__u8 zero8[8] = {};
+	for (int i = 0; i < 255; i++) {
+		if (i >= st->over)
+			break;
+		h2_event(&ev, 0, zero8, H2C_PROP_MULTI);
+	}
+	/* The later frames first: an insertion moves only what follows it. */
+#pragma unroll
+	for (int k = H2_REC - 1; k >= 0; k--) {
+		if (!st->cand[k].ok)
+			continue;
+		__u8 out = h2_insert(msg, &st->cand[k], &ev);
+		h2_event(&ev, st->cand[k].sid, st->cand[k].o.span_id, out);
+	}
 	return 0;
 }
 
@@ -323,6 +643,15 @@ undo:
 SEC("sk_msg")
 int prop_sk_msg(struct sk_msg_md *msg)
 {
+	struct bpf_sock *sk = msg->sk;
+	if (sk) {
+		struct h2_sock *st = bpf_sk_storage_get(&prop_h2_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (st && st->mode != H2S_OTHER) {
+			h2_msg(msg, st);
+			if (st->mode != H2S_OTHER)
+				return SK_PASS;
+		}
+	}
 	__u64 me = bpf_get_current_pid_tgid();
 	struct prop_outgoing *o = bpf_map_lookup_elem(&prop_outgoing, &me);
 	if (!o)

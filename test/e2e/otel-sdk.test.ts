@@ -13,16 +13,20 @@ import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { startOtlpReceiver, encodeExportRequest, OtlpReceiver, ReceivedSpan } from '../helpers/otlp-receiver';
-import { startService, serviceBinary, attachAgent, freshStats, waitForStats, runAgentSync, Service, RunningAgent, AgentStats } from '../helpers/procs';
+import { startService, startServiceCmd, serviceBinary, attachAgent, freshStats, waitForStats, runAgentSync, Service, RunningAgent, AgentStats } from '../helpers/procs';
 
 let recv: OtlpReceiver;
 let svc: Service;
 let agent: RunningAgent;
 let inventory: http.Server;
 let invPort = 0;
+/** The traceparent header of every request the inventory server got ('' when none). */
+const seenTraceparents: string[] = [];
 let relayPort = 0;
 let relayGrpcPort = 0;
 
@@ -35,7 +39,10 @@ async function freePort(): Promise<number> {
 }
 
 before(async () => {
-  inventory = http.createServer((_req, res) => res.end('in stock'));
+  inventory = http.createServer((req, res) => {
+    seenTraceparents.push(String(req.headers.traceparent ?? ''));
+    res.end('in stock');
+  });
   await new Promise<void>((r) => inventory.listen(0, '127.0.0.1', r));
   invPort = (inventory.address() as AddressInfo).port;
   recv = await startOtlpReceiver({ grpc: false, http: true });
@@ -151,6 +158,14 @@ async function assertOneTracePerRequest(svc: Service, agent: RunningAgent, N: nu
   assert.equal(d('clientsHeld'), N);
   assert.equal(d('clientsReparented'), N);
   assert.equal(d('clientsUnresolved'), 0);
+  // Both paths at once: the call probe read load_order as the current span
+  // (CLIENT in the manual trace, parent load_order); the relay moved it with
+  // the manual trace into the agent's (agentSpansMoved) and parented it to the
+  // same span. The relay's result is what was exported (asserted above).
+  assert.equal(d('agentSpansMoved'), N);
+  const h = (k: string) => (after.spans['hyper-h1-client']?.[k] ?? 0) - (before.spans['hyper-h1-client']?.[k] ?? 0);
+  assert.equal(h('manualParents'), N);
+  assert.equal(h('manualUnconfirmed'), 0);
   assert.ok(d('ownExportCalls') >= 1);
   assert.equal(relayOf(after).export.exported - relayOf(before).export.exported, 2 * N);
   // Per request: the root's two calls (ParentBased, then its AlwaysOn delegate) and the child's one.
@@ -275,4 +290,121 @@ test('an older SDK release (opentelemetry_sdk 0.28): inspect, and the same singl
     await svc2.stop();
     assert.equal(code, 0, agent2?.stderr.text);
   }
+});
+
+// ---------------------------------------------------------------- read-only, no relay
+//
+// The application exports its manual spans elsewhere (its own receiver, not
+// the agent). The agent reads the SDK's current span at the reqwest call
+// (src/libs/otel-sdk/current.h, from hyper-h1-client's call probe): its
+// CLIENT span is in the manual span's trace, with the manual span as parent.
+// The agent's SERVER span stays a trace of its own (nothing can move the
+// application's spans into it without the relay):
+//   agent:  GET /orders/{id} SERVER (trace X)
+//   app:    load_order (trace T) ─ price_order
+//   agent:  └─ GET CLIENT (trace T, parent load_order)
+// A call with no manual span around it (GET /stock) keeps its SERVER parent.
+
+async function assertReadOnly(bin: string, version: string, N: number): Promise<void> {
+  const j = JSON.parse(runAgentSync(['inspect', '--json', bin]).stdout);
+  const note = j.context.factNotes.find((n: { module: string }) => n.module === 'otel-sdk');
+  assert.equal(note.ok, true, note.text);
+  assert.match(note.text, new RegExp(`database: opentelemetry ${version.replace(/\./g, '\\.')}, rustc`));
+  assert.equal(typeof j.context.facts.otelCx.spanPtrOff, 'number');
+  const appRecv = await startOtlpReceiver({ grpc: false, http: true });
+  const agentRecv = await startOtlpReceiver({ grpc: false, http: true });
+  // In a cgroup of its own, so that the agent's outgoing propagation (which
+  // leaves the root cgroup alone) covers it: what goes on the wire is asserted too.
+  const mount = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
+  assert.ok(mount, 'a cgroup v2 hierarchy is mounted');
+  const cgroup = path.join(mount, `otel-rust-agent-otelsdk-${process.pid}-${version}`);
+  fs.mkdirSync(cgroup, { recursive: true });
+  const svc2 = await startServiceCmd(['sh', '-c', 'echo $$ > "$1/cgroup.procs" && exec "$2"', 'sh', cgroup, bin], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: appRecv.httpEndpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_BSP_SCHEDULE_DELAY: '200',
+    INVENTORY_URL: `http://127.0.0.1:${invPort}/items`,
+  });
+  let agent2: RunningAgent | undefined;
+  try {
+    agent2 = await attachAgent(['--pid', String(svc2.pid), '--protocol', 'http/protobuf', '--endpoint', agentRecv.httpEndpoint, '--service-name', 'orders']);
+    await waitForStats(agent2, (s) => (s as unknown as { propagation?: { cgroups: string[] } }).propagation?.cgroups.length === 1);
+    const before = await freshStats(agent2);
+    seenTraceparents.length = 0;
+    for (let i = 1; i <= N; i++) {
+      const res = await fetch(`http://127.0.0.1:${svc2.port}/orders/${i}`);
+      assert.equal(await res.text(), `order ${i}: 200\n`);
+      const st = await fetch(`http://127.0.0.1:${svc2.port}/stock`);
+      assert.equal(await st.text(), 'stock: 200\n');
+    }
+    const own = (s: ReceivedSpan) => String(s.attributes['url.full'] ?? '').includes('/v1/traces');
+    await settle(() => appRecv.spans().length >= 2 * N && agentRecv.spans().filter((s) => !own(s)).length >= 4 * N);
+    const app = appRecv.spans();
+    const mine = agentRecv.spans().filter((s) => !own(s));
+    assert.equal(app.length, 2 * N, JSON.stringify(app.map((s) => s.name)));
+    assert.equal(mine.length, 4 * N, JSON.stringify(mine.map((s) => [s.name, s.kind, s.attributes['url.path'] ?? s.attributes['url.full']])));
+    const loads = app.filter((s) => s.name === 'load_order');
+    assert.equal(loads.length, N);
+    const clients = mine.filter((s) => s.kind === 3);
+    const servers = mine.filter((s) => s.kind === 2);
+    assert.equal(clients.length, 2 * N);
+    assert.equal(servers.length, 2 * N);
+    for (const load of loads) {
+      const id = String(load.attributes['order.id']);
+      assert.equal(load.parentSpanId, '');
+      const price = app.find((s) => s.name === 'price_order' && s.attributes['order.id'] === id)!;
+      assert.equal(price.parentSpanId, load.spanId);
+      // Exactly one agent span in the manual trace: the CLIENT call made inside load_order.
+      const inTrace = mine.filter((s) => s.traceId === load.traceId);
+      assert.equal(inTrace.length, 1, `order ${id}: ${JSON.stringify(inTrace.map((s) => s.name))}`);
+      const client = inTrace[0];
+      assert.equal(client.kind, 3);
+      assert.equal(client.parentSpanId, load.spanId);
+      assert.equal(client.attributes['url.full'], `http://127.0.0.1:${invPort}/items`);
+      // What went on the wire says the same (the agent's propagation): the manual trace, this CLIENT span.
+      assert.equal(seenTraceparents.filter((t) => t === `00-${load.traceId}-${client.spanId}-01`).length, 1, JSON.stringify(seenTraceparents));
+      // (No interval check: the agent's times come from CLOCK_MONOTONIC mapped to
+      // wall time, the SDK's from SystemTime; they may differ by a little.)
+      // The SERVER span of that request: its own trace, a root.
+      const server = servers.find((s) => s.attributes['url.path'] === `/orders/${id}`)!;
+      assert.equal(server.parentSpanId, '');
+      assert.notEqual(server.traceId, load.traceId);
+    }
+    // Calls with no manual span around them: children of their SERVER span, as always.
+    const stockServers = servers.filter((s) => s.attributes['url.path'] === '/stock');
+    assert.equal(stockServers.length, N);
+    for (const server of stockServers) {
+      const kids = clients.filter((c) => c.parentSpanId === server.spanId);
+      assert.equal(kids.length, 1);
+      assert.equal(kids[0].traceId, server.traceId);
+      assert.equal(kids[0].attributes['url.full'], `http://127.0.0.1:${invPort}/items`);
+      assert.equal(seenTraceparents.filter((t) => t === `00-${server.traceId}-${kids[0].spanId}-01`).length, 1);
+    }
+    assert.equal(seenTraceparents.length, 2 * N);
+    const after = await waitForStats(agent2, (s) => (s.spans['hyper-h1-client']?.manualParents ?? 0) - (before.spans['hyper-h1-client']?.manualParents ?? 0) >= N);
+    const d = (k: string) => (after.spans['hyper-h1-client']?.[k] ?? 0) - (before.spans['hyper-h1-client']?.[k] ?? 0);
+    assert.equal(d('manualParents'), N);
+    assert.equal(d('manualUnconfirmed'), 0);
+    assert.equal(d('manualBusy'), 0);
+    assert.equal(d('manualBadRead'), 0);
+    // The reqwest call probe did it, no probe of its own: one hit per call of the
+    // handlers, plus one per export call of the SDK's blocking exporter (its
+    // reqwest::blocking call reaches execute_request on reqwest's runtime thread).
+    const calls = (s: AgentStats) => hits(s, 'reqwest_execute') - hits(s, 'reqwest_blocking_execute');
+    assert.equal(calls(after) - calls(before), 2 * N);
+    assert.equal(hits(after, 'should_sample') - hits(before, 'should_sample'), 3 * N);
+  } finally {
+    const code = agent2 ? await agent2.stop() : 0;
+    await svc2.stop();
+    await appRecv.close();
+    await agentRecv.close();
+    try { fs.rmdirSync(cgroup); } catch { /* still emptying */ }
+    assert.equal(code, 0, agent2?.stderr.text);
+  }
+}
+
+test('read-only, app exporting elsewhere (opentelemetry 0.33.1): the CLIENT span is in load_order\'s trace with load_order as parent; calls outside manual spans unchanged', async () => {
+  await assertReadOnly(serviceBinary('otel-sdk-service'), '0.33.1', 5);
+});
+
+test('read-only, app exporting elsewhere (opentelemetry 0.28.0): the same', async () => {
+  await assertReadOnly(serviceBinary('otel-sdk028-service'), '0.28.0', 5);
 });

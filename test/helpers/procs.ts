@@ -78,7 +78,7 @@ export async function startServiceCmd(argv: string[], env: Record<string, string
   };
 }
 
-export type AppName = 'demo-service' | 'hyper014-server' | 'axum08-server' | 'axum07-server' | 'tonic-server' | 'fault-server' | 'reqwest12-client' | 'reqwest11-client' | 'reqwest13-client' | 'tonic-client' | 'otel-sdk-service' | 'otel-sdk028-service' | 'fanout-service';
+export type AppName = 'demo-service' | 'hyper014-server' | 'axum08-server' | 'axum07-server' | 'tonic-server' | 'fault-server' | 'reqwest12-client' | 'reqwest11-client' | 'reqwest13-client' | 'tonic-client' | 'otel-sdk-service' | 'otel-sdk028-service' | 'fanout-service' | 'otelctx-service';
 
 export function serviceBinary(name: AppName): string {
   return appBinary(name);

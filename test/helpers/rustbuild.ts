@@ -56,7 +56,7 @@ export function buildRustc(srcText: string, opts: RustcOptions): string {
 export { repoRoot };
 
 let appsBuilt = false;
-const APPS = ['demo-service', 'hyper014-server', 'threads-demo', 'axum08-server', 'axum07-server', 'tonic-server', 'fault-server', 'reqwest12-client', 'reqwest11-client', 'reqwest13-client', 'tonic-client', 'otel-sdk-service', 'otel-sdk028-service', 'fanout-service'] as const;
+const APPS = ['demo-service', 'hyper014-server', 'threads-demo', 'axum08-server', 'axum07-server', 'tonic-server', 'fault-server', 'reqwest12-client', 'reqwest11-client', 'reqwest13-client', 'tonic-client', 'otel-sdk-service', 'otel-sdk028-service', 'fanout-service', 'otelctx-service'] as const;
 
 /**
  * Builds the apps/ cargo workspace (release, locked) once per run and returns

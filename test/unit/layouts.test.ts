@@ -11,7 +11,7 @@ import { LayoutEntry, layoutDb, layoutCookieBits, resolveLayout, ResolvedLayout 
 import { repoRoot } from '../../src/util/paths';
 import {
   AXUM_TYPES, DEFAULT_COMMENT, ENCODE_FIELDS, flattenFields, H2_TYPES, TOKIO_TYPES, formatDb, HEAD_FIELDS, HYPER_ENCODE, HYPER_HEAD, hyperFlavor, hyperProbe,
-  lockedVersions, mergeEntries, parseArgs, parseDwarfdump, pickFields, pickStruct, qualifiedName, readDb, sortFields, StructInfo,
+  lockedVersions, mergeEntries, otelTypes, OTEL_STORAGE_STACK, parseArgs, parseDwarfdump, pickFields, pickStruct, qualifiedName, readDb, sortFields, StructInfo,
 } from '../../tools/gen-layouts';
 
 const ROOT = repoRoot();
@@ -69,6 +69,11 @@ describe('generator against a real build', () => {
     const expected = forRustc.filter((e) => e.crate === undefined || lockedOf(e.crate).includes(e.crateVersion!));
     const want: string[] = ['Vec<u8>@', `BytesMut@${bytesVersion}`, ...hyperVersions.flatMap((v) => [`${HYPER_ENCODE}@${v}`, `${HYPER_HEAD}@${v}`])];
     for (const t of [...H2_TYPES, ...TOKIO_TYPES, ...AXUM_TYPES]) for (const v of lockedOf(t.crate)) want.push(`${t.type}@${v}`);
+    // opentelemetry: one of the two CURRENT_CONTEXT shapes per release (the build says which; the regeneration below must agree).
+    for (const v of locked('opentelemetry')) {
+      const stack = committed.entries.some((e) => e.type === OTEL_STORAGE_STACK && e.crateVersion === v && e.rustc === rustc);
+      for (const t of otelTypes(stack)) want.push(`${t.type}@${v}`);
+    }
     assert.deepEqual(expected.map((e) => `${e.type}@${e.crateVersion ?? ''}`).sort(), [...new Set(want)].sort(),
       `offsets/layouts.json lacks entries for rustc ${rustc} and the crate versions apps/Cargo.lock locks: run node dist/tools/gen-layouts.js`);
     // The database covers more hyper releases than the apps lock.
@@ -88,7 +93,7 @@ describe('generator against a real build', () => {
     const stdout = execFileSync(process.execPath, [GENERATOR, '--out', out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const took = Date.now() - t0;
     assert.match(stdout, new RegExp(`^gen-layouts: ${expected.length} entries for rustc ${re(rustc)} ` +
-      `\\(bytes ${re(bytesVersion)}; hyper ${hyperVersions.map(re).join(', ')}; axum ${locked('axum').map(re).join(', ')}\\) written to `));
+      `\\(bytes ${re(bytesVersion)}; hyper ${hyperVersions.map(re).join(', ')}; axum ${locked('axum').map(re).join(', ')}; opentelemetry ${locked('opentelemetry').map(re).join(', ')}\\) written to `));
 
     const text = fs.readFileSync(out, 'utf8');
     const got = JSON.parse(text) as { comment: string; entries: LayoutEntry[] };
@@ -129,12 +134,12 @@ describe('generator against a real build', () => {
 
   test('bad arguments are one-line usage errors with exit code 2', () => {
     for (const [args, msg] of [
-      [['--bogus'], 'gen-layouts: error: unknown argument "--bogus" (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...] [--h2-version X.Y.Z ...] [--axum-version X.Y.Z ...])\n'],
+      [['--bogus'], 'gen-layouts: error: unknown argument "--bogus" (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...] [--h2-version X.Y.Z ...] [--axum-version X.Y.Z ...] [--otel-version X.Y.Z ...])\n'],
       [['--bytes-version', 'abc'], 'gen-layouts: error: --bytes-version: "abc" is not a version like 1.12.1\n'],
       [['--hyper-version=1.x'], 'gen-layouts: error: --hyper-version: "1.x" is not a version like 1.12.1\n'],
       [['--hyper-version', '0.13.10'], 'gen-layouts: error: --hyper-version: 0.13.10 is not a hyper 0.14.x or 1.x version\n'],
-      [['--out'], 'gen-layouts: error: --out needs a value (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...] [--h2-version X.Y.Z ...] [--axum-version X.Y.Z ...])\n'],
-      [['--hyper-version'], 'gen-layouts: error: --hyper-version needs a value (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...] [--h2-version X.Y.Z ...] [--axum-version X.Y.Z ...])\n'],
+      [['--out'], 'gen-layouts: error: --out needs a value (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...] [--h2-version X.Y.Z ...] [--axum-version X.Y.Z ...] [--otel-version X.Y.Z ...])\n'],
+      [['--hyper-version'], 'gen-layouts: error: --hyper-version needs a value (usage: gen-layouts [--out FILE] [--bytes-version X.Y.Z ...] [--hyper-version X.Y.Z ...] [--h2-version X.Y.Z ...] [--axum-version X.Y.Z ...] [--otel-version X.Y.Z ...])\n'],
     ] as const) {
       let err: (Error & { status?: number; stderr?: string }) | undefined;
       try {
@@ -495,14 +500,14 @@ describe('database file handling', () => {
     const lock = '[[package]]\nname = "bytes"\nversion = "1.12.1"\nsource = "registry"\n\n[[package]]\nname = "bytes-utils"\nversion = "0.1.0"\n\n[[package]]\nname = "bytes"\nversion = "0.5.6"\n';
     assert.deepEqual(lockedVersions(lock, 'bytes'), ['0.5.6', '1.12.1']);
     // h2 comes with the hyper builds; axum versions from the lock.
-    assert.deepEqual(parseArgs([], ROOT), { out: DB_FILE, bytesVersions: [lockedBytes()], hyperVersions: lockedHyper(), h2Versions: [], axumVersions: locked('axum') });
+    assert.deepEqual(parseArgs([], ROOT), { out: DB_FILE, bytesVersions: [lockedBytes()], hyperVersions: lockedHyper(), h2Versions: [], axumVersions: locked('axum'), otelVersions: locked('opentelemetry') });
     // With any version flag, only what is asked for is built.
     assert.deepEqual(parseArgs(['--out=x.json', '--bytes-version', '1.5.0', '--bytes-version=1.5.0', '--bytes-version', '1.0.0'], ROOT),
-      { out: path.resolve('x.json'), bytesVersions: ['1.5.0', '1.0.0'], hyperVersions: [], h2Versions: [], axumVersions: [] });
+      { out: path.resolve('x.json'), bytesVersions: ['1.5.0', '1.0.0'], hyperVersions: [], h2Versions: [], axumVersions: [], otelVersions: [] });
     assert.deepEqual(parseArgs(['--hyper-version', '1.4.1', '--hyper-version=0.14.28', '--hyper-version', '1.4.1'], ROOT),
-      { out: DB_FILE, bytesVersions: [], hyperVersions: ['1.4.1', '0.14.28'], h2Versions: [], axumVersions: [] });
+      { out: DB_FILE, bytesVersions: [], hyperVersions: ['1.4.1', '0.14.28'], h2Versions: [], axumVersions: [], otelVersions: [] });
     assert.deepEqual(parseArgs(['--h2-version', '0.4.10', '--axum-version=0.7.5'], ROOT),
-      { out: DB_FILE, bytesVersions: [], hyperVersions: [], h2Versions: ['0.4.10'], axumVersions: ['0.7.5'] });
+      { out: DB_FILE, bytesVersions: [], hyperVersions: [], h2Versions: ['0.4.10'], axumVersions: ['0.7.5'], otelVersions: [] });
     assert.deepEqual(lockedVersions(fs.readFileSync(path.join(ROOT, 'apps', 'Cargo.lock'), 'utf8'), 'hyper'), lockedHyper());
   });
 });

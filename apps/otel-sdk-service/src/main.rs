@@ -6,6 +6,7 @@
 //!                      it -> a nested manual span `price_order`; answers
 //!                      "order <id>: <inventory status>"
 //!   GET /plain         a manual root span `plain_work`, no outgoing call
+//!   GET /stock         the reqwest GET of $INVENTORY_URL with no manual span
 //!   GET /              200 "ok" (no manual span)
 //!
 //! The SDK exports with its batch processor over OTLP/HTTP protobuf to
@@ -52,6 +53,21 @@ async fn order(Path(id): Path<String>) -> String {
     format!("order {id}: {status}\n")
 }
 
+/// The same outgoing call with no manual span around it: the agent's CLIENT
+/// span stays the child of its SERVER span.
+async fn stock() -> String {
+    let inventory = std::env::var("INVENTORY_URL").unwrap_or_else(|_| "http://127.0.0.1:9/".into());
+    let status = match http().get(&inventory).send().await {
+        Ok(r) => {
+            let s = r.status().as_u16().to_string();
+            let _ = r.bytes().await;
+            s
+        }
+        Err(_) => "error".to_string(),
+    };
+    format!("stock: {status}\n")
+}
+
 async fn plain() -> &'static str {
     let mut span = global::tracer("otel-sdk-service").start("plain_work");
     span.end();
@@ -81,6 +97,7 @@ fn main() {
         let app = Router::new()
             .route("/", get(|| async { "ok" }))
             .route("/plain", get(plain))
+            .route("/stock", get(stock))
             .route("/orders/{id}", get(order));
         let stop = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");

@@ -7,6 +7,11 @@
 //!       code's number (list: `<code> <messages received>`).
 //!       get:  GetProduct{id}          (unary; id < 0 -> the server fails with code -id)
 //!       list: ListProducts{count, fail_code} (server streaming)
+//!   GET /three?b=http://127.0.0.1:P/path&c=http://127.0.0.1:Q&id=I&pad=N
+//!       the three-services test's A: one reqwest GET to `b`, then one
+//!       GetProduct{id} to `c` (pad > 0: the request carries N extra bytes in
+//!       field 3, unknown to the server, for the large-body check), from the
+//!       handler's task; answers "<b's status> <gRPC code>".
 //!   GET /       -> 200 "ok"
 //!
 //! One Channel per target, made lazily and kept (one HTTP/2 connection).
@@ -26,6 +31,15 @@ use tonic_prost::ProstCodec;
 pub struct GetProductRequest {
     #[prost(int64, tag = "1")]
     pub id: i64,
+}
+
+/// GetProductRequest with an extra field the server does not know (skipped by prost).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PaddedGetProductRequest {
+    #[prost(int64, tag = "1")]
+    pub id: i64,
+    #[prost(bytes = "vec", tag = "3")]
+    pub pad: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -91,6 +105,47 @@ async fn list_products(ch: Channel, count: i32, fail_code: i32) -> String {
     }
 }
 
+/// GetProduct with `pad` bytes of the pattern (i * 7 + 3) % 251 in field 3.
+async fn get_product_padded(ch: Channel, id: i64, pad: usize) -> String {
+    let mut grpc = tonic::client::Grpc::new(ch);
+    if let Err(e) = grpc.ready().await {
+        return format!("{} not ready: {e}", tonic::Code::Unavailable as i32);
+    }
+    let path = http::uri::PathAndQuery::from_static("/shop.v1.Catalog/GetProduct");
+    let codec = ProstCodec::<PaddedGetProductRequest, Product>::default();
+    let pad: Vec<u8> = (0..pad).map(|i| ((i * 7 + 3) % 251) as u8).collect();
+    match grpc.unary(tonic::Request::new(PaddedGetProductRequest { id, pad }), path, codec).await {
+        Ok(_) => "0".to_string(),
+        Err(s) => (s.code() as i32).to_string(),
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    static C: OnceLock<reqwest::Client> = OnceLock::new();
+    C.get_or_init(reqwest::Client::new).clone()
+}
+
+async fn three(Query(q): Query<HashMap<String, String>>) -> String {
+    let b = q.get("b").cloned().unwrap_or_default();
+    let c = q.get("c").cloned().unwrap_or_default();
+    let id: i64 = q.get("id").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let pad: usize = q.get("pad").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let b_status = match http_client().get(&b).send().await {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            let _ = r.bytes().await;
+            s.to_string()
+        }
+        Err(e) => format!("error {e}"),
+    };
+    let code = match channel(&c) {
+        Ok(ch) if pad > 0 => get_product_padded(ch, id, pad).await,
+        Ok(ch) => get_product(ch, id).await,
+        Err(e) => format!("error target {e}"),
+    };
+    format!("{b_status} {code}\n")
+}
+
 async fn one(target: String, method: String, id: i64, count: i32, fail: i32) -> String {
     let ch = match channel(&target) {
         Ok(c) => c,
@@ -128,7 +183,7 @@ async fn grpc_calls(Query(q): Query<HashMap<String, String>>) -> String {
 #[tokio::main]
 async fn main() {
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let app = Router::new().route("/", get(|| async { "ok" })).route("/grpc", get(grpc_calls));
+    let app = Router::new().route("/", get(|| async { "ok" })).route("/grpc", get(grpc_calls)).route("/three", get(three));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
     println!("listening on {}", listener.local_addr().unwrap());
     axum::serve(listener, app).await.expect("serve");

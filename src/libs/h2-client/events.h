@@ -16,6 +16,7 @@ enum h2_client_event_kind {
 	EV_H2_CLIENT_RESPONSE = 0xa1,	/* a response's HEADERS received (decoded) */
 	EV_H2_CLIENT_TRAILERS = 0xa2,	/* a response's trailers received (decoded) */
 	EV_H2_CLIENT_RESET    = 0xa3,	/* RST_STREAM received for a stream */
+	EV_H2_CLIENT_PROPAGATION = 0xa4, /* what the socket program did with a request's HEADERS frame (src/propagation) */
 };
 
 #define H2C_PATH_CAP		512	/* :path, with the query */
@@ -43,6 +44,9 @@ struct h2_client_request_event {
 	__u8  scheme[H2C_SCHEME_CAP];
 	__u8  ctype[H2C_CTYPE_CAP];
 	__u8  method_name[H2C_METHOD_CAP];
+	__u8  span_id[8];		/* the CLIENT span's id, made here (src/propagation/context.h) */
+	__u8  prop;			/* PROP_H2_* filed for the socket program; 0: not filed (enum h2c_propagation_outcome's NOT_PLAINTEXT when :scheme is https) */
+	__u8  _pad1[7];
 };
 
 /* A response head (EV_H2_CLIENT_RESPONSE, status set), trailers (EV_H2_CLIENT_TRAILERS, status 0)
@@ -58,6 +62,39 @@ struct h2_client_response_event {
 	__u16 grpc_message_len;
 	__u32 reset_code;		/* RST_STREAM error code (RFC 9113; 8 = CANCEL) */
 	__u8  grpc_message[H2C_GRPC_MESSAGE_CAP];
+};
+
+/* What happened to a request's traceparent (h2c_propagation_event.outcome). */
+enum h2c_propagation_outcome {
+	H2C_PROP_INJECTED      = 1,	/* appended to the HEADERS frame's header block (HPACK literal, not indexed) */
+	H2C_PROP_NO_CONTEXT    = 2,	/* no call from inside a server span waits for this :path */
+	H2C_PROP_AMBIGUOUS     = 3,	/* calls from two spans for this :path, or two connections' requests for this stream id */
+	H2C_PROP_PRESENT       = 4,	/* the request has its own traceparent */
+	H2C_PROP_SPLIT         = 5,	/* the HEADERS frame is not whole inside one write */
+	H2C_PROP_CONTINUATION  = 6,	/* the header block goes on in CONTINUATION frames */
+	H2C_PROP_PADDED        = 7,	/* the HEADERS frame is padded */
+	H2C_PROP_TOO_LARGE     = 8,	/* the frame would grow past 16384 bytes (the smallest SETTINGS_MAX_FRAME_SIZE) */
+	H2C_PROP_PUSH_FAILED   = 9,	/* the kernel refused to grow or linearize the message */
+	H2C_PROP_STALE         = 10,	/* the HEADERS frame left more than PROP_H2_MAX_NS after send_headers */
+	H2C_PROP_MULTI         = 11,	/* a request HEADERS frame beyond the eight looked at per write (H2_REC in propagation.bpf.c) */
+	H2C_PROP_LOST_SYNC     = 12,	/* the socket's frames are no longer followed (more than H2C_PROP_MAX_FRAMES in a write) */
+	H2C_PROP_NOT_PLAINTEXT = 13,	/* :scheme https: the socket carries TLS (counted at send_headers) */
+	H2C_PROP_NO_ENTRY      = 14,	/* a client HEADERS frame whose send_headers was not seen, or was already used */
+};
+
+#define H2C_PROP_MAX_FRAMES 256
+#define H2C_PROP_FIELD 69		/* 0x00, 11, "traceparent", 55, the value */
+
+struct h2c_propagation_event {
+	struct event_header hdr;
+	__u8  span_id[8];		/* the CLIENT span's id (send_headers) */
+	__u8  trace_id[16];		/* what went out (outcome INJECTED) */
+	__u8  parent_id[8];
+	__u32 stream_id;
+	__u32 msg_size;			/* bytes of the write, before the insertion */
+	__u8  flags;
+	__u8  outcome;			/* enum h2c_propagation_outcome */
+	__u8  _pad[6];
 };
 
 #endif

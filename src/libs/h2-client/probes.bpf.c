@@ -39,6 +39,7 @@
 #include "http_headermap.h"
 #include "../h2-server/events.h"
 #include "events.h"
+#include "../../propagation/context.h"
 
 #define END_STREAM 0x1
 
@@ -74,6 +75,71 @@ static __always_inline int stream_of(const struct probe_config *cfg, __u64 frame
 	if (!user_ptr_ok(conn) || store - CFG(cfg, H2_CFG_INNER_STORE) != conn || *sid == 0 || *sid != key_sid || (*sid & 1) == 0)
 		return -1;
 	return 0;
+}
+
+/*
+ * Takes the caller's call waiting for this :path (tonic-client's
+ * prepare_request or reqwest's execute_request filed it, in the caller's
+ * task: src/propagation/context.h) and files the request for the socket
+ * program under (pid, stream id): the HEADERS frame h2 is about to encode
+ * gets a traceparent with the caller's trace id and this span's id.
+ * Returns what was filed (PROP_H2_*), or H2C_PROP_NOT_PLAINTEXT for https.
+ */
+/* FNV-1a over the :path (ring memory, H2C_PATH_CAP bytes), one byte per bpf_loop step. */
+struct path_hash {
+	const __u8 *p;
+	__u32 n;
+	__u64 h;
+};
+
+static long path_hash_cb(__u64 i, struct path_hash *s)
+{
+	__u32 k = (__u32)i & (H2C_PATH_CAP - 1);
+	if (k >= s->n)
+		return 1;
+	s->h = (s->h ^ s->p[k]) * PROP_FNV_PRIME;
+	return 0;
+}
+
+static __always_inline __u8 file_for_socket(struct h2_client_request_event *e, __u64 conn, __u32 sid, __u8 own_tp)
+{
+	__u32 pid = e->hdr.pid;
+	__u64 now = e->hdr.ts_ns;
+	__u32 n = e->path_len;
+	__u8 state = PROP_H2_NO_CTX;
+	struct prop_h2_out o = { .conn = conn, .ts_ns = now };
+	if (n > 0 && n < H2C_PATH_CAP && e->path[0] == '/') {
+		struct path_hash ph = { .p = e->path, .n = n, .h = PROP_FNV_INIT };
+		bpf_loop(n, path_hash_cb, &ph, 0);
+		__u64 h = ph.h;
+		__u64 owner = prop_take_call(pid, n, h, now);
+		if (owner == PROP_AMBIGUOUS) {
+			state = PROP_H2_AMBIGUOUS;
+		} else if (owner != 0 && owner != PROP_NO_CTX) {
+			struct prop_span_key sk = { .pid = pid, .span = owner };
+			struct prop_ids *ctx = bpf_map_lookup_elem(&prop_span_ctx, &sk);
+			if (ctx) {
+				__builtin_memcpy(&o.ctx, ctx, sizeof(o.ctx));
+				state = PROP_H2_OK;
+			}
+		}
+	}
+	if (own_tp)
+		state = PROP_H2_PRESENT;
+	/* https: ciphertext on the socket, nothing to file. */
+	if (e->scheme_len == 5 && e->scheme[4] == 's')
+		return H2C_PROP_NOT_PLAINTEXT;
+	__builtin_memcpy(o.span_id, e->span_id, 8);
+	o.state = state;
+	struct prop_h2_key k = { .pid = pid, .stream_id = sid };
+	struct prop_h2_out *old = bpf_map_lookup_elem(&prop_h2_out, &k);
+	if (old && old->conn != conn && now - old->ts_ns < PROP_H2_MAX_NS) {
+		/* Another connection's request for this stream id is still waiting: which frame is whose cannot be told. */
+		old->state = PROP_H2_AMBIGUOUS;
+		return PROP_H2_AMBIGUOUS;
+	}
+	bpf_map_update_elem(&prop_h2_out, &k, &o, BPF_ANY);
+	return state;
 }
 
 SEC("uprobe")
@@ -141,6 +207,7 @@ int h2c_send_headers(struct pt_regs *ctx)
 		bad = 1;
 	e->request_id = entries;
 	__s32 ct = CFG(cfg, H2_CFG_STD_CTYPE);
+	__u8 own_tp = 0;
 	for (__u32 i = 0; i < HM_MAX_ENTRIES && !bad; i++) {
 		if (i >= n)
 			break;
@@ -149,17 +216,22 @@ int h2c_send_headers(struct pt_regs *ctx)
 			bad = 1;
 			break;
 		}
-		if (h.std == ct) {
+		if (h.std == ct)
 			e->ctype_len = hm_copy(e->ctype, H2C_CTYPE_CAP, &h.value);
-			break;
-		}
+		else if (h.std < 0 && h.name.len == 11 && hm_name_is(&h.name, "traceparent", 11))
+			own_tp = 1;
 	}
+	/* A map with more entries than were looked at may hide a traceparent. */
+	if (n > HM_MAX_ENTRIES)
+		own_tp = 1;
 	if (bad) {
 		count_bad_layout(st);
 		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
 		return 0;
 	}
 	e->task_id = current_task_id(cookie);
+	prop_new_span_id(e->span_id);
+	e->prop = file_for_socket(e, conn, sid, own_tp);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	if (st)
 		__sync_fetch_and_add(&st->events, 1);

@@ -35,6 +35,24 @@ import { H2_CLIENT_LAYOUTS } from './layouts';
 const { kinds: KIND, structs: S } = H2_CLIENT_LAYOUTS;
 const REQ = S.h2_client_request_event;
 const RES = S.h2_client_response_event;
+const PR = S.h2c_propagation_event;
+/** h2c_propagation_outcome (events.h) -> stats counter. */
+const PROP_OUTCOMES: Record<number, keyof H2ClientPropagationStats> = {
+  1: 'propInjected', 2: 'propNoContext', 3: 'propAmbiguous', 4: 'propPresent', 5: 'propSplit', 6: 'propContinuation',
+  7: 'propPadded', 8: 'propTooLarge', 9: 'propPushFailed', 10: 'propStale', 11: 'propMulti', 12: 'propLostSync',
+  13: 'propNotPlaintext', 14: 'propNoEntry',
+};
+
+/** What the socket program did with each request's HEADERS frame (src/propagation, h2c). */
+export interface H2ClientPropagationStats {
+  propInjected: number; propNoContext: number; propAmbiguous: number; propPresent: number; propSplit: number;
+  propContinuation: number; propPadded: number; propTooLarge: number; propPushFailed: number; propStale: number;
+  propMulti: number; propLostSync: number; propNotPlaintext: number; propNoEntry: number; propUnknown: number;
+  /** Spans exported with the ids that went on the wire. */
+  propSpans: number;
+}
+
+interface Sent { t0: number; t1: number; t2: number; t3: number; p0: number; p1: number; flags: number }
 
 const K = {
   method: attrKey('http.request.method'),
@@ -94,6 +112,8 @@ interface Stream {
   url: string | undefined;
   /** Parent (the caller task's server span) when a caller event named it: trace id words and span id words. */
   t0: number; t1: number; t2: number; t3: number; p0: number; p1: number; flags: number;
+  /** The span id send_headers made (the one a traceparent carries), as two words; 0, 0: none. */
+  s0: number; s1: number;
 }
 
 class ProcessState {
@@ -101,7 +121,7 @@ class ProcessState {
   streams = new Map<string, Stream>();
 }
 
-export interface H2ClientStats {
+export interface H2ClientStats extends H2ClientPropagationStats {
   requests: number;
   spans: number;
   grpcSpans: number;
@@ -133,7 +153,12 @@ export class H2ClientSpans implements SpanBuilder {
   readonly counts: H2ClientStats = {
     requests: 0, spans: 0, grpcSpans: 0, unmatchedResponses: 0, unmatchedTrailers: 0, noGrpcStatus: 0, timeouts: 0, closed: 0,
     overflow: 0, resets: 0, unmatchedResets: 0, callsMatched: 0, parentHits: 0, parentAmbiguous: 0,
+    propInjected: 0, propNoContext: 0, propAmbiguous: 0, propPresent: 0, propSplit: 0, propContinuation: 0, propPadded: 0,
+    propTooLarge: 0, propPushFailed: 0, propStale: 0, propMulti: 0, propLostSync: 0, propNotPlaintext: 0, propNoEntry: 0,
+    propUnknown: 0, propSpans: 0,
   };
+  /** pid:span id -> the context injected for it (bounded). */
+  private readonly sent = new Map<string, Sent>();
   private procs = new Map<number, ProcessState>();
   private readonly timeoutNs: number;
 
@@ -153,9 +178,25 @@ export class H2ClientSpans implements SpanBuilder {
     } else if (kind === KIND.H2_CLIENT_RESET) {
       if (len < RES.$size) throw new DecodeError(`h2 client reset record too short (${len})`);
       this.reset(dv, off);
+    } else if (kind === KIND.H2_CLIENT_PROPAGATION) {
+      if (len < PR.$size) throw new DecodeError(`h2 client propagation record too short (${len})`);
+      this.propagated(dv, off);
     } else {
       throw new DecodeError(`h2-client: unknown event kind ${kind}`);
     }
+  }
+
+  private propagated(dv: DataView, off: number): void {
+    const name = PROP_OUTCOMES[dv.getUint8(off + PR.outcome)];
+    if (name) this.counts[name]++; else this.counts.propUnknown++;
+    if (name !== 'propInjected') return;
+    if (this.sent.size >= 16384) this.sent.clear();
+    const key = `${dv.getUint32(off + 4, true)}:${dv.getUint32(off + PR.span_id, false)}:${dv.getUint32(off + PR.span_id + 4, false)}`;
+    this.sent.set(key, {
+      t0: dv.getUint32(off + PR.trace_id, false), t1: dv.getUint32(off + PR.trace_id + 4, false),
+      t2: dv.getUint32(off + PR.trace_id + 8, false), t3: dv.getUint32(off + PR.trace_id + 12, false),
+      p0: dv.getUint32(off + PR.parent_id, false), p1: dv.getUint32(off + PR.parent_id + 4, false), flags: dv.getUint8(off + PR.flags),
+    });
   }
 
   private proc(pid: number): ProcessState {
@@ -181,7 +222,9 @@ export class H2ClientSpans implements SpanBuilder {
       path: str(REQ.path, REQ.path_len, 512), authority: str(REQ.authority, REQ.authority_len, 128),
       scheme: str(REQ.scheme, REQ.scheme_len, 8) || 'http', grpc: isGrpc(str(REQ.ctype, REQ.ctype_len, 64)), httpStatus: 0, url: undefined,
       t0: 0, t1: 0, t2: 0, t3: 0, p0: 0, p1: 0, flags: 1,
+      s0: dv.getUint32(off + REQ.span_id, false), s1: dv.getUint32(off + REQ.span_id + 4, false),
     };
+    if (dv.getUint8(off + REQ.prop) === 13) this.counts.propNotPlaintext++;
     if (s.method === '') s.method = '_OTHER';
     // The call as the application made it (context rule 6): a gRPC call
     // filed by tonic-client under its :path, a reqwest call filed by
@@ -299,6 +342,18 @@ export class H2ClientSpans implements SpanBuilder {
         rec.flags = 1;
       }
       rec.newSpanId();
+      // The id send_headers made, and what went on the wire with it (src/propagation):
+      // the exported span says what the server saw.
+      if ((s.s0 | s.s1) !== 0) {
+        rec.s0 = s.s0; rec.s1 = s.s1;
+        const key = `${pid}:${s.s0}:${s.s1}`;
+        const w = this.sent.get(key);
+        if (w) {
+          this.sent.delete(key);
+          rec.t0 = w.t0; rec.t1 = w.t1; rec.t2 = w.t2; rec.t3 = w.t3; rec.p0 = w.p0; rec.p1 = w.p1; rec.flags = w.flags;
+          this.counts.propSpans++;
+        }
+      }
       const hp = s.authority ? splitHostBytes(Buffer.from(s.authority, 'latin1'), 0, s.authority.length) : undefined;
       const address = hp ? s.authority.slice(hp.addrStart, hp.addrEnd) : undefined;
       if (s.grpc) {

@@ -7,6 +7,7 @@
 #define OTEL_RUST_AGENT_HYPER_H1_CLIENT_EVENTS_H
 
 #include "../../../bpf/include/events.h"
+#include "../otel-sdk/events.h"	/* OTEL_CX_*: reqwest_call_event.sdk_state */
 
 enum hyper_h1_client_event_kind {
 	EV_H1_CLIENT_REQUEST  = 0x50,	/* Client::encode entered: a request head is being written */
@@ -60,6 +61,21 @@ struct reqwest_call_event {
 	__u32 url_len;			/* Url.serialization length */
 	__u32 captured;			/* bytes copied into url[] */
 	__u8  comm[16];			/* the calling thread's name (reqwest::blocking's runtime thread is "reqwest-interna") */
+	/* The application's OpenTelemetry current span on the calling thread
+	 * (src/libs/otel-sdk/current.h): ids as the SDK holds them (TraceId u128
+	 * low half first, SpanId u64, native endian), and what the read found
+	 * (OTEL_CX_*; the ids are zero unless sdk_state is OTEL_CX_OK or
+	 * OTEL_CX_UNSEEN). */
+	__u64 sdk_trace_lo;
+	__u64 sdk_trace_hi;
+	__u64 sdk_span_id;
+	__u8  sdk_state;
+	/* OTEP 4947: the thread-context record published on the calling thread
+	 * (src/libs/otel-sdk/current.h), ids in W3C byte order; TCTX_*. */
+	__u8  tctx_state;
+	__u8  _pad0[6];
+	__u8  tctx_trace_id[16];
+	__u8  tctx_span_id[8];
 	__u8  url[RQ_URL_CAPTURE];
 };
 

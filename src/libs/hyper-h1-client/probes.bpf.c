@@ -25,6 +25,7 @@
 #include "common.h"
 #include "events.h"
 #include "../../propagation/context.h"
+#include "../otel-sdk/current.h"
 
 struct h1c_key {
 	__u32 tgid;
@@ -241,6 +242,19 @@ static __always_inline __u64 find_url(struct rq_scan *sc, const void *req, __u64
 			continue;
 		/* "http://" (7 bytes) or "https://" (little-endian words) */
 		if ((head & 0x00ffffffffffffffULL) == 0x002f2f3a70747468ULL || head == 0x2f2f3a7370747468ULL) {
+			/* A serialized URL is printable ASCII to its end. A stale
+			 * buffer that still starts with an old URL (heap reuse:
+			 * a String/Vec of the Request whose bytes begin with a
+			 * freed URL, with its own length; seen in otelctx-service)
+			 * has other bytes at its end: its last 8 must be printable. */
+			__u64 tail = 0;
+			if (bpf_probe_read_user(&tail, sizeof(tail), (const void *)(p + l - 8)))
+				continue;
+			/* Branch-free: a byte >= 0x80, a byte < 0x21, a byte 0x7f. */
+			const __u64 ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+			__u64 del = tail ^ (0x7f * ones);
+			if ((tail & highs) || (((tail - 0x21 * ones) & ~tail) & highs) || (((del - ones) & ~del) & highs))
+				continue;
 			*len_out = l;
 			return p;
 		}
@@ -256,7 +270,42 @@ static __always_inline __u64 find_url(struct rq_scan *sc, const void *req, __u64
  * from the first '/' after the authority up to a '#' (hyper writes
  * path-and-query in origin form; the fragment never goes out).
  */
-static __always_inline void register_call(__u32 pid, __u64 task, const __u8 *url, __u32 n, __u64 now)
+/* A u64 as its 8 big-endian bytes (W3C id byte order). */
+static __always_inline void be64_into(__u8 *dst, __u64 v)
+{
+#pragma unroll
+	for (int i = 0; i < 8; i++)
+		dst[i] = (__u8)(v >> (56 - 8 * i));
+}
+
+/*
+ * The application's confirmed current manual span as the context of this
+ * call's wire request: filed under the manual span's id (prop_span_ctx is
+ * keyed by span id and immutable once written), so the socket program sends
+ * the manual span's trace id, the same one the agent exports the CLIENT span
+ * with. Returns the owner word, or 0 if it could not be filed.
+ */
+static __always_inline __u64 file_manual_ctx(__u32 pid, const struct reqwest_call_event *e, int from_sdk)
+{
+	struct prop_ids ids = {};
+	if (from_sdk) {
+		be64_into(ids.trace_id, e->sdk_trace_hi);
+		be64_into(ids.trace_id + 8, e->sdk_trace_lo);
+		be64_into(ids.span_id, e->sdk_span_id);
+	} else {
+		__builtin_memcpy(ids.trace_id, e->tctx_trace_id, 16);
+		__builtin_memcpy(ids.span_id, e->tctx_span_id, 8);
+	}
+	ids.flags = 1;
+	__u64 w = prop_word(ids.span_id);
+	if (w == 0 || w == PROP_NO_CTX || w == PROP_AMBIGUOUS)
+		return 0;
+	struct prop_span_key sk = { .pid = pid, .span = w };
+	bpf_map_update_elem(&prop_span_ctx, &sk, &ids, BPF_NOEXIST);
+	return w;
+}
+
+static __always_inline void register_call(__u32 pid, __u64 task, const __u8 *url, __u32 n, __u64 now, __u64 manual_owner)
 {
 	if (n < 8 || url[0] != 'h' || url[4] != ':' || url[5] != '/' || url[6] != '/')
 		return;
@@ -279,7 +328,10 @@ static __always_inline void register_call(__u32 pid, __u64 task, const __u8 *url
 	if (!in_path || n >= RQ_URL_CAPTURE)	/* no path, or the URL was cut: no key */
 		return;
 	__u64 owner = PROP_NO_CTX;
-	if (task) {
+	if (manual_owner) {
+		/* Inside a confirmed manual span: that span is the caller's context. */
+		owner = manual_owner;
+	} else if (task) {
 		struct prop_task_key tk = { .pid = pid, .task = task };
 		struct prop_ids *sc = bpf_map_lookup_elem(&prop_server_ctx, &tk);
 		if (sc)
@@ -345,11 +397,32 @@ static __always_inline int reqwest_call(struct pt_regs *ctx, __u16 kind)
 	if (bpf_probe_read_user(e->url, n, (const void *)url))
 		n = 0;
 	e->captured = n;
+	/* The application's own current span, if its SDK has one on this thread
+	 * (src/libs/otel-sdk/current.h): the agent exports the CLIENT span as
+	 * its child when the trace id is confirmed. */
+	__u64 lo = 0, hi = 0, sp = 0;
+	e->sdk_state = otel_current_span(cookie, e->hdr.pid, &lo, &hi, &sp);
+	e->sdk_trace_lo = lo;
+	e->sdk_trace_hi = hi;
+	e->sdk_span_id = sp;
+	__builtin_memset(e->_pad0, 0, sizeof(e->_pad0));
+	__builtin_memset(e->tctx_trace_id, 0, sizeof(e->tctx_trace_id));
+	__builtin_memset(e->tctx_span_id, 0, sizeof(e->tctx_span_id));
+	/* And the OTEP 4947 thread context, if the process publishes one. The
+	 * SDK's confirmed current span wins over it (see spans.ts). */
+	e->tctx_state = otel_thread_ctx(cookie, e->tctx_trace_id, e->tctx_span_id);
+	__u64 manual_owner = 0;
+	if (kind == EV_REQWEST_CALL) {
+		if (e->sdk_state == OTEL_CX_OK)
+			manual_owner = file_manual_ctx(e->hdr.pid, e, 1);
+		else if (e->tctx_state == TCTX_OK)
+			manual_owner = file_manual_ctx(e->hdr.pid, e, 0);
+	}
 	/* Only the async call is filed for propagation: a blocking call reaches
 	 * the wire through execute_request on reqwest's runtime thread, which
 	 * files it there (filing both would count one wire request twice). */
 	if (n && kind == EV_REQWEST_CALL)
-		register_call(e->hdr.pid, e->task_id, e->url, n, e->hdr.ts_ns);
+		register_call(e->hdr.pid, e->task_id, e->url, n, e->hdr.ts_ns, manual_owner);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	if (st)
 		__sync_fetch_and_add(&st->events, 1);

@@ -226,6 +226,15 @@ export interface H1ClientStats extends PropagationStats {
   /** Calls on reqwest::blocking's runtime thread that found no waiting blocking call for their URL (roots). */
   blockingUnmatched: number;
   parentAmbiguous: number;
+  /** reqwest calls made inside a confirmed manual (OpenTelemetry SDK) span, parented to it; reads of the SDK's current span left unused: trace id never sighted, RefCell being written, failed read. */
+  manualParents: number;
+  manualUnconfirmed: number;
+  manualBusy: number;
+  manualBadRead: number;
+  /** reqwest calls parented to the OTEP 4947 thread-context record of their thread; records unusable (valid byte, no ids) / unreadable. */
+  threadCtxParents: number;
+  threadCtxInvalid: number;
+  threadCtxBadRead: number;
   /** Request heads read from the process for calls still waiting after 20 ms. */
   headReads: number;
   /** Unanswered calls ended without a readable request head (no method/URL on the span). */
@@ -292,6 +301,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
     requests: 0, spans: 0, partialResponses: 0, unparsableResponses: 0, requestHeadLost: 0, unmatchedResponses: 0,
     timeouts: 0, closed: 0, overflow: 0, redirectsFollowed: 0, informational: 0, headReads: 0, unansweredWithoutHead: 0,
     calls: 0, callsMatched: 0, callsUnparsable: 0, parentHits: 0, parentMisses: 0, parentAmbiguous: 0,
+    manualParents: 0, manualUnconfirmed: 0, manualBusy: 0, manualBadRead: 0, threadCtxParents: 0, threadCtxInvalid: 0, threadCtxBadRead: 0,
     blockingCalls: 0, blockingMatched: 0, blockingAmbiguous: 0, blockingUnparsable: 0, blockingUnmatched: 0,
     requestErrors: 0, connectFailures: 0, requestErrorsOther: 0, requestErrorsUnmatched: 0, requestErrorsAmbiguous: 0,
     propInjected: 0, propNotPlaintext: 0, propSplitHead: 0, propNoContext: 0, propAmbiguous: 0, propPresent: 0, propPushFailed: 0,
@@ -377,8 +387,63 @@ export class HyperH1ClientSpans implements SpanBuilder {
       tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, task, tid: syncRuntime ? 0 : dv.getUint32(off + 8, true),
       scheme: parts.scheme, url: safeUrl(parts.scheme, parts.authority, parts.target),
     });
+    if (this.manualParent(dv, off, c)) return;
     if (!c.parent && c.task !== 0) this.counts.parentMisses++;
     if (syncRuntime) this.fromBlocking(this.proc(pid), c);
+  }
+
+  /**
+   * The application's own OpenTelemetry span current on the calling thread
+   * (read in BPF, src/libs/otel-sdk/current.h), when its trace id is one the
+   * SDK's sampler probe saw this process give a span: the call's parent, in
+   * that span's trace (`manualParents`). It wins over the server span of the
+   * caller's task: the manual span is nested inside it (or the application
+   * started it elsewhere on purpose). With the OTLP relay on, the relay then
+   * moves the manual trace, this span included, into the agent's trace.
+   * Reads that found no span, or could not be confirmed, are counted and
+   * leave the parent as it was.
+   */
+  private manualParent(dv: DataView, off: number, c: { parent: boolean; t0: number; t1: number; t2: number; t3: number; s0: number; s1: number; flags: number }): boolean {
+    const st = dv.getUint8(off + RQ.sdk_state);
+    if (st !== C.OTEL_CX_OK) {
+      if (st === C.OTEL_CX_UNSEEN) this.counts.manualUnconfirmed++;
+      else if (st === C.OTEL_CX_BUSY) this.counts.manualBusy++;
+      else if (st !== C.OTEL_CX_OFF && st !== C.OTEL_CX_NONE) this.counts.manualBadRead++;
+      return this.threadCtxParent(dv, off, c);
+    }
+    const hi = off + RQ.sdk_trace_hi, lo = off + RQ.sdk_trace_lo, sp = off + RQ.sdk_span_id;
+    c.parent = true;
+    c.t0 = dv.getUint32(hi + 4, true); c.t1 = dv.getUint32(hi, true);
+    c.t2 = dv.getUint32(lo + 4, true); c.t3 = dv.getUint32(lo, true);
+    c.s0 = dv.getUint32(sp + 4, true); c.s1 = dv.getUint32(sp, true);
+    c.flags = 1;
+    this.counts.manualParents++;
+    return true;
+  }
+
+  /**
+   * OTEP 4947: the Thread-Local Context Record the process published on the
+   * calling thread (otel_thread_ctx_v1, read in BPF): its span is the call's
+   * parent (`threadCtxParents`) when the SDK's current span is not confirmed.
+   * The SDK's wins when both exist: it is checked against the spans the SDK
+   * really made and is re-attached for every poll of the task it belongs to,
+   * while a thread record is only as current as its writer keeps it across
+   * the async tasks that share the thread.
+   */
+  private threadCtxParent(dv: DataView, off: number, c: { parent: boolean; t0: number; t1: number; t2: number; t3: number; s0: number; s1: number; flags: number }): boolean {
+    const st = dv.getUint8(off + RQ.tctx_state);
+    if (st !== C.TCTX_OK) {
+      if (st === C.TCTX_INVALID) this.counts.threadCtxInvalid++;
+      else if (st === C.TCTX_FAULT) this.counts.threadCtxBadRead++;
+      return false;
+    }
+    const t = off + RQ.tctx_trace_id, s = off + RQ.tctx_span_id;
+    c.parent = true;
+    c.t0 = dv.getUint32(t, false); c.t1 = dv.getUint32(t + 4, false); c.t2 = dv.getUint32(t + 8, false); c.t3 = dv.getUint32(t + 12, false);
+    c.s0 = dv.getUint32(s, false); c.s1 = dv.getUint32(s + 4, false);
+    c.flags = 1;
+    this.counts.threadCtxParents++;
+    return true;
   }
 
   /** A reqwest::blocking call on its calling thread: waits (with its parent, found now) for the async call it hands over. */
@@ -394,7 +459,7 @@ export class HyperH1ClientSpans implements SpanBuilder {
     const tsLo = dv.getUint32(off + 16, true), tsHi = dv.getUint32(off + 20, true);
     const b: BlockingCall = { tsLo, tsHi, mono: tsHi * 4294967296 + tsLo, parent: false, t0: 0, t1: 0, t2: 0, t3: 0, s0: 0, s1: 0, flags: 1 };
     const srv = this.ctx.parentFor(pid, readU64Number(dv, off + RQ.task_id), dv.getUint32(off + 8, true));
-    if (srv) {
+    if (!this.manualParent(dv, off, b) && srv) {
       const r = srv.rec;
       b.parent = true;
       b.t0 = r.t0; b.t1 = r.t1; b.t2 = r.t2; b.t3 = r.t3; b.s0 = r.s0; b.s1 = r.s1; b.flags = r.flags;

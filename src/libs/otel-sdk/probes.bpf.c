@@ -20,6 +20,7 @@
  */
 #include "common.h"
 #include "events.h"
+#include "current.h"
 
 SEC("uprobe")
 int otel_sdk_should_sample(struct pt_regs *ctx)
@@ -35,6 +36,14 @@ int otel_sdk_should_sample(struct pt_regs *ctx)
 	e.parent_ctx = PT_REGS_PARM3(ctx);
 	e.trace_lo = PT_REGS_PARM4(ctx);
 	e.trace_hi = PT_REGS_PARM5(ctx);
+	/* For the current-span reader (current.h): a trace id this process's
+	 * SDK really gave a span. Only first sightings matter; a later one just
+	 * refreshes the time. */
+	if (e.trace_lo | e.trace_hi) {
+		struct otel_sdk_trace_key k = { .pid = e.hdr.pid, .lo = e.trace_lo, .hi = e.trace_hi };
+		__u64 now = e.hdr.ts_ns;
+		bpf_map_update_elem(&otel_sdk_traces, &k, &now, BPF_ANY);
+	}
 	submit(st, &e, sizeof(e));
 	return 0;
 }

@@ -5,12 +5,20 @@
 // root span under the default ParentBased(AlwaysOn) sampler (the delegate is
 // the same function), both on a function entry (emulated push).
 import type { ProbeModule } from '../../plan/module';
+import { locateOtelCurrentContext } from './context';
 
 export const otelSdkModule: ProbeModule = {
   name: 'otel-sdk',
   scope: 'otel-rust-agent/otel-sdk',
   bpfObject: 'otel-sdk.bpf.o',
   crate: { crate: 'opentelemetry_sdk', min: '0.20.0', below: '1.0.0', mustBeFound: true },
+  // The API crate's current span, read by hyper-h1-client's reqwest call
+  // probe (./current.h): the agent's CLIENT spans become children of the
+  // manual span they were made in.
+  locateFacts: (binary) => {
+    const r = locateOtelCurrentContext(binary);
+    return r.ok ? { ok: true, facts: { otelCx: r.location }, detail: r.detail } : r;
+  },
   probes: [
     {
       id: 'should_sample',

@@ -15,6 +15,7 @@
  */
 #include "common.h"
 #include "events.h"
+#include "../../propagation/context.h"
 
 SEC("uprobe")
 int tonic_prepare_request(struct pt_regs *ctx)
@@ -50,6 +51,17 @@ int tonic_prepare_request(struct pt_regs *ctx)
 		return 0;
 	}
 	e->task_id = current_task_id(cookie);
+	/* File the call for outgoing context (src/propagation/context.h): h2-client's
+	 * send_headers takes it by :path, which is this path (tonic sends no query). */
+	if (len < TONIC_PATH_CAP) {
+		__u64 h = PROP_FNV_INIT;
+		for (__u32 i = 0; i < TONIC_PATH_CAP; i++) {
+			if (i >= len)
+				break;
+			h = (h ^ e->path[i]) * PROP_FNV_PRIME;
+		}
+		prop_file_call(e->hdr.pid, e->task_id, (__u32)len, h, e->hdr.ts_ns);
+	}
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	if (st)
 		__sync_fetch_and_add(&st->events, 1);

@@ -1,0 +1,144 @@
+// End to end: outgoing traceparent on HTTP/2 (src/propagation, h2c path)
+// for reqwest 0.12 over h2c (prior knowledge), checked from the receiving
+// side: Node h2 servers record each request's header list (as decoded from
+// HPACK) and body. Large and streamed bodies arrive byte for byte; TLS
+// (ALPN h2) and an own traceparent go out unchanged, each counted. The
+// service runs in a cgroup of its own (the socket program attaches there).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { testPki } from '../helpers/tls';
+import { startOtlpReceiver, OtlpReceiver, ReceivedSpan } from '../helpers/otlp-receiver';
+import { startServiceCmd, serviceBinary, attachAgent, freshStats, waitForStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
+
+interface Got { headers: [string, string][]; body: Buffer }
+
+let recv: OtlpReceiver;
+let svc: Service;
+let agent: RunningAgent | undefined;
+let cgroup = '';
+let h2c: http2.Http2Server;
+let h2s: http2.Http2SecureServer;
+let h2cPort = 0;
+let h2sPort = 0;
+const got: Got[] = [];
+
+function record(stream: http2.ServerHttp2Stream, raw: string[]): void {
+  const headers: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i], raw[i + 1]]);
+  const parts: Buffer[] = [];
+  stream.on('data', (d: Buffer) => parts.push(d));
+  stream.on('end', () => {
+    got.push({ headers, body: Buffer.concat(parts) });
+    stream.respond({ ':status': 200 });
+    stream.end('ok');
+  });
+  stream.on('error', () => { /* the client went away */ });
+}
+
+function pattern(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + 3) % 251;
+  return b;
+}
+
+before(async () => {
+  h2c = http2.createServer();
+  h2c.on('stream', (s: http2.ServerHttp2Stream, _h: unknown, _f: number, raw: string[]) => record(s, raw));
+  await new Promise<void>((r) => h2c.listen(0, '127.0.0.1', r));
+  h2cPort = (h2c.address() as AddressInfo).port;
+  const pki = testPki();
+  h2s = http2.createSecureServer({ key: pki.serverKey, cert: pki.serverCert, allowHTTP1: false });
+  h2s.on('stream', (s: http2.ServerHttp2Stream, _h: unknown, _f: number, raw: string[]) => record(s, raw));
+  await new Promise<void>((r) => h2s.listen(0, '127.0.0.1', r));
+  h2sPort = (h2s.address() as AddressInfo).port;
+  const mount = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
+  assert.ok(mount, 'a cgroup v2 hierarchy is mounted');
+  cgroup = path.join(mount, `otel-rust-agent-h2prop-${process.pid}`);
+  fs.mkdirSync(cgroup, { recursive: true });
+  svc = await startServiceCmd(['sh', '-c', 'echo $$ > "$1/cgroup.procs" && exec "$2"', 'sh', cgroup, serviceBinary('reqwest12-client')]);
+  recv = await startOtlpReceiver({ grpc: false, http: true });
+  agent = await attachAgent(['--pid', String(svc.pid), '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint, '--service-name', 'caller']);
+  await waitForStats(agent, (s) => (s as unknown as { propagation?: { cgroups: string[] } }).propagation?.cgroups.length === 1);
+});
+
+after(async () => {
+  const code = await agent?.stop();
+  await svc?.stop();
+  await recv?.close();
+  await new Promise((r) => h2c?.close(r));
+  await new Promise((r) => h2s?.close(r));
+  try { fs.rmdirSync(cgroup); } catch { /* still emptying */ }
+  assert.equal(code, 0, agent?.stderr.text);
+});
+
+async function call(q: Record<string, string | number>): Promise<string[]> {
+  const qs = new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)])).toString();
+  const res = await fetch(`http://127.0.0.1:${svc.port}/call?${qs}`);
+  assert.equal(res.status, 200);
+  return (await res.text()).trim().split('\n');
+}
+
+const h2 = (a: AgentStats) => a.spans['h2-client'] ?? {};
+const d = (x: AgentStats, y: AgentStats, k: string) => (h2(x)[k] ?? 0) - (h2(y)[k] ?? 0);
+
+async function clientSpanOf(url: string): Promise<ReceivedSpan> {
+  const end = Date.now() + 15_000;
+  for (;;) {
+    const s = recv.spans().find((x) => x.kind === 3 && x.attributes['url.full'] === url);
+    if (s) return s;
+    if (Date.now() > end) throw new Error(`no CLIENT span for ${url}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** One call; what arrived; the exported CLIENT span; the counters' change. */
+async function one(url: string, q: Record<string, string | number>) {
+  got.length = 0;
+  const before = await freshStats(agent!);
+  assert.deepEqual(await call({ url, ...q }), ['200']);
+  assert.equal(got.length, 1);
+  const span = await clientSpanOf(url);
+  const after = await freshStats(agent!);
+  const handler = recv.spans().find((s) => s.kind === 2 && s.spanId === span.parentSpanId);
+  assert.ok(handler, 'the CLIENT span is a child of the handler span');
+  return { got: got[0], span, handler: handler!, delta: (k: string) => d(after, before, k), after };
+}
+
+const tps = (g: Got) => g.headers.filter(([k]) => k === 'traceparent').map(([, v]) => v);
+
+test('reqwest over h2c: traceparent = (the handler\'s trace id, the exported CLIENT span\'s id), the last field; nothing else added', async () => {
+  const r = await one(`http://127.0.0.1:${h2cPort}/get?x=1`, { h2c: 1 });
+  assert.deepEqual(tps(r.got), [`00-${r.span.traceId}-${r.span.spanId}-01`]);
+  assert.equal(r.span.traceId, r.handler.traceId);
+  assert.equal(r.got.headers[r.got.headers.length - 1][0], 'traceparent');
+  assert.deepEqual(r.got.headers.map(([k]) => k).filter((k) => k.startsWith(':')).sort(), [':authority', ':method', ':path', ':scheme']);
+  assert.equal(r.got.body.length, 0);
+  assert.equal(r.delta('propInjected'), 1, JSON.stringify(h2(r.after)));
+  assert.equal(r.delta('propSpans'), 1);
+});
+
+test('reqwest over h2c: a 300 kB body and a 100 kB streamed body arrive byte-identical; the header exact', async () => {
+  for (const [kind, n] of [['body', 300_000], ['chunked', 100_000]] as const) {
+    const r = await one(`http://127.0.0.1:${h2cPort}/post?n=${n}`, { h2c: 1, [kind]: n });
+    assert.deepEqual(tps(r.got), [`00-${r.span.traceId}-${r.span.spanId}-01`]);
+    assert.equal(r.got.body.length, n);
+    assert.ok(r.got.body.equals(pattern(n)), 'body byte for byte');
+    assert.equal(r.delta('propInjected'), 1, JSON.stringify(h2(r.after)));
+    assert.equal(r.delta('propLostSync'), 0);
+  }
+});
+
+test('unchanged and counted: TLS (ALPN h2) and an own traceparent', async () => {
+  const t = await one(`https://127.0.0.1:${h2sPort}/tls`, {});
+  assert.deepEqual(tps(t.got), []);
+  assert.equal(t.delta('propNotPlaintext'), 1, JSON.stringify(h2(t.after)));
+  assert.equal(t.delta('propInjected'), 0);
+  const o = await one(`http://127.0.0.1:${h2cPort}/own`, { h2c: 1, own_tp: 1 });
+  assert.deepEqual(tps(o.got), ['00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01']);
+  assert.equal(o.delta('propPresent'), 1, JSON.stringify(h2(o.after)));
+  assert.equal(o.delta('propInjected'), 0);
+});
