@@ -29,9 +29,17 @@ import { requestConfig, resetConfig } from '../h2-server/offsets';
 
 const CLIENT_MARK = 'h2::client::Peer::convert_send_message';
 
-/** h2-server's request config (frame::Headers, Ptr, Inner, HeaderMap offsets), only where h2's client is linked. */
+/**
+ * h2-server's request config (frame::Headers, Ptr, Inner, HeaderMap offsets), only where h2's client is linked,
+ * and only where every h2 linked is one this module knows: with h2 0.3 beside 0.4 (reqwest 0.11 in a
+ * binary whose server is hyper 1.x), both versions' send_headers have the same name, and the 0.3 one
+ * would be read with 0.4's and http 1.x's offsets.
+ */
 function clientConfig(ctx: ConfigContext): ConfigResult {
   if (ctx.binary.functionsByName(CLIENT_MARK).length === 0) return { ok: false, reason: `h2's client is not linked (no ${CLIENT_MARK})` };
+  const others = (ctx.binary.crates.get('h2') ?? []).filter((v) => !ctx.crateVersions.includes(v));
+  if (others.length > 0)
+    return { ok: false, reason: `h2 ${others.join(', ')} is linked too, whose client is not supported: which send_headers instance belongs to which h2 cannot be told` };
   return requestConfig(ctx);
 }
 
