@@ -1,4 +1,4 @@
-// h2's HTTP/2 client (h2 0.4): one CLIENT span per stream; gRPC calls (tonic) shaped by the RPC conventions.
+// h2's HTTP/2 client (h2 0.3, 0.4): one CLIENT span per stream; gRPC calls (tonic) shaped by the RPC conventions.
 import type { Library } from '../library';
 import { h2Client } from './probes';
 import { H2_CLIENT_LAYOUTS } from './layouts';

@@ -1,6 +1,9 @@
 // h2 client: one CLIENT span per HTTP/2 stream a process opens, for h2 0.4
 // (hyper 1.x's HTTP/2 client: tonic's Channel, reqwest with http2,
-// hyper-util's legacy client, hyper::client::conn::http2).
+// hyper-util's legacy client, hyper::client::conn::http2) and h2 0.3
+// (hyper 0.14's: reqwest 0.11), whose send_headers/recv_* have the same
+// signatures and whose frame types have the same layouts (offsets database).
+// Only one h2 may be linked: two versions' functions share their names.
 //
 // Why these functions (README.md here; the notes' rust-probe-points.md §1.3):
 //   Send::send_headers<B> receives every HEADERS frame h2 queues for a
@@ -53,7 +56,7 @@ export const h2Client: ProbeModule = {
   name: 'h2-client',
   scope: 'otel-rust-agent/h2-client',
   bpfObject: 'h2-client.bpf.o',
-  crate: { crate: 'h2', min: '0.4.0', below: '0.5.0' },
+  crate: { crate: 'h2', min: '0.3.0', below: '0.5.0' },
   probes: [
     {
       id: 'client_send_headers',
