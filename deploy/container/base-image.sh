@@ -28,7 +28,7 @@ if [[ ! -s $tarball ]]; then
   mkdir -p "$CACHE"
   root=$(mktemp -d "$CACHE/rootfs.XXXXXX")
   trap 'rm -rf "$root"' EXIT
-  echo "base-image: debootstrap $SUITE ($PACKAGES) from $MIRROR; this takes a few minutes, once"
+  echo "base-image: debootstrap $SUITE ($PACKAGES) from $MIRROR; this takes a few minutes, once" >&2
   debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR" > "$CACHE/debootstrap.log" 2>&1 ||
     { tail -20 "$CACHE/debootstrap.log" >&2; echo "base-image: debootstrap failed (log: $CACHE/debootstrap.log)" >&2; exit 1; }
   # What an image does not need: package caches, docs, man pages, locales.
