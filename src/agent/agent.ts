@@ -263,6 +263,7 @@ export class Agent {
     }
     if (cfg.targetPid === undefined) this.scan();
 
+    this.sink.useEventDrain?.(() => { if (!this.stopping) this.drain(); });
     this.timers.push(setInterval(() => this.drain(), DRAIN_MS));
     this.timers.push(setInterval(() => this.health(), HEALTH_MS));
     this.timers.push(setInterval(() => this.watch(), WATCH_MS));

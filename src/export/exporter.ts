@@ -107,6 +107,11 @@ export interface SpanSink {
   /** Drains with a deadline, then releases the transport. Never rejects. */
   shutdown(): Promise<void>;
   stats(): SpanSinkStats;
+  /**
+   * A sink that takes spans from elsewhere too (the OTLP relay) and must see
+   * the events already in the ring first is given the agent's drain here.
+   */
+  useEventDrain?(drain: () => void): void;
 }
 
 // ---------------------------------------------------------------------------

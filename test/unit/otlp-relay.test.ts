@@ -151,6 +151,32 @@ test('OtlpRelay: places a root seen under an agent span and its descendants, hol
   assert.deepEqual(agentSpans[0].resource, { 'service.name': 'svc' });
 });
 
+test('OtlpRelay: the agent\'s ring is drained before spans are placed (the SDK can export before the next periodic drain)', async () => {
+  const sightings = new SdkSightings();
+  const agentT = new KeepTransport(), relayT = new KeepTransport();
+  const relay = new OtlpRelay(sink(agentT), sink(relayT), { agentVersion: 't', holdMs: 60_000 }, sightings);
+  const agentTrace = crypto.randomBytes(16).toString('hex'), agentSpan = crypto.randomBytes(8).toString('hex');
+  const manualTrace = crypto.randomBytes(16), rootId = crypto.randomBytes(8);
+  // The sample event of the manual root is still in the ring: filed only when the relay drains.
+  let drains = 0;
+  relay.useEventDrain(() => {
+    drains++;
+    if (drains === 1) sightings.saw(manualTrace.toString('hex'), { pid: 42, tid: 42, task: 7, startUnixNano: NOW, agentTraceId: agentTrace, agentSpanId: agentSpan });
+  });
+  assert.equal(relay.receive(request([{ traceId: manualTrace, spanId: rootId, name: 'load_order' }])).kind, 'ok');
+  assert.equal(drains, 1);
+  assert.equal(relay.counts.placedRoots, 1);
+  assert.equal(relay.counts.unplaced, 0);
+  // A malformed request is refused before any drain.
+  assert.equal(relay.receive(Buffer.from([0x0b])).kind, 'malformed');
+  assert.equal(drains, 1);
+  await relay.flush();
+  await relay.shutdown();
+  const root = relayT.bodies.flatMap((b, i) => decodeExportRequest(b, 'http', i)).find((s) => s.name === 'load_order')!;
+  assert.equal(root.traceId, agentTrace);
+  assert.equal(root.parentSpanId, agentSpan);
+});
+
 test('userMemoryWrites: the lockdown LSM\'s active mode decides; unreadable is unknown', () => {
   assert.deepEqual(userMemoryWrites(() => 'none [integrity] confidentiality\n'), { allowed: false, detail: 'kernel lockdown=integrity refuses bpf_probe_write_user' });
   assert.deepEqual(userMemoryWrites(() => '[none] integrity confidentiality\n'), { allowed: true, detail: 'kernel lockdown is off' });

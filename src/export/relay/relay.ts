@@ -82,6 +82,7 @@ export class OtlpRelay implements SpanSink {
   private readonly manual = new Map<string, ManualTrace>();
   private readonly holdMs: number;
   private timer: NodeJS.Timeout | undefined;
+  private drainEvents: (() => void) | undefined;
   port: number | undefined;
   /** Closed first at shutdown (no request arrives while the queues drain). */
   listeners: { close(): Promise<void> }[] = [];
@@ -115,6 +116,11 @@ export class OtlpRelay implements SpanSink {
       this.counts.busy++;
       return { kind: 'busy', message: 'the relay\'s export queue is full; retry later' };
     }
+    // The SDK can export a span within milliseconds of building it, sooner
+    // than the agent's next periodic drain: the sample event that files its
+    // trace's sighting may still be in the ring. Drain it first, or the trace
+    // would be forwarded unplaced (seen in CI on 2 vCPUs).
+    this.drainEvents?.();
     const rootsFor = new Set<string>();
     const now = Date.now();
     const out = rewriteRequest(body, (span) => {
@@ -169,6 +175,10 @@ export class OtlpRelay implements SpanSink {
       }
     }
     this.agent.submit(rec, resource);
+  }
+
+  useEventDrain(drain: () => void): void {
+    this.drainEvents = drain;
   }
 
   flush(): Promise<void> {
