@@ -2,8 +2,9 @@
 /*
  * Reading an `http::HeaderMap<HeaderValue>` (the http crate, 0.2 and 1.x)
  * from BPF, for the libraries whose probes see one: h2-server (request
- * headers, and the grpc-status of a trailers-only response) and tonic-server
- * (gRPC trailers). Include after common.h.
+ * headers, and the grpc-status of a trailers-only response), tonic-server
+ * (gRPC trailers) and h2-client (response heads and trailers). Include after
+ * common.h.
  *
  *   HeaderMap { entries: Vec<Bucket<HeaderValue>>, .. }
  *   Bucket    { key: HeaderName, value: HeaderValue, .. }
@@ -157,6 +158,36 @@ static __always_inline int hm_decimal(const struct hm_bytes *v)
 		n = n * 10 + (d[i] - '0');
 	}
 	return n;
+}
+
+/*
+ * grpc-status and grpc-message of a header map (gRPC trailers, or the head of
+ * a trailers-only response), read by h2-client, h2-server and tonic-server:
+ * *status stays as it was unless a grpc-status entry is found (then its
+ * value, -1 if not a number); the message is copied into msg[cap] (cap a
+ * power of two). Returns -1 on a bad layout.
+ */
+static __always_inline int hm_grpc_status(const struct probe_config *cfg, __u32 base, __u64 map,
+					  __s16 *status, __u8 *msg, __u32 cap, __u16 *msg_len)
+{
+	__u64 entries;
+	__u32 n;
+	if (hm_entries(cfg, base, map, &entries, &n))
+		return -1;
+	for (__u32 i = 0; i < HM_MAX_ENTRIES; i++) {
+		if (i >= n)
+			break;
+		struct hm_entry h = {};
+		if (hm_entry_at(cfg, base, entries, i, &h))
+			return -1;
+		if (h.std >= 0)
+			continue;
+		if (h.name.len == 11 && hm_name_is(&h.name, "grpc-status", 11))
+			*status = (__s16)hm_decimal(&h.value);
+		else if (h.name.len == 12 && hm_name_is(&h.name, "grpc-message", 12))
+			*msg_len = hm_copy(msg, cap, &h.value);
+	}
+	return 0;
 }
 
 #endif

@@ -241,24 +241,7 @@ int h2c_send_headers(struct pt_regs *ctx)
 /* grpc-status / grpc-message of a received frame's header map. */
 static __always_inline int grpc_fields(struct h2_client_response_event *e, const struct probe_config *cfg, __u64 map)
 {
-	__u64 entries;
-	__u32 n;
-	if (hm_entries(cfg, H2_CFG_HM, map, &entries, &n))
-		return -1;
-	for (__u32 i = 0; i < HM_MAX_ENTRIES; i++) {
-		if (i >= n)
-			break;
-		struct hm_entry h = {};
-		if (hm_entry_at(cfg, H2_CFG_HM, entries, i, &h))
-			return -1;
-		if (h.std >= 0)
-			continue;
-		if (h.name.len == 11 && hm_name_is(&h.name, "grpc-status", 11))
-			e->grpc_status = hm_decimal(&h.value);
-		else if (h.name.len == 12 && hm_name_is(&h.name, "grpc-message", 12))
-			e->grpc_message_len = hm_copy(e->grpc_message, H2C_GRPC_MESSAGE_CAP, &h.value);
-	}
-	return 0;
+	return hm_grpc_status(cfg, H2_CFG_HM, map, &e->grpc_status, e->grpc_message, H2C_GRPC_MESSAGE_CAP, &e->grpc_message_len);
 }
 
 static __always_inline int received(struct pt_regs *ctx, __u16 kind)

@@ -178,24 +178,7 @@ int h2_recv_headers(struct pt_regs *ctx)
 /* grpc-status and grpc-message of a header map (a trailers-only response). */
 static __always_inline int read_grpc_status(struct h2_response_event *e, const struct probe_config *cfg, __u64 map)
 {
-	__u64 entries;
-	__u32 n;
-	if (hm_entries(cfg, H2R_CFG_HM, map, &entries, &n))
-		return -1;
-	for (__u32 i = 0; i < HM_MAX_ENTRIES; i++) {
-		if (i >= n)
-			break;
-		struct hm_entry h = {};
-		if (hm_entry_at(cfg, H2R_CFG_HM, entries, i, &h))
-			return -1;
-		if (h.std >= 0)
-			continue;
-		if (h.name.len == 11 && hm_name_is(&h.name, "grpc-status", 11))
-			e->grpc_status = hm_decimal(&h.value);
-		else if (h.name.len == 12 && hm_name_is(&h.name, "grpc-message", 12))
-			e->grpc_message_len = hm_copy(e->grpc_message, H2_GRPC_MESSAGE_CAP, &h.value);
-	}
-	return 0;
+	return hm_grpc_status(cfg, H2R_CFG_HM, map, &e->grpc_status, e->grpc_message, H2_GRPC_MESSAGE_CAP, &e->grpc_message_len);
 }
 
 SEC("uprobe")

@@ -41,25 +41,8 @@ int grpc_send_trailers(struct pt_regs *ctx)
 	bpf_probe_read_user(&e->stream_id, 4, (const void *)(self + CFG(cfg, GT_CFG_SELF_STREAM_ID)));
 	e->grpc_status = -1;
 	int bad = !user_ptr_ok(arc) || e->stream_id == 0;
-	__u64 entries;
-	__u32 n = 0;
-	if (!bad && hm_entries(cfg, GT_CFG_HM, map, &entries, &n))
+	if (!bad && hm_grpc_status(cfg, GT_CFG_HM, map, &e->grpc_status, e->grpc_message, GRPC_MESSAGE_CAP, &e->grpc_message_len))
 		bad = 1;
-	for (__u32 i = 0; i < HM_MAX_ENTRIES && !bad; i++) {
-		if (i >= n)
-			break;
-		struct hm_entry h = {};
-		if (hm_entry_at(cfg, GT_CFG_HM, entries, i, &h)) {
-			bad = 1;
-			break;
-		}
-		if (h.std >= 0)
-			continue;
-		if (h.name.len == 11 && hm_name_is(&h.name, "grpc-status", 11))
-			e->grpc_status = hm_decimal(&h.value);
-		else if (h.name.len == 12 && hm_name_is(&h.name, "grpc-message", 12))
-			e->grpc_message_len = hm_copy(e->grpc_message, GRPC_MESSAGE_CAP, &h.value);
-	}
 	if (bad) {
 		count_bad_layout(st);
 		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
