@@ -1,7 +1,49 @@
 // Facts read from a function's own machine code. The compiled code is the
 // ground truth for the exact binary we attach to: where it loads a field,
 // the offset it uses is the field's offset in this build.
-import { loadIced } from './iced';
+import { loadIced, type Iced } from './iced';
+
+type Instr = InstanceType<Iced['Instruction']>;
+
+/**
+ * One straight-line pass over a function's code, the skeleton every finder
+ * below shares: decodes at most `maxInstructions` from `startVaddr` and
+ * hands `step` each instruction with the full registers it writes (so the
+ * finder can forget what it knew of them). `step` returns true to stop.
+ */
+function sweep(code: Buffer, startVaddr: number, maxInstructions: number, step: (instr: Instr, written: number[]) => boolean | void): void {
+  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, RegisterExt, OpAccess } = loadIced();
+  const decoder = new Decoder(64, code, DecoderOptions.None);
+  const instr = new Instruction();
+  const infoFactory = new InstructionInfoFactory();
+  try {
+    decoder.ip = BigInt(startVaddr);
+    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
+      decoder.decodeOut(instr);
+      const info = infoFactory.info(instr);
+      const written: number[] = [];
+      for (const u of info.usedRegisters()) {
+        const acc = u.access;
+        if (acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite)
+          written.push(RegisterExt.fullRegister(u.register));
+        u.free();
+      }
+      info.free();
+      if (step(instr, written)) break;
+    }
+  } finally {
+    instr.free();
+    decoder.free();
+    infoFactory.free();
+  }
+}
+
+/** Forgets what `facts` knew of the registers an instruction writes. */
+function forget(written: number[], ...facts: { delete(r: number): boolean }[]): void {
+  for (const r of written) for (const f of facts) f.delete(r);
+}
+
+const signed = (d: bigint) => Number(BigInt.asIntN(64, d));
 
 export interface FieldChain {
   /** Offset of the pointer field loaded from the argument struct. */
@@ -25,62 +67,42 @@ export interface FieldChain {
  * Encode.head and MessageHead.subject in this very binary.
  */
 export function findU16FieldCompare(code: Buffer, startVaddr: number, argRegister: 'RSI' | 'RDI' | 'RDX', imm: number, maxInstructions = 600): FieldChain[] {
-  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt, MemorySize, OpAccess } = loadIced();
-  const decoder = new Decoder(64, code, DecoderOptions.None);
-  const instr = new Instruction();
-  const infoFactory = new InstructionInfoFactory();
+  const { Mnemonic, OpKind, Register, RegisterExt, MemorySize } = loadIced();
   const full = (r: number) => RegisterExt.fullRegister(r);
   const aliases = new Set<number>([Register[argRegister]]);
   const loaded = new Map<number, number>(); // register holding *(ARG + A) -> A
   const widened = new Map<number, { a: number; b: number }>(); // register holding the u16 -> offsets
   const found = new Map<string, FieldChain>();
-  try {
-    decoder.ip = BigInt(startVaddr);
-    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
-      decoder.decodeOut(instr);
-      const m = instr.mnemonic;
-      // What this instruction makes of its destination, judged on the facts
-      // from before it runs (`mov rbx, rsi` reads rsi before writing rbx).
-      let define: (() => void) | undefined;
-      if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
-          aliases.has(full(instr.op1Register)) && instr.op0Register === full(instr.op0Register)) {
-        const dst = instr.op0Register;
-        define = () => aliases.add(dst);
-      } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
-          instr.memorySize === MemorySize.UInt64 && aliases.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
-        const dst = full(instr.op0Register), a = Number(instr.memoryDisplacement);
-        define = () => loaded.set(dst, a);
-      } else if (m === Mnemonic.Movzx && instr.op1Kind === OpKind.Memory && instr.memorySize === MemorySize.UInt16 &&
-          loaded.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
-        const dst = full(instr.op0Register), w = { a: loaded.get(instr.memoryBase)!, b: Number(instr.memoryDisplacement) };
-        define = () => widened.set(dst, w);
-      } else if (m === Mnemonic.Cmp && instr.op0Kind === OpKind.Register && widened.has(full(instr.op0Register)) &&
-          (instr.op1Kind === OpKind.Immediate8to16 || instr.op1Kind === OpKind.Immediate16 || instr.op1Kind === OpKind.Immediate8to32 || instr.op1Kind === OpKind.Immediate32) &&
-          Number(instr.immediate(1)) === imm) {
-        const w = widened.get(full(instr.op0Register))!;
-        found.set(`${w.a}:${w.b}`, { outerOffset: w.a, innerOffset: w.b, at: Number(instr.ip) });
-      }
-      // Forget everything known about the registers this instruction writes,
-      // its destination included, and only then record the destination's new
-      // meaning: `mov rsi, [rsi+10h]` leaves rsi holding the field, no longer
-      // the argument; `movzx eax, word [rax+68h]` leaves rax no pointer.
-      const info = infoFactory.info(instr);
-      for (const u of info.usedRegisters()) {
-        const acc = u.access;
-        if (acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite) {
-          const r = full(u.register);
-          aliases.delete(r); loaded.delete(r); widened.delete(r);
-        }
-        u.free();
-      }
-      info.free();
-      define?.();
+  sweep(code, startVaddr, maxInstructions, (instr, written) => {
+    const m = instr.mnemonic;
+    // What this instruction makes of its destination, judged on the facts
+    // from before it runs (`mov rbx, rsi` reads rsi before writing rbx).
+    let define: (() => void) | undefined;
+    if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
+        aliases.has(full(instr.op1Register)) && instr.op0Register === full(instr.op0Register)) {
+      const dst = instr.op0Register;
+      define = () => aliases.add(dst);
+    } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+        instr.memorySize === MemorySize.UInt64 && aliases.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
+      const dst = full(instr.op0Register), a = Number(instr.memoryDisplacement);
+      define = () => loaded.set(dst, a);
+    } else if (m === Mnemonic.Movzx && instr.op1Kind === OpKind.Memory && instr.memorySize === MemorySize.UInt16 &&
+        loaded.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
+      const dst = full(instr.op0Register), w = { a: loaded.get(instr.memoryBase)!, b: Number(instr.memoryDisplacement) };
+      define = () => widened.set(dst, w);
+    } else if (m === Mnemonic.Cmp && instr.op0Kind === OpKind.Register && widened.has(full(instr.op0Register)) &&
+        (instr.op1Kind === OpKind.Immediate8to16 || instr.op1Kind === OpKind.Immediate16 || instr.op1Kind === OpKind.Immediate8to32 || instr.op1Kind === OpKind.Immediate32) &&
+        Number(instr.immediate(1)) === imm) {
+      const w = widened.get(full(instr.op0Register))!;
+      found.set(`${w.a}:${w.b}`, { outerOffset: w.a, innerOffset: w.b, at: Number(instr.ip) });
     }
-  } finally {
-    instr.free();
-    decoder.free();
-    infoFactory.free();
-  }
+    // Forget everything known about the registers this instruction writes,
+    // its destination included, and only then record the destination's new
+    // meaning: `mov rsi, [rsi+10h]` leaves rsi holding the field, no longer
+    // the argument; `movzx eax, word [rax+68h]` leaves rax no pointer.
+    forget(written, aliases, loaded, widened);
+    define?.();
+  });
   return [...found.values()];
 }
 
@@ -110,16 +132,12 @@ export function findTlsArgStores(
   code: Buffer, startVaddr: number, argRegister: 'RDI' | 'RSI' = 'RDI', maxInstructions = 200,
   callTlsOffset?: (target: number) => number | undefined, pastReturns = false,
 ): number[] {
-  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt, MemorySize, OpAccess } = loadIced();
-  const decoder = new Decoder(64, code, DecoderOptions.None);
-  const instr = new Instruction();
-  const infoFactory = new InstructionInfoFactory();
+  const { Mnemonic, OpKind, Register, RegisterExt, MemorySize } = loadIced();
   const full = (r: number) => RegisterExt.fullRegister(r);
   const args = new Set<number>([Register[argRegister]]);
   const tlsBase = new Map<number, number>(); // register -> offset from the thread pointer it holds
   const fsOffset = new Map<number, number>(); // register -> an immediate, used as fs:[R + F]
   const found = new Set<number>();
-  const signed = (d: bigint) => Number(BigInt.asIntN(64, d));
   // pastReturns: the register state at forward branch targets joins the
   // state of the walk when it gets there (a "may" union: the code after an
   // early return is reached from the branch, not from the return). After a
@@ -131,71 +149,52 @@ export function findTlsArgStores(
     for (const [r, v] of st.tlsBase) if (!tlsBase.has(r)) tlsBase.set(r, v);
     for (const [r, v] of st.fsOffset) if (!fsOffset.has(r)) fsOffset.set(r, v);
   };
-  try {
-    decoder.ip = BigInt(startVaddr);
-    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
-      decoder.decodeOut(instr);
-      const m = instr.mnemonic;
-      if (pastReturns) {
-        const ip = Number(instr.ip);
-        const st = atTarget.get(ip);
-        if (st) join(st);
-        if (instr.isJccShortOrNear && Number(instr.nearBranchTarget) > ip && !atTarget.has(Number(instr.nearBranchTarget)))
-          atTarget.set(Number(instr.nearBranchTarget), { args: new Set(args), tlsBase: new Map(tlsBase), fsOffset: new Map(fsOffset) });
-      }
-      let define: (() => void) | undefined;
-      if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
-          instr.memorySegment === Register.FS && instr.memoryBase === Register.None && instr.memoryIndex === Register.None &&
-          instr.memorySize === MemorySize.UInt64 && signed(instr.memoryDisplacement) === 0) {
-        const dst = full(instr.op0Register);
-        define = () => tlsBase.set(dst, 0);
-      } else if (m === Mnemonic.Lea && instr.op1Kind === OpKind.Memory && tlsBase.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
-        const dst = full(instr.op0Register), d = tlsBase.get(instr.memoryBase)! + signed(instr.memoryDisplacement);
-        define = () => tlsBase.set(dst, d);
-      } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
-          instr.op0Register === full(instr.op0Register)) {
-        const src = full(instr.op1Register), dst = instr.op0Register;
-        if (args.has(src)) define = () => args.add(dst);
-        else if (tlsBase.has(src)) { const d = tlsBase.get(src)!; define = () => tlsBase.set(dst, d); }
-      } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Memory && instr.op1Kind === OpKind.Register &&
-          instr.memorySize === MemorySize.UInt64 && args.has(full(instr.op1Register)) && instr.memoryIndex === Register.None) {
-        if (instr.memorySegment === Register.FS && instr.memoryBase === Register.None) found.add(signed(instr.memoryDisplacement));
-        else if (instr.memorySegment === Register.FS && fsOffset.has(instr.memoryBase)) found.add(fsOffset.get(instr.memoryBase)! + signed(instr.memoryDisplacement));
-        else if (instr.memorySegment !== Register.FS && tlsBase.has(instr.memoryBase)) found.add(tlsBase.get(instr.memoryBase)! + signed(instr.memoryDisplacement));
-      } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op0Register === full(instr.op0Register) &&
-          (instr.op1Kind === OpKind.Immediate32to64 || instr.op1Kind === OpKind.Immediate64)) {
-        const dst = instr.op0Register, v = signed(instr.immediate(1));
-        define = () => fsOffset.set(dst, v);
-      } else if (m === Mnemonic.Call && instr.op0Kind === OpKind.NearBranch64 && callTlsOffset) {
-        const d = callTlsOffset(Number(instr.nearBranch64));
-        // The callee returns the variable's address; caller-saved registers are not trusted after it.
-        define = () => {
-          for (const r of [Register.RAX, Register.RCX, Register.RDX, Register.RSI, Register.RDI, Register.R8, Register.R9, Register.R10, Register.R11]) {
-            args.delete(r); tlsBase.delete(r); fsOffset.delete(r);
-          }
-          if (d !== undefined) tlsBase.set(Register.RAX, d);
-        };
-      }
-      const info = infoFactory.info(instr);
-      for (const u of info.usedRegisters()) {
-        const acc = u.access;
-        if (acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite) {
-          const r = full(u.register);
-          args.delete(r); tlsBase.delete(r); fsOffset.delete(r);
-        }
-        u.free();
-      }
-      info.free();
-      define?.();
-      // pastReturns: an early return (a thread-local's "destroyed" check) may
-      // come before the store; the code after it is reached from before it.
-      if (m === Mnemonic.Ret && !pastReturns) break;
+  sweep(code, startVaddr, maxInstructions, (instr, written) => {
+    const m = instr.mnemonic;
+    if (pastReturns) {
+      const ip = Number(instr.ip);
+      const st = atTarget.get(ip);
+      if (st) join(st);
+      if (instr.isJccShortOrNear && Number(instr.nearBranchTarget) > ip && !atTarget.has(Number(instr.nearBranchTarget)))
+        atTarget.set(Number(instr.nearBranchTarget), { args: new Set(args), tlsBase: new Map(tlsBase), fsOffset: new Map(fsOffset) });
     }
-  } finally {
-    instr.free();
-    decoder.free();
-    infoFactory.free();
-  }
+    let define: (() => void) | undefined;
+    if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+        instr.memorySegment === Register.FS && instr.memoryBase === Register.None && instr.memoryIndex === Register.None &&
+        instr.memorySize === MemorySize.UInt64 && signed(instr.memoryDisplacement) === 0) {
+      const dst = full(instr.op0Register);
+      define = () => tlsBase.set(dst, 0);
+    } else if (m === Mnemonic.Lea && instr.op1Kind === OpKind.Memory && tlsBase.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
+      const dst = full(instr.op0Register), d = tlsBase.get(instr.memoryBase)! + signed(instr.memoryDisplacement);
+      define = () => tlsBase.set(dst, d);
+    } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
+        instr.op0Register === full(instr.op0Register)) {
+      const src = full(instr.op1Register), dst = instr.op0Register;
+      if (args.has(src)) define = () => args.add(dst);
+      else if (tlsBase.has(src)) { const d = tlsBase.get(src)!; define = () => tlsBase.set(dst, d); }
+    } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Memory && instr.op1Kind === OpKind.Register &&
+        instr.memorySize === MemorySize.UInt64 && args.has(full(instr.op1Register)) && instr.memoryIndex === Register.None) {
+      if (instr.memorySegment === Register.FS && instr.memoryBase === Register.None) found.add(signed(instr.memoryDisplacement));
+      else if (instr.memorySegment === Register.FS && fsOffset.has(instr.memoryBase)) found.add(fsOffset.get(instr.memoryBase)! + signed(instr.memoryDisplacement));
+      else if (instr.memorySegment !== Register.FS && tlsBase.has(instr.memoryBase)) found.add(tlsBase.get(instr.memoryBase)! + signed(instr.memoryDisplacement));
+    } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op0Register === full(instr.op0Register) &&
+        (instr.op1Kind === OpKind.Immediate32to64 || instr.op1Kind === OpKind.Immediate64)) {
+      const dst = instr.op0Register, v = signed(instr.immediate(1));
+      define = () => fsOffset.set(dst, v);
+    } else if (m === Mnemonic.Call && instr.op0Kind === OpKind.NearBranch64 && callTlsOffset) {
+      const d = callTlsOffset(Number(instr.nearBranch64));
+      // The callee returns the variable's address; caller-saved registers are not trusted after it.
+      define = () => {
+        forget([Register.RAX, Register.RCX, Register.RDX, Register.RSI, Register.RDI, Register.R8, Register.R9, Register.R10, Register.R11], args, tlsBase, fsOffset);
+        if (d !== undefined) tlsBase.set(Register.RAX, d);
+      };
+    }
+    forget(written, args, tlsBase, fsOffset);
+    define?.();
+    // pastReturns: an early return (a thread-local's "destroyed" check) may
+    // come before the store; the code after it is reached from before it.
+    return m === Mnemonic.Ret && !pastReturns;
+  });
   return [...found];
 }
 
@@ -208,30 +207,19 @@ export function findTlsArgStores(
  * confirm an offset the database gives (tokio/context.ts), never alone.
  */
 export function tlsGetterOffset(code: Buffer, startVaddr: number, maxInstructions = 40): number | undefined {
-  const { Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register, RegisterExt, MemorySize } = loadIced();
-  const decoder = new Decoder(64, code, DecoderOptions.None);
-  const instr = new Instruction();
-  const full = (r: number) => RegisterExt.fullRegister(r);
-  const signed = (d: bigint) => Number(BigInt.asIntN(64, d));
+  const { Mnemonic, OpKind, Register, RegisterExt, MemorySize } = loadIced();
   const bases = new Set<number>();
   const offsets = new Set<number>();
   let returns = false;
-  try {
-    decoder.ip = BigInt(startVaddr);
-    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
-      decoder.decodeOut(instr);
-      const m = instr.mnemonic;
-      if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
-          instr.memorySegment === Register.FS && instr.memoryBase === Register.None && instr.memoryIndex === Register.None &&
-          instr.memorySize === MemorySize.UInt64 && signed(instr.memoryDisplacement) === 0) bases.add(full(instr.op0Register));
-      else if (m === Mnemonic.Lea && instr.op1Kind === OpKind.Memory && bases.has(instr.memoryBase) && instr.memoryIndex === Register.None)
-        offsets.add(signed(instr.memoryDisplacement));
-      else if (m === Mnemonic.Ret) returns = true;
-    }
-  } finally {
-    instr.free();
-    decoder.free();
-  }
+  sweep(code, startVaddr, maxInstructions, (instr) => {
+    const m = instr.mnemonic;
+    if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+        instr.memorySegment === Register.FS && instr.memoryBase === Register.None && instr.memoryIndex === Register.None &&
+        instr.memorySize === MemorySize.UInt64 && signed(instr.memoryDisplacement) === 0) bases.add(RegisterExt.fullRegister(instr.op0Register));
+    else if (m === Mnemonic.Lea && instr.op1Kind === OpKind.Memory && bases.has(instr.memoryBase) && instr.memoryIndex === Register.None)
+      offsets.add(signed(instr.memoryDisplacement));
+    else if (m === Mnemonic.Ret) returns = true;
+  });
   return returns && bases.size === 1 && offsets.size === 1 ? [...offsets][0] : undefined;
 }
 
@@ -244,50 +232,30 @@ export function tlsGetterOffset(code: Buffer, startVaddr: number, maxInstruction
  * StreamRef, B the futex word's offset in the ArcInner.
  */
 export function findLoadThenLocked(code: Buffer, startVaddr: number, argRegister: 'RSI' | 'RDI' | 'RDX', maxInstructions = 120): { outer: number; inner: number }[] {
-  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt, MemorySize, OpAccess } = loadIced();
-  const decoder = new Decoder(64, code, DecoderOptions.None);
-  const instr = new Instruction();
-  const infoFactory = new InstructionInfoFactory();
+  const { Mnemonic, OpKind, Register, RegisterExt, MemorySize } = loadIced();
   const full = (r: number) => RegisterExt.fullRegister(r);
   const aliases = new Set<number>([Register[argRegister]]);
   const loaded = new Map<number, number>();
   const found = new Map<string, { outer: number; inner: number }>();
-  try {
-    decoder.ip = BigInt(startVaddr);
-    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
-      decoder.decodeOut(instr);
-      const m = instr.mnemonic;
-      let define: (() => void) | undefined;
-      if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
-          aliases.has(full(instr.op1Register)) && instr.op0Register === full(instr.op0Register)) {
-        const dst = instr.op0Register;
-        define = () => aliases.add(dst);
-      } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
-          instr.memorySize === MemorySize.UInt64 && aliases.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
-        const dst = full(instr.op0Register), a = Number(instr.memoryDisplacement);
-        define = () => loaded.set(dst, a);
-      } else if (instr.hasLockPrefix && loaded.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
-        const a = loaded.get(instr.memoryBase)!, b = Number(BigInt.asIntN(64, instr.memoryDisplacement));
-        found.set(`${a}:${b}`, { outer: a, inner: b });
-      }
-      const info = infoFactory.info(instr);
-      for (const u of info.usedRegisters()) {
-        const acc = u.access;
-        if (acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite) {
-          const r = full(u.register);
-          aliases.delete(r); loaded.delete(r);
-        }
-        u.free();
-      }
-      info.free();
-      define?.();
-      if (m === Mnemonic.Ret) break;
+  sweep(code, startVaddr, maxInstructions, (instr, written) => {
+    const m = instr.mnemonic;
+    let define: (() => void) | undefined;
+    if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
+        aliases.has(full(instr.op1Register)) && instr.op0Register === full(instr.op0Register)) {
+      const dst = instr.op0Register;
+      define = () => aliases.add(dst);
+    } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+        instr.memorySize === MemorySize.UInt64 && aliases.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
+      const dst = full(instr.op0Register), a = Number(instr.memoryDisplacement);
+      define = () => loaded.set(dst, a);
+    } else if (instr.hasLockPrefix && loaded.has(instr.memoryBase) && instr.memoryIndex === Register.None) {
+      const a = loaded.get(instr.memoryBase)!, b = signed(instr.memoryDisplacement);
+      found.set(`${a}:${b}`, { outer: a, inner: b });
     }
-  } finally {
-    instr.free();
-    decoder.free();
-    infoFactory.free();
-  }
+    forget(written, aliases, loaded);
+    define?.();
+    return m === Mnemonic.Ret;
+  });
   return [...found.values()];
 }
 
@@ -304,17 +272,17 @@ export function findLoadThenLocked(code: Buffer, startVaddr: number, argRegister
 class ArgTracker {
   private readonly regs = new Set<number>();
   private readonly slots = new Set<number>();
-  constructor(private readonly iced: ReturnType<typeof loadIced>, argRegister: number) {
+  constructor(private readonly iced: Iced, argRegister: number) {
     this.regs.add(argRegister);
   }
   private full(r: number): number { return this.iced.RegisterExt.fullRegister(r); }
   /** Is `[base + disp]` (no index) an operand based on the argument? */
-  isArgBase(instr: InstanceType<ReturnType<typeof loadIced>['Instruction']>): boolean {
+  isArgBase(instr: Instr): boolean {
     return this.regs.has(instr.memoryBase) && instr.memoryIndex === this.iced.Register.None;
   }
-  /** Updates the facts for one executed instruction. */
-  step(instr: InstanceType<ReturnType<typeof loadIced>['Instruction']>, info: InstanceType<ReturnType<typeof loadIced>['InstructionInfo']>): void {
-    const { Mnemonic, OpKind, Register, MemorySize, OpAccess } = this.iced;
+  /** Updates the facts for one executed instruction (`written`: the full registers it writes). */
+  step(instr: Instr, written: number[]): void {
+    const { Mnemonic, OpKind, Register, MemorySize, FlowControl } = this.iced;
     const m = instr.mnemonic;
     let define: (() => void) | undefined;
     if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
@@ -337,15 +305,10 @@ class ArgTracker {
       const d = Number(instr.memoryDisplacement);
       for (const s of this.slots) if (Math.abs(s - d) < 8) this.slots.delete(s);
     }
-    for (const u of info.usedRegisters()) {
-      const acc = u.access;
-      if (acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite) {
-        const r = this.full(u.register);
-        // A call moves rsp and puts it back: the frame's slots survive it.
-        if (r === Register.RSP && instr.flowControl !== this.iced.FlowControl.Call && instr.flowControl !== this.iced.FlowControl.IndirectCall) this.slots.clear();
-        this.regs.delete(r);
-      }
-      u.free();
+    for (const r of written) {
+      // A call moves rsp and puts it back: the frame's slots survive it.
+      if (r === Register.RSP && instr.flowControl !== FlowControl.Call && instr.flowControl !== FlowControl.IndirectCall) this.slots.clear();
+      this.regs.delete(r);
     }
     define?.();
   }
@@ -361,46 +324,30 @@ class ArgTracker {
  */
 export function findU16ArgCompare(code: Buffer, startVaddr: number, argRegister: 'RSI' | 'RDI' | 'RDX', imm: number, maxInstructions = 4000): { offset: number; at: number }[] {
   const iced = loadIced();
-  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, RegisterExt, MemorySize } = iced;
-  const decoder = new Decoder(64, code, DecoderOptions.None);
-  const instr = new Instruction();
-  const infoFactory = new InstructionInfoFactory();
+  const { Mnemonic, OpKind, RegisterExt, MemorySize } = iced;
   const args = new ArgTracker(iced, iced.Register[argRegister]);
   const widened = new Map<number, number>(); // register holding the u16 -> B
   const found = new Map<number, { offset: number; at: number }>();
   const isImm = (k: number) => k === OpKind.Immediate8to16 || k === OpKind.Immediate16 || k === OpKind.Immediate8to32 || k === OpKind.Immediate32;
-  try {
-    decoder.ip = BigInt(startVaddr);
-    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
-      decoder.decodeOut(instr);
-      const m = instr.mnemonic;
-      let define: (() => void) | undefined;
-      if (m === Mnemonic.Movzx && instr.op1Kind === OpKind.Memory && instr.memorySize === MemorySize.UInt16 && args.isArgBase(instr)) {
-        const dst = RegisterExt.fullRegister(instr.op0Register), b = Number(instr.memoryDisplacement);
-        define = () => widened.set(dst, b);
-      } else if (m === Mnemonic.Cmp && instr.op0Kind === OpKind.Register && widened.has(RegisterExt.fullRegister(instr.op0Register)) &&
-          isImm(instr.op1Kind) && Number(instr.immediate(1)) === imm) {
-        const b = widened.get(RegisterExt.fullRegister(instr.op0Register))!;
-        if (!found.has(b)) found.set(b, { offset: b, at: Number(instr.ip) });
-      } else if (m === Mnemonic.Cmp && instr.op0Kind === OpKind.Memory && instr.memorySize === MemorySize.UInt16 && args.isArgBase(instr) &&
-          isImm(instr.op1Kind) && Number(instr.immediate(1)) === imm) {
-        const b = Number(instr.memoryDisplacement);
-        if (!found.has(b)) found.set(b, { offset: b, at: Number(instr.ip) });
-      }
-      const info = infoFactory.info(instr);
-      for (const u of info.usedRegisters()) {
-        const acc = u.access;
-        if (acc !== iced.OpAccess.Read && acc !== iced.OpAccess.CondRead && acc !== iced.OpAccess.None) widened.delete(RegisterExt.fullRegister(u.register));
-      }
-      args.step(instr, info);
-      info.free();
-      define?.();
+  sweep(code, startVaddr, maxInstructions, (instr, written) => {
+    const m = instr.mnemonic;
+    let define: (() => void) | undefined;
+    if (m === Mnemonic.Movzx && instr.op1Kind === OpKind.Memory && instr.memorySize === MemorySize.UInt16 && args.isArgBase(instr)) {
+      const dst = RegisterExt.fullRegister(instr.op0Register), b = Number(instr.memoryDisplacement);
+      define = () => widened.set(dst, b);
+    } else if (m === Mnemonic.Cmp && instr.op0Kind === OpKind.Register && widened.has(RegisterExt.fullRegister(instr.op0Register)) &&
+        isImm(instr.op1Kind) && Number(instr.immediate(1)) === imm) {
+      const b = widened.get(RegisterExt.fullRegister(instr.op0Register))!;
+      if (!found.has(b)) found.set(b, { offset: b, at: Number(instr.ip) });
+    } else if (m === Mnemonic.Cmp && instr.op0Kind === OpKind.Memory && instr.memorySize === MemorySize.UInt16 && args.isArgBase(instr) &&
+        isImm(instr.op1Kind) && Number(instr.immediate(1)) === imm) {
+      const b = Number(instr.memoryDisplacement);
+      if (!found.has(b)) found.set(b, { offset: b, at: Number(instr.ip) });
     }
-  } finally {
-    instr.free();
-    decoder.free();
-    infoFactory.free();
-  }
+    forget(written, widened);
+    args.step(instr, written);
+    define?.();
+  });
   return [...found.values()];
 }
 
@@ -412,27 +359,14 @@ export function findU16ArgCompare(code: Buffer, startVaddr: number, argRegister:
  */
 export function argWordLoads(code: Buffer, startVaddr: number, argRegister: 'RSI' | 'RDI' | 'RDX', maxInstructions = 400): Set<number> {
   const iced = loadIced();
-  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, MemorySize } = iced;
-  const decoder = new Decoder(64, code, DecoderOptions.None);
-  const instr = new Instruction();
-  const infoFactory = new InstructionInfoFactory();
+  const { Mnemonic, OpKind, MemorySize } = iced;
   const args = new ArgTracker(iced, iced.Register[argRegister]);
   const out = new Set<number>();
-  try {
-    decoder.ip = BigInt(startVaddr);
-    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
-      decoder.decodeOut(instr);
-      if (instr.mnemonic === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
-          instr.memorySize === MemorySize.UInt64 && args.isArgBase(instr)) out.add(Number(instr.memoryDisplacement));
-      const info = infoFactory.info(instr);
-      args.step(instr, info);
-      info.free();
-    }
-  } finally {
-    instr.free();
-    decoder.free();
-    infoFactory.free();
-  }
+  sweep(code, startVaddr, maxInstructions, (instr, written) => {
+    if (instr.mnemonic === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+        instr.memorySize === MemorySize.UInt64 && args.isArgBase(instr)) out.add(Number(instr.memoryDisplacement));
+    args.step(instr, written);
+  });
   return out;
 }
 
@@ -449,56 +383,35 @@ export function argWordLoads(code: Buffer, startVaddr: number, argRegister: 'RSI
  * is inside tokio's repr(Rust) Vtable.
  */
 export function findOffsetThroughPointer(code: Buffer, startVaddr: number, argRegister: 'RSI' | 'RDI' | 'RDX', vtableOff: number, maxInstructions = 120): number[] {
-  const { Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt, MemorySize, OpAccess } = loadIced();
-  const decoder = new Decoder(64, code, DecoderOptions.None);
-  const instr = new Instruction();
-  const infoFactory = new InstructionInfoFactory();
+  const { Mnemonic, OpKind, Register, RegisterExt, MemorySize } = loadIced();
   const full = (r: number) => RegisterExt.fullRegister(r);
   const args = new Set<number>([Register[argRegister]]);
   const vtables = new Set<number>();
   const offsets = new Map<number, number>(); // register -> F it was loaded from
   const found = new Set<number>();
-  const signed = (d: bigint) => Number(BigInt.asIntN(64, d));
-  try {
-    decoder.ip = BigInt(startVaddr);
-    for (let n = 0; n < maxInstructions && decoder.canDecode; n++) {
-      decoder.decodeOut(instr);
-      const m = instr.mnemonic;
-      let define: (() => void) | undefined;
-      const loadsQword = m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
-        instr.memorySize === MemorySize.UInt64 && instr.memorySegment !== Register.FS && instr.memorySegment !== Register.GS;
-      if (loadsQword && instr.memoryIndex === Register.None && args.has(instr.memoryBase) && signed(instr.memoryDisplacement) === vtableOff) {
-        const dst = full(instr.op0Register);
-        define = () => vtables.add(dst);
-      } else if (loadsQword && instr.memoryIndex === Register.None && vtables.has(instr.memoryBase)) {
-        const dst = full(instr.op0Register), f = signed(instr.memoryDisplacement);
-        define = () => offsets.set(dst, f);
-      } else if (instr.op1Kind === OpKind.Memory && instr.memoryIndexScale === 1 && signed(instr.memoryDisplacement) === 0 &&
-          instr.memorySegment !== Register.FS && instr.memorySegment !== Register.GS &&
-          ((args.has(instr.memoryBase) && offsets.has(instr.memoryIndex)) || (offsets.has(instr.memoryBase) && args.has(instr.memoryIndex)))) {
-        found.add(offsets.get(offsets.has(instr.memoryIndex) ? instr.memoryIndex : instr.memoryBase)!);
-      } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
-          instr.op0Register === full(instr.op0Register) && args.has(full(instr.op1Register))) {
-        const dst = instr.op0Register;
-        define = () => args.add(dst);
-      }
-      const info = infoFactory.info(instr);
-      for (const u of info.usedRegisters()) {
-        const acc = u.access;
-        if (acc === OpAccess.Write || acc === OpAccess.CondWrite || acc === OpAccess.ReadWrite || acc === OpAccess.ReadCondWrite) {
-          const r = full(u.register);
-          args.delete(r); vtables.delete(r); offsets.delete(r);
-        }
-        u.free();
-      }
-      info.free();
-      define?.();
-      if (m === Mnemonic.Ret || m === Mnemonic.Call || m === Mnemonic.Jmp) break;
+  sweep(code, startVaddr, maxInstructions, (instr, written) => {
+    const m = instr.mnemonic;
+    let define: (() => void) | undefined;
+    const loadsQword = m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Memory &&
+      instr.memorySize === MemorySize.UInt64 && instr.memorySegment !== Register.FS && instr.memorySegment !== Register.GS;
+    if (loadsQword && instr.memoryIndex === Register.None && args.has(instr.memoryBase) && signed(instr.memoryDisplacement) === vtableOff) {
+      const dst = full(instr.op0Register);
+      define = () => vtables.add(dst);
+    } else if (loadsQword && instr.memoryIndex === Register.None && vtables.has(instr.memoryBase)) {
+      const dst = full(instr.op0Register), f = signed(instr.memoryDisplacement);
+      define = () => offsets.set(dst, f);
+    } else if (instr.op1Kind === OpKind.Memory && instr.memoryIndexScale === 1 && signed(instr.memoryDisplacement) === 0 &&
+        instr.memorySegment !== Register.FS && instr.memorySegment !== Register.GS &&
+        ((args.has(instr.memoryBase) && offsets.has(instr.memoryIndex)) || (offsets.has(instr.memoryBase) && args.has(instr.memoryIndex)))) {
+      found.add(offsets.get(offsets.has(instr.memoryIndex) ? instr.memoryIndex : instr.memoryBase)!);
+    } else if (m === Mnemonic.Mov && instr.op0Kind === OpKind.Register && instr.op1Kind === OpKind.Register &&
+        instr.op0Register === full(instr.op0Register) && args.has(full(instr.op1Register))) {
+      const dst = instr.op0Register;
+      define = () => args.add(dst);
     }
-  } finally {
-    instr.free();
-    decoder.free();
-    infoFactory.free();
-  }
+    forget(written, args, vtables, offsets);
+    define?.();
+    return m === Mnemonic.Ret || m === Mnemonic.Call || m === Mnemonic.Jmp;
+  });
   return [...found];
 }
