@@ -8,7 +8,8 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { startOtlpReceiver, OtlpReceiver } from '../helpers/otlp-receiver';
-import { startService, serviceBinary, attachAgent, freshStats, waitForStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
+import { startService, serviceBinary, attachAgent, freshStats, waitForStats, Service, RunningAgent } from '../helpers/procs';
+import { startRedirectTarget, fixtureCall, assertH1Calls, probeHits } from '../helpers/reqwest-h1-case';
 
 let recv: OtlpReceiver;
 let svc: Service;
@@ -19,13 +20,7 @@ let h2c: http2.Http2Server;
 let h2cPort = 0;
 
 before(async () => {
-  target = http.createServer((req, res) => {
-    if (req.url === '/chain') { res.writeHead(302, { location: '/ok?hop=2' }); res.end(); return; }
-    if (req.url!.startsWith('/ok')) { res.end('ok'); return; }
-    res.writeHead(404); res.end();
-  });
-  await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
-  tport = (target.address() as AddressInfo).port;
+  ({ server: target, port: tport } = await startRedirectTarget());
   h2c = http2.createServer((req, res) => { if (req.url.startsWith('/missing')) res.writeHead(404); res.end('ok'); });
   await new Promise<void>((r) => h2c.listen(0, '127.0.0.1', r));
   h2cPort = (h2c.address() as AddressInfo).port;
@@ -43,47 +38,11 @@ after(async () => {
   assert.equal(code, 0, agent?.stderr.text);
 });
 
-async function call(q: Record<string, string | number>): Promise<string[]> {
-  const res = await fetch(`http://127.0.0.1:${svc.port}/call?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)]))}`);
-  assert.equal(res.status, 200);
-  return (await res.text()).trim().split('\n');
-}
-const hits = (s: AgentStats, module: string, probe: string) => s.probes.find((p) => p.module === module && p.probe === probe)?.hits ?? 0;
+const call = fixtureCall(() => svc);
+const hits = probeHits;
 
 test('reqwest 0.13 over HTTP/1: exact attributes, parent, redirect hops with resend_count, 404 ERROR, blocking; 3 hits per call', async () => {
-  recv.clear();
-  const before = await freshStats(agent);
-  assert.deepEqual(await call({ url: `http://127.0.0.1:${tport}/ok?v=13` }), ['200']);
-  assert.deepEqual(await call({ url: `http://127.0.0.1:${tport}/chain` }), ['200']);
-  assert.deepEqual(await call({ url: `http://127.0.0.1:${tport}/nope`, mode: 'blocking' }), ['404']);
-  await recv.waitForSpans(3 + 4, 15_000);
-  await new Promise((r) => setTimeout(r, 300));
-  const cs = recv.spans().filter((s) => s.kind === 3);
-  assert.equal(cs.length, 4);
-  const by = (u: string) => cs.find((s) => s.attributes['url.full'] === `http://127.0.0.1:${tport}${u}`)!;
-  assert.deepEqual(by('/ok?v=13').attributes, {
-    'http.request.method': 'GET', 'url.full': `http://127.0.0.1:${tport}/ok?v=13`, 'server.address': '127.0.0.1', 'server.port': tport,
-    'network.protocol.version': '1.1', 'http.response.status_code': 200,
-  });
-  const servers = recv.spans().filter((s) => s.kind === 2);
-  const srv = (q: string) => servers.find((s) => String(s.attributes['url.query']).includes(encodeURIComponent(q)))!;
-  assert.equal(by('/ok?v=13').parentSpanId, srv('/ok?v=13').spanId);
-  assert.equal(by('/chain').attributes['http.response.status_code'], 302);
-  assert.equal(by('/chain').attributes['http.request.resend_count'], undefined);
-  assert.equal(by('/ok?hop=2').attributes['http.request.resend_count'], 1);
-  for (const u of ['/chain', '/ok?hop=2']) assert.equal(by(u).parentSpanId, srv('/chain').spanId);
-  assert.equal(by('/nope').status.code, 2);
-  assert.equal(by('/nope').attributes['error.type'], '404');
-  // reqwest::blocking runs the call on its own runtime thread; the blocking
-  // execute probe on the calling thread links it to the handler's span (issue 8).
-  assert.equal(by('/nope').parentSpanId, srv('/nope').spanId);
-  const after = await waitForStats(agent, (s) => hits(s, 'hyper-h1-client', 'client_parse') - hits(before, 'hyper-h1-client', 'client_parse') >= 4);
-  assert.equal(hits(after, 'hyper-h1-client', 'reqwest_execute') - hits(before, 'hyper-h1-client', 'reqwest_execute'), 3);
-  assert.equal(hits(after, 'hyper-h1-client', 'client_encode') - hits(before, 'hyper-h1-client', 'client_encode'), 4);
-  assert.equal(hits(after, 'hyper-h1-client', 'reqwest_blocking_execute') - hits(before, 'hyper-h1-client', 'reqwest_blocking_execute'), 1);
-  assert.equal(hits(after, 'hyper-h1-client', 'client_parse') - hits(before, 'hyper-h1-client', 'client_parse'), 4);
-  assert.equal(hits(after, 'h2-client', 'client_send_headers') - hits(before, 'h2-client', 'client_send_headers'), 0);
-  assert.equal(after.spans['hyper-h1-client'].pending, 0);
+  await assertH1Calls(recv, agent, call, tport, '13');
 });
 
 test('reqwest 0.13 over h2c: one HTTP/2 CLIENT span per call, exact attributes, the handler span as parent; 3 hits per call', async () => {
