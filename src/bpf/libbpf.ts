@@ -57,7 +57,28 @@ export const c = {
   open: libc.func('int open(const char *path, int flags)'),
   vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t n, const char *fmt, void *ap)'),
   getpagesize: libc.func('int getpagesize()'),
+  pthread_sigmask: libc.func('int pthread_sigmask(int how, const uint8_t *set, _Out_ uint8_t *oldset)'),
 };
+
+const SIG_BLOCK = 0, SIG_SETMASK = 2;
+/** sigset_t of glibc on x86-64: 1024 bits; every bit set = every signal (the kernel never blocks SIGKILL/SIGSTOP). */
+const ALL_SIGNALS = new Uint8Array(128).fill(0xff);
+
+/**
+ * Runs `fn` with this thread's signals blocked, then restores the mask (a
+ * signal that arrived meanwhile is delivered then). The verifier aborts a
+ * load with EAGAIN whenever a signal is pending, so a periodic one (a
+ * profiler's SIGPROF) would make every load of a large program fail.
+ */
+export function withSignalsBlocked<T>(fn: () => T): T {
+  const old = new Uint8Array(128);
+  const blocked = c.pthread_sigmask(SIG_BLOCK, ALL_SIGNALS, old) === 0;
+  try {
+    return fn();
+  } finally {
+    if (blocked) c.pthread_sigmask(SIG_SETMASK, old, null);
+  }
+}
 
 export function errno(): number { return koffi.errno(); }
 

@@ -9,10 +9,11 @@
 // raw bpf(BPF_LINK_CREATE) syscall.
 import * as fs from 'node:fs';
 import koffi from 'koffi';
-import { lib, c, errno, captureLibbpfLog, libbpfLog, UprobeOpts,
+import { lib, c, errno, captureLibbpfLog, libbpfLog, UprobeOpts, withSignalsBlocked,
   SYS_bpf, BPF_LINK_CREATE, BPF_TRACE_UPROBE_MULTI, BPF_PROG_TYPE_KPROBE } from './libbpf';
 import { RingBufferReader } from './ringbuf';
 import { UserError, EXIT } from '../util/errors';
+import { log } from '../util/log';
 
 export type AttachMode = 'multi' | 'perf';
 
@@ -44,6 +45,8 @@ const CONFIG_SIZE = COMMON_LAYOUTS.structs.probe_config.$size;
 const BINCTX = COMMON_LAYOUTS.structs.binary_context;
 
 /** Maps every object shares: the first object creates them, the others reuse their fds. */
+/** Loads of one object tried at most when the verifier is interrupted (EAGAIN). */
+const LOAD_ATTEMPTS = 5;
 const SHARED_MAPS = ['events', 'probe_stats', 'probe_configs', 'binary_contexts'] as const;
 type SharedMap = (typeof SHARED_MAPS)[number];
 /** Maps shared by the objects that declare them (src/propagation/context.h): one map for all. */
@@ -165,7 +168,24 @@ export class BpfRuntime {
     }
   }
 
+  /**
+   * The verifier gives up with EAGAIN when a signal is pending (a profiler's
+   * SIGPROF, a signal a user sends during start-up). Signals are blocked
+   * during the load (withSignalsBlocked); should one still get through
+   * (blocking refused), a failed object, which cannot be loaded again, is
+   * opened afresh, a few times, with a short pause.
+   */
   private loadObject(path: string): void {
+    for (let attempt = 1; ; attempt++) {
+      const again = this.loadObjectOnce(path, attempt < LOAD_ATTEMPTS);
+      if (!again) return;
+      log.debug(`loading ${path}: the verifier was interrupted (EAGAIN), attempt ${attempt + 1} of ${LOAD_ATTEMPTS}`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20 * attempt);
+    }
+  }
+
+  /** Loads one object; true when it should be tried again (EAGAIN, `mayRetry`). */
+  private loadObjectOnce(path: string, mayRetry: boolean): boolean {
     {
       if (!fs.existsSync(path)) throw new UserError(`BPF object ${path} is missing: run make build`, EXIT.FAILURE);
       const obj = lib.open_file(path, null);
@@ -201,10 +221,11 @@ export class BpfRuntime {
         if (fd !== undefined) check(lib.map_reuse_fd(m, fd), `reuse ${name}`);
         else created.push([name, m]);
       }
-      const rc = lib.object_load(obj);
+      const rc = withSignalsBlocked(() => lib.object_load(obj) as number);
       if (rc < 0) {
         const e = -rc;
         lib.object_close(obj);
+        if (e === 11 /* EAGAIN */ && mayRetry) return true;
         if (e === 1 /* EPERM */ || e === 13 /* EACCES */)
           throw new UserError('not permitted to load eBPF programs: run as root (CAP_BPF and CAP_PERFMON are needed; CAP_SYS_ADMIN for perf-event uprobes)', EXIT.PRIVILEGE);
         const tail = libbpfLog.slice(-8).join(' | ');
@@ -218,6 +239,7 @@ export class BpfRuntime {
       for (const [name, m] of created) this.optionalFds.set(name, lib.map_fd(m));
       this.objects.push({ path, obj, programs });
     }
+    return false;
   }
 
   /** The fd of a program of a loaded object (for attach types other than uprobes). */

@@ -2,10 +2,9 @@
 // agent's main thread from the moment its BPF programs are loaded until it
 // stops, written as a .cpuprofile (Chrome DevTools, speedscope).
 //
-// Why not `node --cpu-prof`: its sampling signal (SIGPROF) interrupts the
-// BPF verifier, which gives up with EAGAIN when a signal is pending; libbpf
-// retries five times and the agent fails to start. So sampling starts only
-// once every program is loaded.
+// It leaves out start-up (BPF loads, binary analysis); `node --cpu-prof`
+// includes it (the loader blocks signals while the verifier runs, so the
+// profiler's SIGPROF no longer makes the loads fail with EAGAIN).
 import * as fs from 'node:fs';
 import { Session } from 'node:inspector';
 

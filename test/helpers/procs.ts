@@ -107,9 +107,10 @@ export interface AgentStats {
   export: Record<string, number>;
 }
 
-export function startAgent(args: string[], env: Record<string, string> = {}): RunningAgent {
+/** `nodeArgs`: options for node itself, before the agent's script. */
+export function startAgent(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): RunningAgent {
   const statsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'agent-stats-')), 'stats.json');
-  const proc = track(spawn(process.execPath, [AGENT_BIN, ...args, '--stats-file', statsFile], {
+  const proc = track(spawn(process.execPath, [...nodeArgs, AGENT_BIN, ...args, '--stats-file', statsFile], {
     env: { ...process.env, OTEL_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   }));
   const exited = new Promise<number>((r) => proc.on('exit', (c, s) => r(c ?? (s ? 128 : 1))));
@@ -124,8 +125,8 @@ export function startAgent(args: string[], env: Record<string, string> = {}): Ru
 }
 
 /** Starts the agent and waits until its probes are attached. */
-export async function attachAgent(args: string[], env: Record<string, string> = {}): Promise<RunningAgent> {
-  const a = startAgent(args, env);
+export async function attachAgent(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<RunningAgent> {
+  const a = startAgent(args, env, nodeArgs);
   await Promise.race([
     a.stderr.wait(/tracing (process|every process)/, 60_000),
     a.exited.then((c) => { throw new Error(`agent exited with ${c} before attaching:\n${a.stderr.text}`); }),
