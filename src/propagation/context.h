@@ -459,7 +459,8 @@ struct prop_h2_out {
 	struct prop_ids ctx;	/* the caller's server span (trace id, span id = the parent, flags) */
 	__u8 span_id[8];	/* the CLIENT span's id, made at send_headers */
 	__u8 state;		/* PROP_H2_* */
-	__u8 _pad[7];
+	__u8 own_ts;		/* the request has its own tracestate: none added */
+	__u8 _pad[6];
 };
 
 #define PROP_H2_MAX_NS (50ULL * 1000000ULL)
