@@ -50,7 +50,7 @@ const LOAD_ATTEMPTS = 5;
 const SHARED_MAPS = ['events', 'probe_stats', 'probe_configs', 'binary_contexts'] as const;
 type SharedMap = (typeof SHARED_MAPS)[number];
 /** Maps shared by the objects that declare them (src/propagation/context.h): one map for all. */
-const OPTIONAL_SHARED_MAPS = ['prop_server_ctx', 'prop_span_ctx', 'prop_span_state', 'prop_state_scratch', 'prop_calls', 'prop_outgoing', 'prop_h2_out', 'otel_sdk_traces'];
+const OPTIONAL_SHARED_MAPS = ['prop_server_ctx', 'prop_span_ctx', 'prop_span_state', 'prop_state_scratch', 'prop_calls', 'prop_rq_open', 'prop_outgoing', 'prop_h2_out', 'otel_sdk_traces'];
 
 /** What a binary's probes may read about it (bpf/include/events.h, struct binary_context). */
 export interface BinaryContextValue {

@@ -130,6 +130,33 @@ struct {
 } prop_calls SEC(".maps");
 
 /*
+ * reqwest calls filed by execute_request whose hyper-util / hyper 0.14 Client
+ * has not yet reached origin_form (hyper-h1-client's hyper_origin_form), by
+ * (pid, caller task, target): origin_form files every other request itself
+ * (hyper's client used directly), and must not file a reqwest call twice
+ * (a second pending count would keep the target claimed). An entry older
+ * than PROP_CALL_STALE_NS is not used.
+ */
+struct prop_rq_key {
+	__u32 pid;
+	__u32 len;
+	__u64 hash;
+	__u64 task;
+};
+
+struct prop_rq_open {
+	__u64 count;
+	__u64 ts_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct prop_rq_key);
+	__type(value, struct prop_rq_open);
+} prop_rq_open SEC(".maps");
+
+/*
  * Thread -> the client request hyper's encode is writing right now: its
  * BPF-made span id. hyper's dispatcher flushes the head it just encoded in
  * the same poll, on the same thread, so the socket program finds it under its
@@ -432,7 +459,8 @@ struct prop_h2_out {
 	struct prop_ids ctx;	/* the caller's server span (trace id, span id = the parent, flags) */
 	__u8 span_id[8];	/* the CLIENT span's id, made at send_headers */
 	__u8 state;		/* PROP_H2_* */
-	__u8 _pad[7];
+	__u8 own_ts;		/* the request has its own tracestate: none added */
+	__u8 _pad[6];
 };
 
 #define PROP_H2_MAX_NS (50ULL * 1000000ULL)

@@ -376,14 +376,54 @@ static __always_inline void h2_decide(struct h2_sock *st, int k, struct h2c_prop
 	bpf_map_delete_elem(&prop_h2_out, &key);
 }
 
-/* Appends the traceparent field to the chosen frame's header block and
- * grows its length; on any failure the message is as it was. */
+/*
+ * Appends the traceparent field (and, when the server span's request had
+ * one, a tracestate field) to the chosen frame's header block and grows its
+ * length; on any failure the message is as it was.
+ *
+ * tracestate: HPACK literal without indexing, new name, no Huffman:
+ * 0x00, 10, "tracestate", the value's length as an HPACK integer with a
+ * 7-bit prefix (1 byte below 127, else 0x7f and 1..2 more), the value
+ * (1..PROP_TS_MAX printable bytes, as the server parse probe filed it).
+ * Left out (the traceparent goes alone, counted in ev->state) when the
+ * request has its own tracestate, when the span's entry was evicted, or
+ * when the frame would grow past 16384 bytes with it.
+ */
 static __always_inline __u8 h2_insert(struct sk_msg_md *msg, struct h2_cand *cand, struct h2c_propagation_event *ev)
 {
 	__u32 fe = cand->at + 9 + cand->len;
-	if (bpf_msg_push_data(msg, fe, H2C_PROP_FIELD, 0))
+	struct prop_tracestate *ts = 0;
+	__u32 tslen = 0, tsint = 0, tsf = 0;
+	ev->state = H2C_STATE_NONE;
+	if (cand->o.ctx.has_state) {
+		if (cand->o.own_ts) {
+			ev->state = H2C_STATE_PRESENT;
+		} else {
+			struct prop_span_key sk = { .pid = ev->hdr.pid, .span = prop_word(cand->o.ctx.span_id) };
+			ts = bpf_map_lookup_elem(&prop_span_state, &sk);
+			if (!ts || ts->len == 0 || ts->len > PROP_TS_MAX) {
+				ts = 0;
+				ev->state = H2C_STATE_LOST;
+			} else {
+				tslen = ts->len & (PROP_TS_MAX * 2 - 1);
+				if (tslen > PROP_TS_MAX)
+					tslen = PROP_TS_MAX;
+				tsint = tslen < 127 ? 1 : tslen - 127 < 128 ? 2 : 3;
+				tsf = 12 + tsint + tslen;
+				if (cand->len + H2C_PROP_FIELD + tsf > 16384) {
+					ts = 0;
+					tsf = 0;
+					ev->state = H2C_STATE_TOO_LARGE;
+				}
+			}
+		}
+	}
+	__u32 total = H2C_PROP_FIELD + tsf;
+	if (bpf_msg_push_data(msg, fe, total, 0)) {
+		ev->state = H2C_STATE_NONE;
 		return H2C_PROP_PUSH_FAILED;
-	if (bpf_msg_pull_data(msg, fe, fe + H2C_PROP_FIELD, 0))
+	}
+	if (bpf_msg_pull_data(msg, fe, fe + total, 0))
 		goto undo;
 	void *d = msg->data, *end = msg->data_end;
 	if (d + H2C_PROP_FIELD > end)
@@ -402,13 +442,43 @@ static __always_inline __u8 h2_insert(struct sk_msg_md *msg, struct h2_cand *can
 	hex_into(f + 50, cand->o.span_id, 8);
 	f[66] = '-';
 	hex_into(f + 67, &cand->o.ctx.flags, 1);
+	if (ts) {
+		__u8 *p = f + H2C_PROP_FIELD;
+		if ((void *)(p + 15) > end)
+			goto undo;
+		p[0] = 0x00;
+		p[1] = 10;
+		__u64 ta = 0x6174736563617274ULL;	/* "tracesta" */
+		__builtin_memcpy(p + 2, &ta, 8);
+		p[10] = 't';
+		p[11] = 'e';
+		if (tsint == 1) {
+			p[12] = (__u8)tslen;
+		} else if (tsint == 2) {
+			p[12] = 0x7f;
+			p[13] = (__u8)(tslen - 127);
+		} else {
+			p[12] = 0x7f;
+			p[13] = (__u8)(((tslen - 127) & 0x7f) | 0x80);
+			p[14] = (__u8)((tslen - 127) >> 7);
+		}
+		p += 12 + tsint;
+		for (__u32 i = 0; i < PROP_TS_MAX; i++) {
+			if (i >= tslen)
+				break;
+			if ((void *)(p + i + 1) > end)
+				goto undo;
+			p[i] = ts->v[i];
+		}
+		ev->state = H2C_STATE_INJECTED;
+	}
 	if (bpf_msg_pull_data(msg, cand->at, cand->at + 3, 0))
 		goto undo;
 	d = msg->data;
 	end = msg->data_end;
 	if (d + 3 > end)
 		goto undo;
-	__u32 nl = cand->len + H2C_PROP_FIELD;
+	__u32 nl = cand->len + total;
 	((__u8 *)d)[0] = (__u8)(nl >> 16);
 	((__u8 *)d)[1] = (__u8)(nl >> 8);
 	((__u8 *)d)[2] = (__u8)nl;
@@ -417,7 +487,8 @@ static __always_inline __u8 h2_insert(struct sk_msg_md *msg, struct h2_cand *can
 	ev->flags = cand->o.ctx.flags;
 	return H2C_PROP_INJECTED;
 undo:
-	bpf_msg_pop_data(msg, fe, H2C_PROP_FIELD, 0);
+	bpf_msg_pop_data(msg, fe, total, 0);
+	ev->state = H2C_STATE_NONE;
 	return H2C_PROP_PUSH_FAILED;
 }
 

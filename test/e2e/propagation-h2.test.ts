@@ -75,9 +75,9 @@ after(async () => {
   assert.equal(code, 0, agent?.stderr.text);
 });
 
-async function call(q: Record<string, string | number>): Promise<string[]> {
+async function call(q: Record<string, string | number>, headers: Record<string, string> = {}): Promise<string[]> {
   const qs = new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)])).toString();
-  const res = await fetch(`http://127.0.0.1:${svc.port}/call?${qs}`);
+  const res = await fetch(`http://127.0.0.1:${svc.port}/call?${qs}`, { headers });
   assert.equal(res.status, 200);
   return (await res.text()).trim().split('\n');
 }
@@ -96,10 +96,11 @@ async function clientSpanOf(url: string): Promise<ReceivedSpan> {
 }
 
 /** One call; what arrived; the exported CLIENT span; the counters' change. */
-async function one(url: string, q: Record<string, string | number>) {
+async function one(url: string, q: Record<string, string | number>, headers: Record<string, string> = {}) {
   got.length = 0;
+  recv.clear();
   const before = await freshStats(agent!);
-  assert.deepEqual(await call({ url, ...q }), ['200']);
+  assert.deepEqual(await call({ url, ...q }, headers), ['200']);
   assert.equal(got.length, 1);
   const span = await clientSpanOf(url);
   const after = await freshStats(agent!);
@@ -141,4 +142,47 @@ test('unchanged and counted: TLS (ALPN h2) and an own traceparent', async () => 
   assert.deepEqual(tps(o.got), ['00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01']);
   assert.equal(o.delta('propPresent'), 1, JSON.stringify(h2(o.after)));
   assert.equal(o.delta('propInjected'), 0);
+});
+
+test('tracestate on h2c: the incoming request\'s tracestate goes out exactly (one HPACK literal after the traceparent), for 1-, 2- and 3-byte length prefixes and up to 512 bytes; a 300 kB body still byte-identical', async () => {
+  const T = '4bf92f3577b34da6a3ce929d0e0e4736', P = '00f067aa0ba902b7';
+  const cases: { state: string; want: string | undefined; q?: Record<string, number> }[] = [
+    { state: 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE', want: 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE' },
+    { state: '  vendor1=opaque value_1 , x@y=z  ', want: 'vendor1=opaque value_1 , x@y=z' },
+    { state: 'k=' + 'v'.repeat(124), want: 'k=' + 'v'.repeat(124) },	// 126: 1-byte length
+    { state: 'k=' + 'v'.repeat(125), want: 'k=' + 'v'.repeat(125) },	// 127: 0x7f 0x00
+    { state: 'k=' + 'v'.repeat(252), want: 'k=' + 'v'.repeat(252) },	// 254: 0x7f 0x7f
+    { state: 'k=' + 'v'.repeat(253), want: 'k=' + 'v'.repeat(253) },	// 255: 0x7f 0x80 0x01
+    { state: 'k=' + 'v'.repeat(510), want: 'k=' + 'v'.repeat(510) },	// 512
+    { state: 'k=' + 'v'.repeat(511), want: undefined },			// 513: not carried (not filed at parse)
+    { state: 'big=1', want: 'big=1', q: { body: 300_000 } },
+  ];
+  let injected = 0, carried = 0;
+  for (const c of cases) {
+    const url = `http://127.0.0.1:${h2cPort}/ts?n=${c.state.length}${c.q ? '&b=1' : ''}`;
+    const r = await one(url, { h2c: 1, ...(c.q ?? {}) }, { traceparent: `00-${T}-${P}-01`, tracestate: c.state });
+    assert.equal(r.span.traceId, T, 'the incoming trace goes on');
+    assert.equal(r.handler.parentSpanId, P);
+    assert.deepEqual(tps(r.got), [`00-${T}-${r.span.spanId}-01`]);
+    const states = r.got.headers.filter(([k]) => k === 'tracestate').map(([, v]) => v);
+    const names = r.got.headers.map(([k]) => k);
+    if (c.want === undefined) {
+      assert.deepEqual(states, []);
+      assert.equal(names[names.length - 1], 'traceparent');
+    } else {
+      assert.deepEqual(states, [c.want], 'one tracestate, exactly the incoming value');
+      assert.deepEqual(names.slice(-2), ['traceparent', 'tracestate']);
+      carried++;
+    }
+    if (c.q?.body) {
+      assert.equal(r.got.body.length, c.q.body);
+      assert.ok(r.got.body.equals(pattern(c.q.body)), 'body byte for byte');
+    }
+    assert.equal(r.delta('propInjected'), 1, JSON.stringify(h2(r.after)));
+    assert.equal(r.delta('propStateInjected'), c.want === undefined ? 0 : 1);
+    assert.equal(r.delta('propLostSync'), 0);
+    injected++;
+  }
+  const all = await freshStats(agent!);
+  console.log(`h2c tracestate: ${carried} of ${injected} injected requests carried one; counters ${JSON.stringify(Object.fromEntries(Object.entries(h2(all)).filter(([k]) => k.startsWith('prop'))))}`);
 });

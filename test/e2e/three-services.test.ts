@@ -57,9 +57,9 @@ function pattern(n: number): Buffer {
   return b;
 }
 
-async function three(b: string, c: string, id: number, pad = 0): Promise<string> {
+async function three(b: string, c: string, id: number, pad = 0, headers: Record<string, string> = {}): Promise<string> {
   const qs = new URLSearchParams({ b, c, id: String(id), pad: String(pad) }).toString();
-  const res = await fetch(`http://127.0.0.1:${svc.a!.port}/three?${qs}`);
+  const res = await fetch(`http://127.0.0.1:${svc.a!.port}/three?${qs}`, { headers });
   assert.equal(res.status, 200);
   return (await res.text()).trim();
 }
@@ -224,6 +224,37 @@ test('h2c insertion checked from the receiving side: the header exact, the rest 
     const after = await freshStats(agent!);
     assert.equal(d(after, before, 'propInjected'), 1, JSON.stringify(h2(after)));
     assert.equal(d(after, before, 'propLostSync'), 0);
+  }
+});
+
+test('tracestate on the tonic h2c leg: A\'s incoming tracestate goes out exactly after the traceparent (and on the HTTP/1 leg), the rest as without the agent', async () => {
+  const r = rec[1];
+  const T = '4bf92f3577b34da6a3ce929d0e0e4736', P = '00f067aa0ba902b7';
+  for (const [state, pad] of [['rojo=00f067aa0ba902b7,congo=t61rcWkgMzE', 1], ['k=' + 'v'.repeat(510), 300_000]] as const) {
+    r.got.length = 0;
+    const base = recv.spans().length;
+    const before = await freshStats(agent!);
+    assert.equal(await three(`http://127.0.0.1:${svc.b!.port}/users/0`, `http://127.0.0.1:${r.port}`, 7, pad,
+      { traceparent: `00-${T}-${P}-01`, tracestate: state }), '200 0');
+    assert.equal(r.got.length, 1);
+    const got = r.got[0];
+    const all = await spansUntil((x) => x.slice(base).some((s) => s.kind === 3 && s.attributes['rpc.system.name'] === 'grpc'), 'the gRPC client span');
+    const gc = all.slice(base).filter((s) => s.kind === 3 && s.attributes['rpc.system.name'] === 'grpc');
+    assert.equal(gc.length, 1);
+    assert.equal(gc[0].traceId, T, 'the incoming trace goes on');
+    assert.deepEqual(got.headers.filter(([k]) => k === 'traceparent').map(([, v]) => v), [`00-${T}-${gc[0].spanId}-01`]);
+    assert.deepEqual(got.headers.filter(([k]) => k === 'tracestate').map(([, v]) => v), [state]);
+    assert.deepEqual(got.headers.slice(-2).map(([k]) => k), ['traceparent', 'tracestate']);
+    const strip = (h: [string, string][]) => h.filter(([k]) => k !== 'traceparent' && k !== 'tracestate' && k !== ':authority');
+    const b = baseline.get(pad)!;
+    assert.deepEqual(strip(got.headers), strip(b.headers));
+    assert.ok(got.body.equals(b.body), `body differs (${got.body.length} vs ${b.body.length} bytes)`);
+    const after = await waitForStats(agent!, (x) => d(x, before, 'propInjected') >= 1 && (x.spans['hyper-h1-client']?.propInjected ?? 0) - (before.spans['hyper-h1-client']?.propInjected ?? 0) >= 1);
+    assert.equal(d(after, before, 'propInjected'), 1, JSON.stringify(h2(after)));
+    assert.equal(d(after, before, 'propStateInjected'), 1);
+    assert.equal(d(after, before, 'propLostSync'), 0);
+    const h1 = (x: AgentStats, k: string) => x.spans['hyper-h1-client']?.[k] ?? 0;
+    assert.equal(h1(after, 'propStateInjected') - h1(before, 'propStateInjected'), 1, 'the HTTP/1 leg to B carried it too');
   }
 });
 

@@ -7,7 +7,7 @@
 //!       spawn: each in a new tokio task; blocking: one after the other with
 //!       reqwest::blocking on a spawn_blocking thread; hyper: one after the
 //!       other with hyper-util's legacy client directly, no reqwest, when built
-//!       with the `hyper-direct` feature) and answers one line per call: the
+//!       with the `hyper-direct` feature; &body=BYTES for a POST body) and answers one line per call: the
 //!       status code, or `error <kind>`.
 //!   GET /       -> 200 "ok"
 //!
@@ -120,10 +120,10 @@ fn blocking(url: &str, n: usize, timeout: Option<Duration>) -> Vec<String> {
 }
 
 #[cfg(feature = "hyper-direct")]
-async fn hyper_calls(url: &str, n: usize) -> Vec<String> {
+async fn hyper_calls(url: &str, n: usize, body: Option<usize>) -> Vec<String> {
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
-    static CLIENT: OnceLock<Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Empty<bytes::Bytes>>> = OnceLock::new();
+    static CLIENT: OnceLock<Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Full<bytes::Bytes>>> = OnceLock::new();
     let c = CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build_http());
     let mut out = Vec::new();
     for _ in 0..n {
@@ -131,7 +131,17 @@ async fn hyper_calls(url: &str, n: usize) -> Vec<String> {
             Ok(u) => u,
             Err(_) => { out.push("error uri".to_string()); continue; }
         };
-        match c.get(uri).await {
+        let res = match body {
+            // A POST with a Content-Length body of the test pattern.
+            Some(len) => {
+                let req = hyper::Request::post(uri)
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body_bytes(len))))
+                    .expect("request");
+                c.request(req).await
+            }
+            None => c.get(uri).await,
+        };
+        match res {
             Ok(r) => {
                 let s = r.status().as_u16();
                 let _ = http_body_util::BodyExt::collect(r.into_body()).await;
@@ -144,7 +154,7 @@ async fn hyper_calls(url: &str, n: usize) -> Vec<String> {
 }
 
 #[cfg(not(feature = "hyper-direct"))]
-async fn hyper_calls(_url: &str, n: usize) -> Vec<String> {
+async fn hyper_calls(_url: &str, n: usize, _body: Option<usize>) -> Vec<String> {
     vec!["error unsupported".to_string(); n]
 }
 
@@ -154,7 +164,7 @@ async fn call(Query(q): Query<HashMap<String, String>>) -> String {
     let h2c = q.get("h2c").map(|v| v == "1").unwrap_or(false);
     let timeout = q.get("timeout_ms").and_then(|v| v.parse().ok()).map(Duration::from_millis);
     let lines: Vec<String> = match q.get("mode").map(String::as_str).unwrap_or("async") {
-        "hyper" => hyper_calls(&url, n).await,
+        "hyper" => hyper_calls(&url, n, q.get("body").and_then(|v| v.parse().ok())).await,
         "blocking" => tokio::task::spawn_blocking(move || blocking(&url, n, timeout)).await.expect("blocking calls"),
         "spawn" => {
             let hs: Vec<_> = (0..n).map(|_| tokio::spawn(one(url.clone(), h2c, timeout))).collect();

@@ -82,6 +82,15 @@ enum h2c_propagation_outcome {
 	H2C_PROP_NO_ENTRY      = 14,	/* a client HEADERS frame whose send_headers was not seen, or was already used */
 };
 
+/* What happened to the tracestate of an injected request (h2c_propagation_event.state). */
+enum h2c_state_outcome {
+	H2C_STATE_NONE      = 0,	/* the server span had none */
+	H2C_STATE_INJECTED  = 1,	/* an HPACK literal "tracestate" field after the traceparent one */
+	H2C_STATE_LOST      = 2,	/* the span had one, its entry was evicted: the traceparent went alone */
+	H2C_STATE_PRESENT   = 3,	/* the request has its own tracestate: none added */
+	H2C_STATE_TOO_LARGE = 4,	/* the frame would grow past 16384 bytes with it: the traceparent went alone */
+};
+
 #define H2C_PROP_MAX_FRAMES 256
 #define H2C_PROP_FIELD 69		/* 0x00, 11, "traceparent", 55, the value */
 
@@ -94,7 +103,8 @@ struct h2c_propagation_event {
 	__u32 msg_size;			/* bytes of the write, before the insertion */
 	__u8  flags;
 	__u8  outcome;			/* enum h2c_propagation_outcome */
-	__u8  _pad[6];
+	__u8  state;			/* enum h2c_state_outcome (outcome INJECTED): the tracestate */
+	__u8  _pad[5];
 };
 
 #endif

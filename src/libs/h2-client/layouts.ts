@@ -17,7 +17,7 @@ export const H2_CLIENT_LAYOUTS = {
       reset_code: 44, grpc_message: 48, $size: 176,
     },
     h2c_propagation_event: {
-      hdr: 0, span_id: 24, trace_id: 32, parent_id: 48, stream_id: 56, msg_size: 60, flags: 64, outcome: 65, $size: 72,
+      hdr: 0, span_id: 24, trace_id: 32, parent_id: 48, stream_id: 56, msg_size: 60, flags: 64, outcome: 65, state: 66, $size: 72,
     },
   },
 } as const satisfies EventLayouts;

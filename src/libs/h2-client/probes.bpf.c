@@ -101,7 +101,7 @@ static long path_hash_cb(__u64 i, struct path_hash *s)
 	return 0;
 }
 
-static __always_inline __u8 file_for_socket(struct h2_client_request_event *e, __u64 conn, __u32 sid, __u8 own_tp)
+static __always_inline __u8 file_for_socket(struct h2_client_request_event *e, __u64 conn, __u32 sid, __u8 own_tp, __u8 own_ts)
 {
 	__u32 pid = e->hdr.pid;
 	__u64 now = e->hdr.ts_ns;
@@ -131,6 +131,7 @@ static __always_inline __u8 file_for_socket(struct h2_client_request_event *e, _
 		return H2C_PROP_NOT_PLAINTEXT;
 	__builtin_memcpy(o.span_id, e->span_id, 8);
 	o.state = state;
+	o.own_ts = own_ts;
 	struct prop_h2_key k = { .pid = pid, .stream_id = sid };
 	struct prop_h2_out *old = bpf_map_lookup_elem(&prop_h2_out, &k);
 	if (old && old->conn != conn && now - old->ts_ns < PROP_H2_MAX_NS) {
@@ -207,7 +208,7 @@ int h2c_send_headers(struct pt_regs *ctx)
 		bad = 1;
 	e->request_id = entries;
 	__s32 ct = CFG(cfg, H2_CFG_STD_CTYPE);
-	__u8 own_tp = 0;
+	__u8 own_tp = 0, own_ts = 0;
 	for (__u32 i = 0; i < HM_MAX_ENTRIES && !bad; i++) {
 		if (i >= n)
 			break;
@@ -220,6 +221,8 @@ int h2c_send_headers(struct pt_regs *ctx)
 			e->ctype_len = hm_copy(e->ctype, H2C_CTYPE_CAP, &h.value);
 		else if (h.std < 0 && h.name.len == 11 && hm_name_is(&h.name, "traceparent", 11))
 			own_tp = 1;
+		else if (h.std < 0 && h.name.len == 10 && hm_name_is(&h.name, "tracestate", 10))
+			own_ts = 1;
 	}
 	/* A map with more entries than were looked at may hide a traceparent. */
 	if (n > HM_MAX_ENTRIES)
@@ -231,7 +234,7 @@ int h2c_send_headers(struct pt_regs *ctx)
 	}
 	e->task_id = current_task_id(cookie);
 	prop_new_span_id(e->span_id);
-	e->prop = file_for_socket(e, conn, sid, own_tp);
+	e->prop = file_for_socket(e, conn, sid, own_tp, own_ts);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	if (st)
 		__sync_fetch_and_add(&st->events, 1);

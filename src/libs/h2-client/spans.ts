@@ -50,6 +50,8 @@ export interface H2ClientPropagationStats {
   propMulti: number; propLostSync: number; propNotPlaintext: number; propNoEntry: number; propUnknown: number;
   /** Spans exported with the ids that went on the wire. */
   propSpans: number;
+  /** Of the injected: tracestate carried / the span's entry evicted / the request had its own / it would not fit in the frame (traceparent alone). */
+  propStateInjected: number; propStateLost: number; propStatePresent: number; propStateTooLarge: number;
 }
 
 interface Sent { t0: number; t1: number; t2: number; t3: number; p0: number; p1: number; flags: number }
@@ -155,7 +157,7 @@ export class H2ClientSpans implements SpanBuilder {
     overflow: 0, resets: 0, unmatchedResets: 0, callsMatched: 0, parentHits: 0, parentAmbiguous: 0,
     propInjected: 0, propNoContext: 0, propAmbiguous: 0, propPresent: 0, propSplit: 0, propContinuation: 0, propPadded: 0,
     propTooLarge: 0, propPushFailed: 0, propStale: 0, propMulti: 0, propLostSync: 0, propNotPlaintext: 0, propNoEntry: 0,
-    propUnknown: 0, propSpans: 0,
+    propUnknown: 0, propSpans: 0, propStateInjected: 0, propStateLost: 0, propStatePresent: 0, propStateTooLarge: 0,
   };
   /** pid:span id -> the context injected for it (bounded). */
   private readonly sent = new Map<string, Sent>();
@@ -190,6 +192,11 @@ export class H2ClientSpans implements SpanBuilder {
     const name = PROP_OUTCOMES[dv.getUint8(off + PR.outcome)];
     if (name) this.counts[name]++; else this.counts.propUnknown++;
     if (name !== 'propInjected') return;
+    const state = dv.getUint8(off + PR.state);
+    if (state === 1) this.counts.propStateInjected++;
+    else if (state === 2) this.counts.propStateLost++;
+    else if (state === 3) this.counts.propStatePresent++;
+    else if (state === 4) this.counts.propStateTooLarge++;
     if (this.sent.size >= 16384) this.sent.clear();
     const key = `${dv.getUint32(off + 4, true)}:${dv.getUint32(off + PR.span_id, false)}:${dv.getUint32(off + PR.span_id + 4, false)}`;
     this.sent.set(key, {

@@ -305,6 +305,47 @@ static __always_inline __u64 file_manual_ctx(__u32 pid, const struct reqwest_cal
 	return w;
 }
 
+/* A reqwest call just filed: its hyper-util / hyper 0.14 origin_form (same
+ * task, same target) must not file it again (prop_rq_open, context.h). */
+static __always_inline void note_rq_open(__u32 pid, __u64 task, __u32 len, __u64 h, __u64 now)
+{
+	struct prop_rq_key rk = { .pid = pid, .len = len, .hash = h, .task = task };
+	struct prop_rq_open *o = bpf_map_lookup_elem(&prop_rq_open, &rk);
+	if (o && now - o->ts_ns <= PROP_CALL_STALE_NS) {
+		__sync_fetch_and_add(&o->count, 1);
+		o->ts_ns = now;
+		return;
+	}
+	struct prop_rq_open fresh = { .count = 1, .ts_ns = now };
+	bpf_map_update_elem(&prop_rq_open, &rk, &fresh, BPF_ANY);
+}
+
+/* Was a reqwest call for this target filed in `task` (or outside any task:
+ * reqwest::blocking's runtime thread, whose request future then runs in a
+ * task of its own) and not yet seen here? Uses it up. */
+static __always_inline int take_rq_open(__u32 pid, __u64 task, __u32 len, __u64 h, __u64 now)
+{
+	struct prop_rq_key rk = { .pid = pid, .len = len, .hash = h, .task = task };
+#pragma unroll
+	for (int k = 0; k < 2; k++) {
+		if (k == 1) {
+			if (task == 0)
+				break;
+			rk.task = 0;
+		}
+		struct prop_rq_open *o = bpf_map_lookup_elem(&prop_rq_open, &rk);
+		if (!o || now - o->ts_ns > PROP_CALL_STALE_NS)
+			continue;
+		__u64 before = __sync_fetch_and_add(&o->count, -1);
+		if (before == 0 || before > (1ULL << 32)) {
+			__sync_fetch_and_add(&o->count, 1);
+			continue;
+		}
+		return 1;
+	}
+	return 0;
+}
+
 static __always_inline void register_call(__u32 pid, __u64 task, const __u8 *url, __u32 n, __u64 now, __u64 manual_owner)
 {
 	if (n < 8 || url[0] != 'h' || url[4] != ':' || url[5] != '/' || url[6] != '/')
@@ -327,6 +368,9 @@ static __always_inline void register_call(__u32 pid, __u64 task, const __u8 *url
 	}
 	if (!in_path || n >= RQ_URL_CAPTURE)	/* no path, or the URL was cut: no key */
 		return;
+	/* hyper-util / hyper 0.14 will see this request at origin_form (HTTP/1
+	 * connections): it is filed here, not there. */
+	note_rq_open(pid, task, len, h, now);
 	__u64 owner = PROP_NO_CTX;
 	if (manual_owner) {
 		/* Inside a confirmed manual span: that span is the caller's context. */
@@ -433,6 +477,115 @@ SEC("uprobe")
 int reqwest_execute_request(struct pt_regs *ctx)
 {
 	return reqwest_call(ctx, EV_REQWEST_CALL);
+}
+
+/*
+ * hyper's own clients used directly (no reqwest): hyper-util's legacy
+ * Client and hyper 0.14's Client call the non-generic
+ * `origin_form(uri: &mut Uri)` (rdi) on every request bound for a plain
+ * HTTP/1 connection (not proxied, not CONNECT), in the caller's task (the
+ * client's ResponseFuture is polled there), right before the request is
+ * handed to the connection task that encodes it. The Uri still holds the
+ * path and query that go on the wire in the request line: that is the key
+ * the socket program joins on (prop_calls), filed here with the server span
+ * the caller's task is handling, exactly as reqwest's execute_request does.
+ *
+ * The target is found by shape, not by layout: among the Uri's words, the
+ * one (ptr, len) pair whose bytes start with '/' (http's PathAndQuery; the
+ * authority never does, a standard scheme holds no pointer). None, or two
+ * different ones, or a byte the socket program would refuse (outside
+ * 0x21..0x7e), or longer than RQ_URL_CAPTURE - 1: nothing filed, counted
+ * as bad layout (the request then goes out unchanged, propNoContext).
+ * reqwest's calls pass here too: those execute_request filed already
+ * (prop_rq_open) are skipped (no_entry counts them).
+ */
+#define HO_URI_WORDS 11
+
+struct ho_scratch {
+	__u64 w[HO_URI_WORDS + 1];
+	__u8 b[RQ_URL_CAPTURE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ho_scratch);
+} ho_scratch SEC(".maps");
+
+SEC("uprobe")
+int hyper_origin_form(struct pt_regs *ctx)
+{
+	__u64 cookie;
+	struct probe_stats *st = count_hit(ctx, &cookie);
+	__u32 zero = 0;
+	struct ho_scratch *sc = bpf_map_lookup_elem(&ho_scratch, &zero);
+	if (!sc)
+		return 0;
+	const void *uri = (const void *)PT_REGS_PARM1(ctx);
+	if (!user_ptr_ok((__u64)uri) || bpf_probe_read_user(sc->w, sizeof(sc->w[0]) * HO_URI_WORDS, uri)) {
+		count_bad_layout(st);
+		return 0;
+	}
+	/* Only plaintext http: the scheme is http's Scheme2 (tag byte 0:
+	 * 1 = Standard, then Protocol byte 1: 0 = Http, 1 = Https). Anything
+	 * else (https, another scheme, no scheme) is not filed: its bytes on
+	 * the socket are not a plaintext request line. */
+	if ((sc->w[0] & 0xffff) != 0x0001) {
+		if ((sc->w[0] & 0xffff) != 0x0101)
+			count_bad_layout(st);
+		return 0;
+	}
+	__u64 ptr = 0, len = 0;
+	int found = 0;
+	for (int i = 0; i + 1 < HO_URI_WORDS; i++) {
+		__u64 p = sc->w[i], l = sc->w[i + 1];
+		if (!user_ptr_ok(p) || l == 0 || l >= RQ_URL_CAPTURE)
+			continue;
+		__u8 c0 = 0;
+		if (bpf_probe_read_user(&c0, 1, (const void *)p) || c0 != '/')
+			continue;
+		if (found && (p != ptr || l != len)) {
+			found = 2;
+			break;
+		}
+		ptr = p;
+		len = l;
+		found = 1;
+	}
+	if (found != 1) {
+		count_bad_layout(st);
+		return 0;
+	}
+	__u32 n = (__u32)len & (RQ_URL_CAPTURE - 1);
+	if (n == 0 || bpf_probe_read_user(sc->b, n, (const void *)ptr)) {
+		count_bad_layout(st);
+		return 0;
+	}
+	/* The socket program's rule for the request target: FNV-1a of its bytes, each 0x21..0x7e. */
+	__u64 h = PROP_FNV_INIT;
+	for (__u32 i = 0; i < RQ_URL_CAPTURE; i++) {
+		if (i >= n)
+			break;
+		__u8 c = sc->b[i];
+		if (c < 0x21 || c > 0x7e) {
+			count_bad_layout(st);
+			return 0;
+		}
+		h = (h ^ c) * PROP_FNV_PRIME;
+	}
+	__u64 now = bpf_ktime_get_ns();
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u64 task = current_task_id(cookie);
+	if (st)
+		__sync_fetch_and_add(&st->events, 1);
+	if (take_rq_open(pid, task, n, h, now)) {
+		if (st)
+			__sync_fetch_and_add(&st->no_entry, 1);
+		return 0;
+	}
+	prop_file_call(pid, task, n, h, now);
+	return 0;
 }
 
 /*

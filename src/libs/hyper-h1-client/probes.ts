@@ -65,6 +65,27 @@ export const hyperH1Client: ProbeModule = {
       purpose: 'reqwest::blocking call made (the calling thread\'s task, the URL): parent of the call its runtime thread then makes',
     },
     {
+      // hyper's own clients used directly: hyper-util's legacy Client
+      // (and reqwest 0.12/0.13 on it) calls origin_form on each request for
+      // a plain HTTP/1 connection, in the caller's task. Files the request
+      // target with the caller's server span for the socket program
+      // (src/propagation); reqwest's calls, filed at execute_request, are
+      // skipped there. Optional: without it, such requests go out unchanged.
+      id: 'hyper_util_origin_form',
+      symbol: 'hyper_util::client::legacy::client::origin_form',
+      site: 'entry',
+      program: 'hyper_origin_form',
+      purpose: 'hyper-util legacy Client request (caller\'s task, the Uri\'s path and query): filed for traceparent insertion',
+    },
+    {
+      // hyper 0.14's Client (and reqwest 0.11 on it): the same function.
+      id: 'hyper014_origin_form',
+      symbol: 'hyper::client::client::origin_form',
+      site: 'entry',
+      program: 'hyper_origin_form',
+      purpose: 'hyper 0.14 Client request (caller\'s task, the Uri\'s path and query): filed for traceparent insertion',
+    },
+    {
       // reqwest 0.12/0.13: a hyper-util client error becomes a reqwest
       // error, in the caller's task. Hit by failed calls only; a connect
       // failure (refused, DNS) is recognised by content and ends its call.
