@@ -293,6 +293,7 @@ export function renderMarkdown(rows: RowResult[], meta: { date: string; command:
   if (meta.previous?.length) {
     lines.push('', 'This run was merged into the table before it (`--merge`): its rows replaced the same library / rustc / profile rows or were added, every other row is kept as it was measured.');
     for (const g of meta.previous) lines.push(`- Rows kept from: ${g}`);
+    lines.push('');
   }
   lines.push('Every row is a real build of a fixture app from `apps/`, traced end to end by the agent (real kernel, real eBPF), ' +
     'its spans received over OTLP and compared attribute by attribute with what the requests must produce.', '');
