@@ -91,6 +91,9 @@ toolchains:
 # About an hour on 2 vCPUs: every fixture of src/libs/*/matrix.ts x three
 # compilers x the release profiles. MATRIX_ARGS narrows it (see tools/test-matrix.ts);
 # MATRIX_ARGS=--resume continues an interrupted run (rows without a failing cell are kept).
+# MATRIX_FIXTURES=h2-axum,tonic-server,reqwest12,tonic-client selects fixtures; with
+# MATRIX_ARGS='--merge --group-builds --profiles default,fat' a partial run updates only its rows
+# of docs/compatibility.md (the others are kept, the rows never run are listed).
 test-matrix: build toolchains
 	node dist/tools/test-matrix.js $(MATRIX_ARGS)
 

@@ -18,21 +18,54 @@ export interface ExpectedSpan {
   /** Picks the span among those received (attribute subset). */
   match: Record<string, AttrValue>;
   /**
-   * Every attribute the span must have, exactly ("$PORT" = the fixture's port).
+   * Every attribute the span must have, exactly ("$PORT" = the fixture's port, "$DOWN" = the downstream's).
    * Attributes that another column of the same fixture checks (http.route on
    * an HTTP/1 span, say) are left to that column.
    */
-  attributes: Record<string, AttrValue | '$PORT'>;
+  attributes: Record<string, AttrValue | '$PORT' | '$DOWN'>;
   /** Only `attributes` (and `name`) are checked, not the span's other attributes: a column that adds to another's span (route). */
   partial?: boolean;
   /** The span's name, when the column decides it (route: `METHOD route`). */
   name?: string;
   /** Expected parent span id and trace id (a remote caller's), when the request sent one. */
   parent?: { traceId: string; spanId: string };
+  /**
+   * The span's parent must be the span picked by this match (same trace, parent
+   * span id = that span's id): an in-process link, e.g. a CLIENT span made in a
+   * handler, whose parent is that handler's SERVER span.
+   */
+  childOf?: Record<string, AttrValue>;
+  /**
+   * The request carried no traceparent: the span must be a root (no parent)
+   * of a trace of its own: not the trace of any remote parent another
+   * request of the exchange sent (pipelined or reused connections).
+   */
+  root?: boolean;
+  /** The OTLP span kind it must have (2 = SERVER, 3 = CLIENT). */
+  spanKind?: number;
 }
 
-/** How the matrix talks to the fixture: raw HTTP/1 on one connection (more kinds as libraries need them). */
-export type Exchange = { kind: 'http1-raw'; requests: string[]; statuses: number[] };
+/**
+ * What the fixture calls out to (client fixtures): started by the matrix before
+ * the fixture, untraced. `http`: a Node HTTP/1 server answering each path with
+ * the status in `statuses` (others 404); `tonic-server`: the tonic-server app
+ * of apps/ as built by the default release profile. "$DOWN" in a request or an
+ * expected attribute is its port.
+ */
+export type Downstream = { kind: 'http'; statuses: Record<string, number> } | { kind: 'tonic-server' };
+
+/** One gRPC call to the tonic-server fixture's shop.v1.Catalog (@grpc/grpc-js). */
+export interface GrpcCall { method: 'GetProduct' | 'ListProducts'; id?: number; count?: number; failCode?: number; metadata?: Record<string, string> }
+
+/**
+ * How the matrix talks to the fixture: raw HTTP/1 on one connection; HTTP/2
+ * with prior knowledge (h2c) on one connection, one stream after the other;
+ * gRPC calls on one channel (expected gRPC status codes).
+ */
+export type Exchange =
+  | { kind: 'http1-raw'; requests: string[]; statuses: number[]; downstream?: Downstream }
+  | { kind: 'h2c'; requests: Record<string, string>[]; statuses: number[] }
+  | { kind: 'grpc'; calls: GrpcCall[]; codes: number[] };
 
 export interface MatrixFixture {
   /** Short name, for --fixtures. */
@@ -52,4 +85,10 @@ export interface MatrixFixture {
    * reason, and any span that does carry them must still be exact.
    */
   requires?: Partial<Record<SpanKind, string[]>>;
+  /**
+   * Compilers (the matrix's ids: "1.85"...) that cannot build the app with
+   * apps/Cargo.lock, and why (a dependency's rust-version): those rows are not
+   * run, and the table's "Not run" list gives the reason.
+   */
+  cannotBuild?: Record<string, string>;
 }

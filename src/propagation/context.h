@@ -249,6 +249,10 @@ static long prop_tp_scan_##CAP(__u64 i, struct prop_tp_scan *s)			\
 	__u64 x;									\
 	__u32 y;									\
 	__builtin_memcpy(&x, h + k - 1, 8);						\
+	/* The head ends at CRLF CRLF: what follows is a body or the next	\
+	 * pipelined request (its traceparent is not this request's). */		\
+	if ((__u32)x == 0x0a0d0a0dU)							\
+		return 1;								\
 	if ((x | 0x2020202020202000ULL) != 0x617065636172740aULL) /* "\ntracepa" */	\
 		return 0;								\
 	__builtin_memcpy(&y, h + k + 7, 4);						\
@@ -301,6 +305,8 @@ static long prop_ts_scan_##CAP(__u64 i, struct prop_ts_scan *s)			\
 	__u64 x;									\
 	__u32 y;									\
 	__builtin_memcpy(&x, h + k - 1, 8);						\
+	if ((__u32)x == 0x0a0d0a0dU)	/* the head's end (see prop_tp_scan) */	\
+		return 1;								\
 	if ((x | 0x2020202020202000ULL) != 0x747365636172740aULL) /* "\ntracest" */	\
 		return 0;								\
 	__builtin_memcpy(&y, h + k + 7, 4);						\

@@ -213,6 +213,27 @@ test('pipelined requests in one write each get their own span', async () => {
   for (let i = 1; i < byStart.length; i++) assert.ok(byStart[i].startTimeUnixNano >= byStart[i - 1].endTimeUnixNano);
 });
 
+test('pipelined: a request without traceparent before one with it is a root of its own trace, not the next request\'s', async () => {
+  // The parse probe reads the whole buffer, which holds the next request too: its traceparent must not be taken.
+  const trace = '5bf92f3577b34da6a3ce929d0e0e4799';
+  const burst = `GET /users/1?run=pipe-tp HTTP/1.1\r\nHost: 127.0.0.1:${svc.port}\r\n\r\n` +
+    `GET /users/2?run=pipe-tp HTTP/1.1\r\nHost: 127.0.0.1:${svc.port}\r\ntraceparent: 00-${trace}-00f067aa0ba902b8-01\r\ntracestate: k=v\r\n\r\n`;
+  const res = await rawExchange(svc.port, [burst], 2);
+  assert.deepEqual(res.map((r) => r.status), [200, 200]);
+  await spansFor((x) => x.attributes['url.query'] === 'run=pipe-tp', 2);
+  await new Promise((r) => setTimeout(r, 300));
+  const spans = recv.spans().filter((x) => x.attributes['url.query'] === 'run=pipe-tp');
+  assert.equal(spans.length, 2);
+  const first = spans.find((s) => s.attributes['url.path'] === '/users/1')!;
+  const second = spans.find((s) => s.attributes['url.path'] === '/users/2')!;
+  assert.equal(first.parentSpanId, '');
+  assert.notEqual(first.traceId, trace);
+  assert.equal(first.traceState, '');
+  assert.equal(second.traceId, trace);
+  assert.equal(second.parentSpanId, '00f067aa0ba902b8');
+  assert.equal(second.traceState, 'k=v');
+});
+
 test('a request head that arrives in several reads gives one span with every header', async () => {
   const res = await rawExchange(svc.port, [
     'GET /users/77?run=split HT', 40,

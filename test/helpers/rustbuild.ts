@@ -152,3 +152,36 @@ export function profileBuild(app: 'demo-service' | 'hyper014-server', name: stri
   fs.renameSync(`${out}.tmp`, out);
   return out;
 }
+
+/**
+ * Several apps of apps/ built by one cargo invocation (`-p A -p B ...`) with a
+ * release profile and a toolchain, each copied out to build/fixtures/ like
+ * profileBuild. Cargo unifies the dependencies' features across the apps, so
+ * each dependency is compiled once per profile for all of them (the matrix's
+ * --group-builds: four fixtures cost about one build instead of four). strip
+ * goes to the apps' own final rustc through a per-package profile override
+ * (`--config profile.release.package.<app>.strip`), so the stripped variant
+ * reuses every dependency, as profileBuild's `cargo rustc -- -C strip` does.
+ */
+export function profileBuildGroup(apps: string[], name: string, profile: ProfileSettings, tc: Toolchain = 'rustup'): Record<string, string> {
+  const root = repoRoot();
+  const appsDir = path.join(root, 'apps');
+  const targetDir = tc === 'rustup' ? path.join(appsDir, 'target') : path.join(root, 'build', `cargo-${tc}`);
+  const env = { ...process.env, ...toolchainEnv(tc), ...profileEnv(profile) };
+  const args = ['build', '--release', '--locked', '-q', ...apps.flatMap((a) => ['-p', a]), '--target-dir', targetDir];
+  if (profile.strip) for (const a of apps) args.push('--config', `profile.release.package."${a}".strip="${profile.strip}"`);
+  try {
+    execFileSync(env.CARGO ?? 'cargo', args, { cwd: appsDir, env, stdio: ['ignore', 'inherit', 'pipe'] });
+  } catch (e) {
+    throw new Error(`cargo build of ${apps.join(', ')} (${name}, ${tc}) failed: ${(e as { stderr?: Buffer }).stderr?.toString() ?? (e as Error).message}`);
+  }
+  const out: Record<string, string> = {};
+  for (const a of apps) {
+    const dst = path.join(root, 'build', 'fixtures', `${name}-${tc}`, a);
+    fs.mkdirSync(path.dirname(dst), { recursive: true });
+    fs.copyFileSync(path.join(targetDir, 'release', a), `${dst}.tmp`);
+    fs.renameSync(`${dst}.tmp`, dst);
+    out[a] = dst;
+  }
+  return out;
+}

@@ -12,7 +12,7 @@ const REQUESTS = [
 function spans(failStatus: number): ExpectedSpan[] {
   return [
     {
-      kind: 'HTTP/1 server', match: { 'url.path': '/fail' },
+      kind: 'HTTP/1 server', match: { 'url.path': '/fail' }, root: true,
       attributes: {
         'http.request.method': 'GET', 'url.path': '/fail', 'url.scheme': 'http', 'server.address': 'localhost', 'server.port': 80,
         'network.protocol.version': '1.1', 'http.response.status_code': failStatus, 'error.type': String(failStatus),
