@@ -295,6 +295,7 @@ export class Agent {
    */
   private noteExec(pid: number): void {
     const lost = this.assembler.forgetProcess(pid);
+    this.propagation?.forgetContext(pid); // the old image's task ids and links
     this.activeLibs.delete(pid);
     this.execsSeen++;
     const first = this.execsPending.size === 0;
@@ -815,6 +816,7 @@ export class Agent {
     const procs = [...this.table.procs.values()];
     // Each traced process's cgroup gets the socket program (once per cgroup).
     if (this.propagation) for (const p of procs) if (p.selected) this.propagation.track(p.info.pid);
+    this.propagation?.refreshLinks();
     return {
       ready: this.ready && !this.stopping,
       stopping: this.stopping,
