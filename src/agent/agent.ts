@@ -677,6 +677,7 @@ export class Agent {
     // Processes that came and went between two ticks still left state behind.
     for (const pid of this.assembler.pids()) if (!this.table.get(pid) && !processExists(pid)) this.assembler.forgetProcess(pid);
     for (const pid of this.activeLibs.keys()) if (!this.table.get(pid) && !processExists(pid)) this.activeLibs.delete(pid);
+    this.propagation?.sweep((pid) => !this.table.get(pid) && !processExists(pid));
     if (this.stopping) return;
     for (const t of this.exeTargets) {
       if (!t.watcher) this.watchFile(t);

@@ -447,18 +447,25 @@ export class BpfRuntime {
 
   /**
    * Deletes every entry of a shared hash map whose key starts with the u32
-   * `pid` (a process that exited: src/propagation/context.h, prop_links).
+   * `pid` (a process that exited: src/propagation/context.h, prop_links),
+   * or with a pid the predicate picks.
    * Returns how many were deleted.
    */
-  deletePidEntries(name: string, keySize: number, pid: number): number {
+  deletePidEntries(name: string, keySize: number, pid: number | ((pid: number) => boolean)): number {
     const fd = this.optionalFds.get(name);
     if (fd === undefined) return 0;
     const victims: Buffer[] = [];
     let key: Buffer | null = null;
     const next = Buffer.alloc(keySize);
+    const verdict = new Map<number, boolean>();
+    const hit = typeof pid === 'number' ? (p: number) => p === pid : (p: number) => {
+      let v = verdict.get(p);
+      if (v === undefined) verdict.set(p, (v = pid(p)));
+      return v;
+    };
     for (let n = 0; lib.map_get_next_key(fd, key, next) === 0 && n < 1 << 20; n++) {
       key = Buffer.from(next);
-      if (key.readUInt32LE(0) === pid) victims.push(key);
+      if (hit(key.readUInt32LE(0))) victims.push(key);
     }
     let deleted = 0;
     for (const k of victims) if (lib.map_delete_elem(fd, k) === 0) deleted++;

@@ -223,6 +223,20 @@ export class Propagation {
   }
 
   private deletedAtExit = 0;
+  private lastSweep = 0;
+
+  /**
+   * At most once a second: the entries of processes that are gone although
+   * the agent never had them in its table (they ran a traced file and exited
+   * between two scans: the probes sit on the file, so their spawns and
+   * requests were seen in BPF).
+   */
+  sweep(dead: (pid: number) => boolean): void {
+    const now = Date.now();
+    if (now - this.lastSweep < 1000) return;
+    this.lastSweep = now;
+    this.deletedAtExit += this.rt.deletePidEntries('prop_links', 16, dead) + this.rt.deletePidEntries('prop_server_ctx', 16, dead);
+  }
 
   /** The lineage counters, fresh from the kernel (put in the report for the stats). */
   refreshLinks(): void {
