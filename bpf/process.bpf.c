@@ -7,6 +7,7 @@
  * costs one hash lookup unless the pid is one the agent traces.
  */
 #include "common.h"
+#include "../src/propagation/context.h"
 
 /* Pids (tgids) the agent traces; the agent adds and removes them (src/agent). */
 struct {
@@ -85,6 +86,8 @@ int process_fork(struct bpf_raw_tracepoint_args *ctx)
 	 * filing of this tid (thread ids are reused). */
 	e.parent_task_id = current_task_id(cookie);
 	e.child_tid = child_tid;
+	/* The kernel-side lineage for outgoing context (context.h). */
+	prop_link_thread(pid, e.parent_task_id, (__u32)pid_tgid, child_tid, BPF_CORE_READ(child, start_time));
 	submit(st, &e, sizeof(e));
 	return 0;
 }

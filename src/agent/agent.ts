@@ -296,6 +296,7 @@ export class Agent {
    */
   private noteExec(pid: number): void {
     const lost = this.assembler.forgetProcess(pid);
+    this.propagation?.forgetContext(pid); // the old image's task ids and links
     this.activeLibs.delete(pid);
     this.execsSeen++;
     const first = this.execsPending.size === 0;
@@ -677,6 +678,7 @@ export class Agent {
     // Processes that came and went between two ticks still left state behind.
     for (const pid of this.assembler.pids()) if (!this.table.get(pid) && !processExists(pid)) this.assembler.forgetProcess(pid);
     for (const pid of this.activeLibs.keys()) if (!this.table.get(pid) && !processExists(pid)) this.activeLibs.delete(pid);
+    this.propagation?.sweep((pid) => !this.table.get(pid) && !processExists(pid));
     if (this.stopping) return;
     for (const t of this.exeTargets) {
       if (!t.watcher) this.watchFile(t);
@@ -816,6 +818,7 @@ export class Agent {
     const procs = [...this.table.procs.values()];
     // Each traced process's cgroup gets the socket program (once per cgroup).
     if (this.propagation) for (const p of procs) if (p.selected) this.propagation.track(p.info.pid);
+    this.propagation?.refreshLinks();
     return {
       ready: this.ready && !this.stopping,
       stopping: this.stopping,

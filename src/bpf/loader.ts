@@ -50,7 +50,7 @@ const LOAD_ATTEMPTS = 5;
 const SHARED_MAPS = ['events', 'probe_stats', 'probe_configs', 'binary_contexts'] as const;
 type SharedMap = (typeof SHARED_MAPS)[number];
 /** Maps shared by the objects that declare them (src/propagation/context.h): one map for all. */
-const OPTIONAL_SHARED_MAPS = ['prop_server_ctx', 'prop_span_ctx', 'prop_span_state', 'prop_state_scratch', 'prop_calls', 'prop_rq_open', 'prop_outgoing', 'prop_h2_out', 'otel_sdk_traces'];
+const OPTIONAL_SHARED_MAPS = ['prop_server_ctx', 'prop_span_ctx', 'prop_span_state', 'prop_state_scratch', 'prop_calls', 'prop_rq_open', 'prop_outgoing', 'prop_h2_out', 'prop_links', 'prop_link_stats', 'otel_sdk_traces'];
 
 /** What a binary's probes may read about it (bpf/include/events.h, struct binary_context). */
 export interface BinaryContextValue {
@@ -448,6 +448,50 @@ export class BpfRuntime {
     }
     let open = true;
     return { mode: 'perf', count: links.length, detach() { if (open) { open = false; for (const l of links) lib.link_destroy(l); } } };
+  }
+
+  /**
+   * A per-CPU array map shared by name (OPTIONAL_SHARED_MAPS) whose one
+   * value is `words` u64 counters: each summed over CPUs, or undefined when
+   * no object declares the map.
+   */
+  perCpuCounters(name: string, words: number): number[] | undefined {
+    const fd = this.optionalFds.get(name);
+    if (fd === undefined) return undefined;
+    const size = Math.ceil((words * 8) / 8) * 8;
+    const val = Buffer.alloc(size * this.ncpus);
+    const key = Buffer.alloc(4);
+    if (lib.map_lookup_elem(fd, key, val) !== 0) return undefined;
+    const out = new Array<number>(words).fill(0);
+    for (let cpu = 0; cpu < this.ncpus; cpu++) for (let i = 0; i < words; i++) out[i] += Number(val.readBigUInt64LE(cpu * size + i * 8));
+    return out;
+  }
+
+  /**
+   * Deletes every entry of a shared hash map whose key starts with the u32
+   * `pid` (a process that exited: src/propagation/context.h, prop_links),
+   * or with a pid the predicate picks.
+   * Returns how many were deleted.
+   */
+  deletePidEntries(name: string, keySize: number, pid: number | ((pid: number) => boolean)): number {
+    const fd = this.optionalFds.get(name);
+    if (fd === undefined) return 0;
+    const victims: Buffer[] = [];
+    let key: Buffer | null = null;
+    const next = Buffer.alloc(keySize);
+    const verdict = new Map<number, boolean>();
+    const hit = typeof pid === 'number' ? (p: number) => p === pid : (p: number) => {
+      let v = verdict.get(p);
+      if (v === undefined) verdict.set(p, (v = pid(p)));
+      return v;
+    };
+    for (let n = 0; lib.map_get_next_key(fd, key, next) === 0 && n < 1 << 20; n++) {
+      key = Buffer.from(next);
+      if (hit(key.readUInt32LE(0))) victims.push(key);
+    }
+    let deleted = 0;
+    for (const k of victims) if (lib.map_delete_elem(fd, k) === 0) deleted++;
+    return deleted;
   }
 
   /** Counters of one probe id, summed over CPUs. */

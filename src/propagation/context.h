@@ -210,6 +210,192 @@ static __always_inline void prop_new_trace_id(__u8 *dst)
 		dst[15] = 1;
 }
 
+/*
+ * Lineage (issue 8e): tasks spawned and threads created while a server span
+ * is being handled carry that span to their outgoing calls, as the agent's
+ * user-space lineage does (src/spans/context.ts), by the same rules:
+ *   - a task spawned (tokio::spawn, nested; spawn_blocking) by a task that is
+ *     handling a server span, or that carries one, carries it too (written
+ *     at the tokio-spawn probe, which reads the child's id);
+ *   - a thread created (sched_process_fork) by such a task, or by a thread
+ *     that carries one while it runs no task, carries it; a thread's link is
+ *     used only where it runs no tokio task (task id 0);
+ *   - only while the span is open: a link names the server task (the root
+ *     of the lineage) and the span, and is good only while that task's
+ *     prop_server_ctx entry is still that span. The server's response probe
+ *     deletes the entry (prop_server_done) and the next request's parse
+ *     replaces it, so a worker started in one request and serving later
+ *     ones gets no context for them (a wrong traceparent is worse than none).
+ * Task ids are never reused. Thread ids are: a thread link holds the
+ * thread's start time and is used only by the thread that started then;
+ * each new thread of a linked process overwrites or deletes its tid's link.
+ * Links of a closed span are deleted where a lookup finds them closed; the
+ * map is an LRU, and the agent deletes a process's links when it exits.
+ */
+#define PROP_LINK_TASK	 1
+#define PROP_LINK_THREAD 2
+
+struct prop_link_key {
+	__u32 pid;
+	__u32 kind;		/* PROP_LINK_* */
+	__u64 id;		/* tokio task id, or thread id */
+};
+
+struct prop_link {
+	__u64 root_task;	/* the server task: prop_server_ctx[(pid, root_task)] */
+	__u64 span;		/* the server span id word it must still hold */
+	__u64 start_ns;		/* threads: task_struct.start_time of the thread */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct prop_link_key);
+	__type(value, struct prop_link);
+} prop_links SEC(".maps");
+
+/* Counters of the lineage (summed over CPUs by the agent: stats
+ * `propagation.links`). */
+enum prop_link_counter {
+	PROP_LC_TASK_LINKS,	/* spawned tasks that got a link */
+	PROP_LC_THREAD_LINKS,	/* threads that got a link */
+	PROP_LC_THREAD_UNLINKED,/* new threads with nothing to inherit whose tid had a link: deleted */
+	PROP_LC_BY_TASK,	/* calls filed with a span through a task link */
+	PROP_LC_BY_THREAD,	/* calls filed with a span through a thread link */
+	PROP_LC_CLOSED,		/* links found with their span closed: not used, deleted */
+	PROP_LC_REUSED_TID,	/* thread links of another thread with the same tid: not used */
+	PROP_LC_SERVER_DONE,	/* server spans whose task entry the response deleted */
+	PROP_LC_N,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64[PROP_LC_N]);
+} prop_link_stats SEC(".maps");
+
+static __always_inline void prop_count(const int which)
+{
+	__u32 zero = 0;
+	__u64 *c = bpf_map_lookup_elem(&prop_link_stats, &zero);
+	if (c && which >= 0 && which < PROP_LC_N)
+		c[which]++;	/* per-CPU: no atomics needed */
+}
+
+static __always_inline __u64 prop_current_start_ns(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	return BPF_CORE_READ(t, start_time);
+}
+
+/*
+ * The server span the code running now works for: in a task, the span it
+ * handles (prop_server_ctx) or the one its link carries; outside any task
+ * (task 0), the one the thread's link carries. 1 and *out filled (root task,
+ * span word), or 0. `via` gets the link kind used (0: the task's own entry).
+ */
+static __always_inline int prop_lineage_of(__u32 pid, __u64 task, __u32 tid, struct prop_link *out, __u32 *via)
+{
+	struct prop_link_key lk = { .pid = pid };
+	if (task) {
+		struct prop_task_key tk = { .pid = pid, .task = task };
+		struct prop_ids *sc = bpf_map_lookup_elem(&prop_server_ctx, &tk);
+		if (sc) {
+			out->root_task = task;
+			out->span = prop_word(sc->span_id);
+			out->start_ns = 0;
+			*via = 0;
+			return 1;
+		}
+		lk.kind = PROP_LINK_TASK;
+		lk.id = task;
+	} else {
+		if (!tid)
+			return 0;
+		lk.kind = PROP_LINK_THREAD;
+		lk.id = tid;
+	}
+	struct prop_link *l = bpf_map_lookup_elem(&prop_links, &lk);
+	if (!l)
+		return 0;
+	struct prop_link got = *l;
+	if (lk.kind == PROP_LINK_THREAD && got.start_ns != prop_current_start_ns()) {
+		prop_count(PROP_LC_REUSED_TID);
+		return 0;
+	}
+	struct prop_task_key rk = { .pid = pid, .task = got.root_task };
+	struct prop_ids *root = bpf_map_lookup_elem(&prop_server_ctx, &rk);
+	if (!root || prop_word(root->span_id) != got.span) {
+		prop_count(PROP_LC_CLOSED);
+		bpf_map_delete_elem(&prop_links, &lk);
+		return 0;
+	}
+	*out = got;
+	*via = lk.kind;
+	return 1;
+}
+
+/*
+ * The owner word a call made now is filed with (prop_calls): the span id of
+ * the server span it works for, or PROP_NO_CTX.
+ */
+static __always_inline __u64 prop_owner_of(__u32 pid, __u64 task, __u32 tid)
+{
+	struct prop_link l = {};
+	__u32 via = 0;
+	if (!prop_lineage_of(pid, task, tid, &l, &via))
+		return PROP_NO_CTX;
+	if (via == PROP_LINK_TASK)
+		prop_count(PROP_LC_BY_TASK);
+	else if (via == PROP_LINK_THREAD)
+		prop_count(PROP_LC_BY_THREAD);
+	return l.span;
+}
+
+/* A task was spawned (tokio-spawn probe, in the spawning task): the child
+ * carries the parent's span, if it has an open one. */
+static __always_inline void prop_link_task(__u32 pid, __u64 parent, __u64 child)
+{
+	struct prop_link l = {};
+	__u32 via = 0;
+	if (!parent || !child || !prop_lineage_of(pid, parent, 0, &l, &via))
+		return;
+	struct prop_link_key ck = { .pid = pid, .kind = PROP_LINK_TASK, .id = child };
+	l.start_ns = 0;
+	if (bpf_map_update_elem(&prop_links, &ck, &l, BPF_ANY) == 0)
+		prop_count(PROP_LC_TASK_LINKS);
+}
+
+/* A thread was created (sched_process_fork, in the creating thread, which
+ * runs `task` or none): the new thread carries the creator's open span, or
+ * its tid's old link is deleted. */
+static __always_inline void prop_link_thread(__u32 pid, __u64 task, __u32 creator_tid, __u32 child_tid, __u64 child_start_ns)
+{
+	struct prop_link l = {};
+	__u32 via = 0;
+	struct prop_link_key ck = { .pid = pid, .kind = PROP_LINK_THREAD, .id = child_tid };
+	if (!prop_lineage_of(pid, task, creator_tid, &l, &via)) {
+		if (bpf_map_delete_elem(&prop_links, &ck) == 0)
+			prop_count(PROP_LC_THREAD_UNLINKED);
+		return;
+	}
+	l.start_ns = child_start_ns;
+	if (bpf_map_update_elem(&prop_links, &ck, &l, BPF_ANY) == 0)
+		prop_count(PROP_LC_THREAD_LINKS);
+}
+
+/* The server task answered its request (response probe, in that task): the
+ * span is closed for everything linked to it. */
+static __always_inline void prop_server_done(__u32 pid, __u64 task)
+{
+	if (!task)
+		return;
+	struct prop_task_key tk = { .pid = pid, .task = task };
+	if (bpf_map_delete_elem(&prop_server_ctx, &tk) == 0)
+		prop_count(PROP_LC_SERVER_DONE);
+}
+
 static __always_inline int prop_hex(__u8 c)
 {
 	if (c >= '0' && c <= '9')
@@ -479,19 +665,14 @@ struct {
 } prop_h2_out SEC(".maps");
 
 /*
- * Files a call (a reqwest or tonic call, in the caller's task) under its
- * target hash with the server span its task is handling (prop_calls); the
+ * Files a call (a reqwest or tonic call, in the caller's task or thread)
+ * under its target hash with the server span it works for (prop_calls,
+ * prop_owner_of: its task's, or its lineage's); the
  * same rules as hyper-h1-client's register_call.
  */
-static __always_inline void prop_file_call(__u32 pid, __u64 task, __u32 len, __u64 h, __u64 now)
+static __always_inline void prop_file_call(__u32 pid, __u64 task, __u32 tid, __u32 len, __u64 h, __u64 now)
 {
-	__u64 owner = PROP_NO_CTX;
-	if (task) {
-		struct prop_task_key tk = { .pid = pid, .task = task };
-		struct prop_ids *sc = bpf_map_lookup_elem(&prop_server_ctx, &tk);
-		if (sc)
-			owner = prop_word(sc->span_id);
-	}
+	__u64 owner = prop_owner_of(pid, task, tid);
 	struct prop_call_key ck = { .pid = pid, .len = len, .hash = h };
 	struct prop_call *c = bpf_map_lookup_elem(&prop_calls, &ck);
 	if (c && c->pending != 0 && now - c->last_ns > PROP_CALL_STALE_NS) {

@@ -45,7 +45,14 @@ export interface PropagationReport {
   skipped: { pid: number; why: string }[];
   /** Each wire protocol: is the header inserted there, and why (or why not). */
   paths: { http1: string; h2c: string; tls: string };
+  /** The kernel-side lineage's counters (context.h, prop_link_stats; agent only). */
+  links?: PropagationLinkCounters;
 }
+
+/** context.h's enum prop_link_counter, in order. */
+export const PROP_LINK_COUNTERS = ['taskLinks', 'threadLinks', 'threadUnlinked', 'callsByTaskLink', 'callsByThreadLink', 'closedLinks', 'reusedTid', 'serverDone'] as const;
+export type PropagationLinkCounters = Record<(typeof PROP_LINK_COUNTERS)[number], number> & { deletedAtExit: number };
+
 
 function pathsFor(p: PropagationReport['path'], why: string): PropagationReport['paths'] {
   if (p !== 'sk_msg') return { http1: `off: ${why}`, h2c: `off: ${why}`, tls: 'unchanged: ciphertext at the socket' };
@@ -202,6 +209,42 @@ export class Propagation {
 
   forget(pid: number): void {
     this.seen.delete(pid);
+    this.forgetContext(pid);
+  }
+
+  /**
+   * The process's task-keyed context (context.h: prop_server_ctx, prop_links)
+   * is deleted when it exits or exec's: a later image or process with its
+   * pid starts its task ids at 1 again and must not find them (thread links
+   * are also checked by the thread's start time).
+   */
+  forgetContext(pid: number): void {
+    this.deletedAtExit += this.rt.deletePidEntries('prop_links', 16, pid) + this.rt.deletePidEntries('prop_server_ctx', 16, pid);
+  }
+
+  private deletedAtExit = 0;
+  private lastSweep = 0;
+
+  /**
+   * At most once a second: the entries of processes that are gone although
+   * the agent never had them in its table (they ran a traced file and exited
+   * between two scans: the probes sit on the file, so their spawns and
+   * requests were seen in BPF).
+   */
+  sweep(dead: (pid: number) => boolean): void {
+    const now = Date.now();
+    if (now - this.lastSweep < 1000) return;
+    this.lastSweep = now;
+    this.deletedAtExit += this.rt.deletePidEntries('prop_links', 16, dead) + this.rt.deletePidEntries('prop_server_ctx', 16, dead);
+  }
+
+  /** The lineage counters, fresh from the kernel (put in the report for the stats). */
+  refreshLinks(): void {
+    const v = this.rt.perCpuCounters('prop_link_stats', PROP_LINK_COUNTERS.length);
+    if (!v) return;
+    const out = { deletedAtExit: this.deletedAtExit } as PropagationLinkCounters;
+    PROP_LINK_COUNTERS.forEach((k, i) => { out[k] = v[i]; });
+    this.report.links = out;
   }
 
   close(): void {

@@ -269,19 +269,9 @@ test('unsafe or unknown: TLS, an own traceparent and a spawned task (no server s
   assert.equal(received.length, 1);
   assert.deepEqual([...received[0].head.matchAll(TP_LINE)].map((m) => m[1]), ['00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01']);
   received.length = 0;
+  recv.clear();
   assert.deepEqual(await call({ url: `http://127.0.0.1:${rport}/spawned?x=1`, mode: 'spawn' }), ['200']);
-  assert.equal(received.length, 1);
-  for (const r of received) assert.doesNotMatch(r.head, /traceparent/i);
-  const after = await waitForStats(agent!, (s) => d(s, before, 'propNoContext') >= 1 && d(s, before, 'propNotPlaintext') >= 1 && d(s, before, 'propPresent') >= 1);
-  assert.equal(d(after, before, 'propInjected'), 0);
-  assert.equal(d(after, before, 'propNotPlaintext'), 1);
-  assert.equal(d(after, before, 'propPresent'), 1);
-  assert.equal(d(after, before, 'propNoContext'), 1);
-  // reqwest's calls pass hyper-util's origin_form too: skipped there (filed at execute_request), never twice.
-  const of = (st: AgentStats) => st.probes.find((p) => p.probe === 'hyper_util_origin_form')!;
-  assert.equal(of(after).hits - of(before).hits, 3, 'all three reach origin_form (the TLS one is skipped by its https scheme)');
-  assert.equal(of(after).noEntry - of(before).noEntry, 2, 'both were reqwest calls filed already');
-  assert.equal(of(after).badLayout - of(before).badLayout, 0);
+test('unsafe or unknown: TLS and an own traceparent go out unchanged, each counted; a spawned task\'s call carries the handler span\'s context (BPF lineage)', async () => {
   console.log(`propagation outcomes: ${JSON.stringify(Object.fromEntries(Object.entries(after.spans['hyper-h1-client']).filter(([k]) => k.startsWith('prop'))))}`);
 });
 

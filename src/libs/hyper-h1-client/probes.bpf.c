@@ -346,7 +346,7 @@ static __always_inline int take_rq_open(__u32 pid, __u64 task, __u32 len, __u64 
 	return 0;
 }
 
-static __always_inline void register_call(__u32 pid, __u64 task, const __u8 *url, __u32 n, __u64 now, __u64 manual_owner)
+static __always_inline void register_call(__u32 pid, __u64 task, __u32 tid, const __u8 *url, __u32 n, __u64 now, __u64 manual_owner)
 {
 	if (n < 8 || url[0] != 'h' || url[4] != ':' || url[5] != '/' || url[6] != '/')
 		return;
@@ -371,16 +371,10 @@ static __always_inline void register_call(__u32 pid, __u64 task, const __u8 *url
 	/* hyper-util / hyper 0.14 will see this request at origin_form (HTTP/1
 	 * connections): it is filed here, not there. */
 	note_rq_open(pid, task, len, h, now);
-	__u64 owner = PROP_NO_CTX;
-	if (manual_owner) {
-		/* Inside a confirmed manual span: that span is the caller's context. */
-		owner = manual_owner;
-	} else if (task) {
-		struct prop_task_key tk = { .pid = pid, .task = task };
-		struct prop_ids *sc = bpf_map_lookup_elem(&prop_server_ctx, &tk);
-		if (sc)
-			owner = prop_word(sc->span_id);
-	}
+	/* Inside a confirmed manual span: that span is the caller's context;
+	 * else the server span the task handles, or its lineage carries
+	 * (spawned tasks, threads: src/propagation/context.h). */
+	__u64 owner = manual_owner ? manual_owner : prop_owner_of(pid, task, tid);
 	struct prop_call_key ck = { .pid = pid, .len = len, .hash = h };
 	struct prop_call *c = bpf_map_lookup_elem(&prop_calls, &ck);
 	if (c && c->pending != 0 && now - c->last_ns > PROP_CALL_STALE_NS) {
@@ -406,6 +400,16 @@ static __always_inline void register_call(__u32 pid, __u64 task, const __u8 *url
 	c->last_ns = now;
 }
 
+/* reqwest::blocking's runtime thread: "reqwest-internal-sync-runtime",
+ * as the kernel keeps it (15 bytes and a NUL). */
+static __always_inline int reqwest_runtime_thread(const __u8 *comm)
+{
+	__u64 a, b;
+	__builtin_memcpy(&a, comm, 8);
+	__builtin_memcpy(&b, comm + 8, 8);
+	return a == 0x2d74736577716572ULL /* "reqwest-" */ && b == 0x00616e7265746e69ULL /* "interna\0" */;
+}
+
 static __always_inline int reqwest_call(struct pt_regs *ctx, __u16 kind)
 {
 	__u64 cookie;
@@ -414,10 +418,20 @@ static __always_inline int reqwest_call(struct pt_regs *ctx, __u16 kind)
 	struct rq_scan *sc = bpf_map_lookup_elem(&rq_scratch, &zero);
 	if (!sc)
 		return 0;
-	/* &Request is rsi where Pending comes back in rax:rdx (0.12, 0.13) and
-	 * rdx where it comes back through a hidden sret pointer in rdi (0.11). */
+	/* async execute_request: &Request is rsi where Pending comes back in
+	 * rax:rdx (0.12, 0.13) and rdx where it comes back through a hidden
+	 * sret pointer in rdi (0.11). blocking::Client::execute returns
+	 * crate::Result<Response> (too big for registers) through sret in
+	 * every version: rdi = sret, rsi = &self, rdx = &Request. Scanning rsi
+	 * there read the memory around the Client, and in about 1 call of 600
+	 * it held a stale String that began with an older URL (a freed
+	 * "http://…/blocking/c" of 33 bytes for ".../blocking/c3"): the call was
+	 * filed under that URL, its hand-over found no blocking call, and it
+	 * went out a root without traceparent (issue 8e). */
 	__u64 len = 0;
-	__u64 url = find_url(sc, (const void *)PT_REGS_PARM2(ctx), cookie, &len);
+	__u64 url = 0;
+	if (kind != EV_REQWEST_BLOCKING_CALL)
+		url = find_url(sc, (const void *)PT_REGS_PARM2(ctx), cookie, &len);
 	if (!url)
 		url = find_url(sc, (const void *)PT_REGS_PARM3(ctx), cookie, &len);
 	if (!url) {
@@ -462,11 +476,12 @@ static __always_inline int reqwest_call(struct pt_regs *ctx, __u16 kind)
 		else if (e->tctx_state == TCTX_OK)
 			manual_owner = file_manual_ctx(e->hdr.pid, e, 0);
 	}
-	/* Only the async call is filed for propagation: a blocking call reaches
-	 * the wire through execute_request on reqwest's runtime thread, which
-	 * files it there (filing both would count one wire request twice). */
-	if (n && kind == EV_REQWEST_CALL)
-		register_call(e->hdr.pid, e->task_id, e->url, n, e->hdr.ts_ns, manual_owner);
+	/* A blocking call is filed here, on the calling thread, where its
+	 * lineage is known (a spawn_blocking task, a std thread); it reaches the
+	 * wire through execute_request on reqwest's runtime thread outside any
+	 * task, which is then not filed again (one filing per wire request). */
+	if (n && (kind == EV_REQWEST_BLOCKING_CALL || e->task_id != 0 || !reqwest_runtime_thread(e->comm)))
+		register_call(e->hdr.pid, e->task_id, e->hdr.tid, e->url, n, e->hdr.ts_ns, manual_owner);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	if (st)
 		__sync_fetch_and_add(&st->events, 1);
@@ -575,7 +590,8 @@ int hyper_origin_form(struct pt_regs *ctx)
 		h = (h ^ c) * PROP_FNV_PRIME;
 	}
 	__u64 now = bpf_ktime_get_ns();
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 	__u64 task = current_task_id(cookie);
 	if (st)
 		__sync_fetch_and_add(&st->events, 1);
@@ -584,7 +600,7 @@ int hyper_origin_form(struct pt_regs *ctx)
 			__sync_fetch_and_add(&st->no_entry, 1);
 		return 0;
 	}
-	prop_file_call(pid, task, n, h, now);
+	prop_file_call(pid, task, tid, n, h, now);
 	return 0;
 }
 

@@ -150,6 +150,8 @@ int h1_server_encode_status(struct pt_regs *ctx)
 	const void *msg = (const void *)PT_REGS_PARM2(ctx);
 	struct h1_response_event e = {};
 	fill_header(&e.hdr, EV_H1_SERVER_RESPONSE, cookie);
+	/* The span ends: what its lineage carries stops (context.h). */
+	prop_server_done(e.hdr.pid, current_task_id(cookie));
 	e.dst_addr = PT_REGS_PARM3(ctx);
 	e.entry_ts_ns = e.hdr.ts_ns;
 
@@ -185,6 +187,7 @@ int h1_server_encode_entry(struct pt_regs *ctx)
 
 	const void *msg = (const void *)PT_REGS_PARM2(ctx);
 	const void *dst = (const void *)PT_REGS_PARM3(ctx);
+	prop_server_done(bpf_get_current_pid_tgid() >> 32, current_task_id(cookie));
 	struct byte_buf vec;
 	if (read_byte_buf(dst, 3, cookie, &vec) < 0) {
 		count_bad_layout(st);
@@ -257,6 +260,7 @@ static __always_inline int emit_conn_response(struct pt_regs *ctx, __u64 conn, c
 
 	struct h1_response_event e = {};
 	fill_header(&e.hdr, EV_H1_SERVER_RESPONSE_CONN, cookie);
+	prop_server_done(e.hdr.pid, current_task_id(cookie));
 	e.msg_words[0] = conn;
 	e.entry_ts_ns = e.hdr.ts_ns;
 	__u16 status = 0;

@@ -22,6 +22,7 @@
  */
 #include "common.h"
 #include "events.h"
+#include "../../propagation/context.h"
 
 SEC("uprobe")
 int tokio_spawn(struct pt_regs *ctx)
@@ -65,6 +66,8 @@ int tokio_spawn(struct pt_regs *ctx)
 		return 0;
 	struct tokio_spawn_event e = {};
 	fill_header(&e.hdr, EV_TOKIO_SPAWN, cookie);
+	/* The kernel-side lineage for outgoing context (context.h). */
+	prop_link_task(e.hdr.pid, parent, child);
 	e.parent_task_id = parent;
 	e.child_task_id = child;
 	submit(st, &e, sizeof(e));

@@ -60,7 +60,7 @@ int tonic_prepare_request(struct pt_regs *ctx)
 				break;
 			h = (h ^ e->path[i]) * PROP_FNV_PRIME;
 		}
-		prop_file_call(e->hdr.pid, e->task_id, (__u32)len, h, e->hdr.ts_ns);
+		prop_file_call(e->hdr.pid, e->task_id, e->hdr.tid, (__u32)len, h, e->hdr.ts_ns);
 	}
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	if (st)
