@@ -260,7 +260,7 @@ test('hyper-util\'s legacy client used directly (no reqwest): the exact tracepar
   assert.equal(hits(after, 'client_encode') - hits(before, 'client_encode'), 3);
 });
 
-test('unsafe or unknown: TLS, an own traceparent and a spawned task (no server span known in BPF) go out unchanged, each counted', async () => {
+test('unsafe or unknown: TLS and an own traceparent go out unchanged, each counted; a spawned task\'s call carries the handler span\'s context (BPF lineage)', async () => {
   const before = await freshStats(agent!);
   // TLS: the socket sees ciphertext.
   assert.deepEqual(await call({ url: `https://127.0.0.1:${tlsPort}/secure` }), ['200']);
@@ -271,7 +271,24 @@ test('unsafe or unknown: TLS, an own traceparent and a spawned task (no server s
   received.length = 0;
   recv.clear();
   assert.deepEqual(await call({ url: `http://127.0.0.1:${rport}/spawned?x=1`, mode: 'spawn' }), ['200']);
-test('unsafe or unknown: TLS and an own traceparent go out unchanged, each counted; a spawned task\'s call carries the handler span\'s context (BPF lineage)', async () => {
+  assert.equal(received.length, 1);
+  // The spawned task's call: linked at the spawn probe (src/propagation/context.h).
+  await recv.waitForSpans(2 + 2, 15_000);
+  const spawnedSpan = clientSpans().find((x) => String(x.attributes['url.full']).endsWith('/spawned?x=1'))!;
+  const spawnServer = recv.spans().find((x) => x.kind === 2 && String(x.attributes['url.query']).includes('mode=spawn'))!;
+  assert.ok(spawnedSpan && spawnServer);
+  assert.deepEqual([...received[0].head.matchAll(TP_LINE)].map((m) => m[1]), [`00-${spawnServer.traceId}-${spawnedSpan.spanId}-01`]);
+  assert.equal(spawnedSpan.parentSpanId, spawnServer.spanId);
+  const after = await waitForStats(agent!, (s) => d(s, before, 'propNotPlaintext') >= 1 && d(s, before, 'propPresent') >= 1 && d(s, before, 'propInjected') >= 1);
+  assert.equal(d(after, before, 'propInjected'), 1);
+  assert.equal(d(after, before, 'propNotPlaintext'), 1);
+  assert.equal(d(after, before, 'propPresent'), 1);
+  assert.equal(d(after, before, 'propNoContext'), 0);
+  // reqwest's calls pass hyper-util's origin_form too: skipped there (filed at execute_request), never twice.
+  const of = (st: AgentStats) => st.probes.find((p) => p.probe === 'hyper_util_origin_form')!;
+  assert.equal(of(after).hits - of(before).hits, 3, 'all three reach origin_form (the TLS one is skipped by its https scheme)');
+  assert.equal(of(after).noEntry - of(before).noEntry, 2, 'both were reqwest calls filed already');
+  assert.equal(of(after).badLayout - of(before).badLayout, 0);
   console.log(`propagation outcomes: ${JSON.stringify(Object.fromEntries(Object.entries(after.spans['hyper-h1-client']).filter(([k]) => k.startsWith('prop'))))}`);
 });
 

@@ -346,7 +346,9 @@ static __always_inline int take_rq_open(__u32 pid, __u64 task, __u32 len, __u64 
 	return 0;
 }
 
-static __always_inline void register_call(__u32 pid, __u64 task, __u32 tid, const __u8 *url, __u32 n, __u64 now, __u64 manual_owner)
+/* `blocking`: a reqwest::blocking call, filed on the calling thread; its
+ * request reaches hyper on reqwest's runtime thread, outside this task. */
+static __always_inline void register_call(__u32 pid, __u64 task, __u32 tid, const __u8 *url, __u32 n, __u64 now, __u64 manual_owner, int blocking)
 {
 	if (n < 8 || url[0] != 'h' || url[4] != ':' || url[5] != '/' || url[6] != '/')
 		return;
@@ -369,8 +371,10 @@ static __always_inline void register_call(__u32 pid, __u64 task, __u32 tid, cons
 	if (!in_path || n >= RQ_URL_CAPTURE)	/* no path, or the URL was cut: no key */
 		return;
 	/* hyper-util / hyper 0.14 will see this request at origin_form (HTTP/1
-	 * connections): it is filed here, not there. */
-	note_rq_open(pid, task, len, h, now);
+	 * connections): it is filed here, not there. A blocking call gets there
+	 * from reqwest's runtime, in a task of its own: noted as outside any
+	 * task, which take_rq_open also accepts. */
+	note_rq_open(pid, blocking ? 0 : task, len, h, now);
 	/* Inside a confirmed manual span: that span is the caller's context;
 	 * else the server span the task handles, or its lineage carries
 	 * (spawned tasks, threads: src/propagation/context.h). */
@@ -481,7 +485,7 @@ static __always_inline int reqwest_call(struct pt_regs *ctx, __u16 kind)
 	 * wire through execute_request on reqwest's runtime thread outside any
 	 * task, which is then not filed again (one filing per wire request). */
 	if (n && (kind == EV_REQWEST_BLOCKING_CALL || e->task_id != 0 || !reqwest_runtime_thread(e->comm)))
-		register_call(e->hdr.pid, e->task_id, e->hdr.tid, e->url, n, e->hdr.ts_ns, manual_owner);
+		register_call(e->hdr.pid, e->task_id, e->hdr.tid, e->url, n, e->hdr.ts_ns, manual_owner, kind == EV_REQWEST_BLOCKING_CALL);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	if (st)
 		__sync_fetch_and_add(&st->events, 1);
