@@ -16,7 +16,7 @@ function serverSpan(task: number, ctx: ServerSpanContext, s0: number): ActiveSer
 }
 const at = (mono: number) => ({ mono, tsLo: mono, tsHi: 0 });
 
-test('calls are taken oldest first, only when filed before the wire request, with the parent of their task', () => {
+test('the latest call filed before the wire request is taken, with the parent of their task; earlier ones stay for later wire requests', () => {
   const ctx = new ServerSpanContext({ libraryActive: () => true });
   serverSpan(7, ctx, 100);
   ctx.fileClientCall(PID, 'grpc /a.S/M', { task: 7, ...at(10) });
@@ -25,11 +25,18 @@ test('calls are taken oldest first, only when filed before the wire request, wit
   assert.equal(ctx.takeClientCall(PID, 'grpc /a.S/N', 30), undefined, 'another key');
   assert.equal(ctx.takeClientCall(PID + 1, 'grpc /a.S/M', 30), undefined, 'another process');
   const a = ctx.takeClientCall(PID, 'grpc /a.S/M', 30)!;
-  assert.equal(a.call.mono, 10);
+  assert.equal(a.call.mono, 20);
   assert.equal(a.ambiguous, false, 'the other waiting call is from the same task');
   assert.deepEqual([a.call.parent, a.call.s0, a.call.s1], [true, 100, 6]);
-  assert.equal(ctx.takeClientCall(PID, 'grpc /a.S/M', 30)!.call.mono, 20);
+  assert.equal(ctx.takeClientCall(PID, 'grpc /a.S/M', 30)!.call.mono, 10);
   assert.equal(ctx.takeClientCall(PID, 'grpc /a.S/M', 30), undefined);
+  // Responses in any order: calls at 10 and 20, wire requests encoded at 15
+  // and 25, the later one answered first. Oldest-first gave it the call at
+  // 10 and left the wire request of 15 nothing filed before it.
+  ctx.fileClientCall(PID, 'grpc /a.S/M', { task: 7, ...at(10) });
+  ctx.fileClientCall(PID, 'grpc /a.S/M', { task: 7, ...at(20) });
+  assert.equal(ctx.takeClientCall(PID, 'grpc /a.S/M', 25)!.call.mono, 20);
+  assert.equal(ctx.takeClientCall(PID, 'grpc /a.S/M', 15)!.call.mono, 10);
 });
 
 test('calls under one key from different tasks waiting at once: the take says ambiguous', () => {
@@ -86,7 +93,9 @@ test('a failure in a task (connect error) takes that task\'s oldest waiting call
   assert.equal(ctx.takeTaskCall(PID, 7, 50, 'http '), 'ambiguous', 'which of two different calls failed is not known');
   const g = ctx.takeTaskCall(PID, 7, 50, 'grpc ');
   assert.ok(g && g !== 'ambiguous' && g.key === 'grpc /a.S/M', 'the tonic call, by itself under its prefix');
+  // Task 8's call is still there: the wire request takes the latest (task 7's at 12) and, task 8's waiting too, is ambiguous.
   const b = ctx.takeClientCall(PID, 'http h:1 /x', 50)!;
-  assert.equal(b.call.mono, 11, 'task 8\'s call is still the oldest under its key');
-  assert.equal(b.call.s0, 200);
+  assert.deepEqual([b.call.mono, b.call.s0, b.ambiguous], [12, 100, true]);
+  const c = ctx.takeClientCall(PID, 'http h:1 /x', 50)!;
+  assert.deepEqual([c.call.mono, c.call.s0, c.ambiguous], [11, 200, false]);
 });
