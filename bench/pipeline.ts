@@ -9,6 +9,8 @@
 //
 // Environment:
 //   BENCH_EVENTS        a recording to replay (OTEL_RUST_AGENT_RECORD_EVENTS of a run); default: record one now
+//                       (its FILE.mem, the process-memory reads of that run, answers the replay's reads)
+//   BENCH_RECORD        what to record when BENCH_EVENTS is unset: demo (default) or reqwest-call (client spans)
 //   BENCH_SPANS         spans per measured replay (default 1,000,000)
 //   BENCH_PROFILE=1     also write a CPU profile of the full pipeline (bench/results/pipeline.cpuprofile)
 import { execFileSync } from 'node:child_process';
