@@ -9,6 +9,8 @@
 //
 // Environment:
 //   BENCH_EVENTS        a recording to replay (OTEL_RUST_AGENT_RECORD_EVENTS of a run); default: record one now
+//                       (its FILE.mem, the process-memory reads of that run, answers the replay's reads)
+//   BENCH_RECORD        what to record when BENCH_EVENTS is unset: demo (default) or reqwest-call (client spans)
 //   BENCH_SPANS         spans per measured replay (default 1,000,000)
 //   BENCH_PROFILE=1     also write a CPU profile of the full pipeline (bench/results/pipeline.cpuprofile)
 import { execFileSync } from 'node:child_process';
@@ -16,7 +18,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Session } from 'node:inspector';
-import { readRecording } from '../src/events/recording';
+import { readRecording, readRecordedMemory } from '../src/events/recording';
+import { memoryTap } from '../src/targets/memory';
 import { SpanAssembler } from '../src/spans/assembler';
 import { LIBRARIES } from '../src/libs';
 import { OtlpSpanSink } from '../src/export/exporter';
@@ -40,8 +43,28 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/**
+ * BENCH_RECORD=reqwest-call: records reqwest12-client instead, one reqwest
+ * call per request to an untraced demo-service (a SERVER and a CLIENT span
+ * per request), as the bench's reqwest-call scenario.
+ */
+async function recordReqwest(file: string): Promise<void> {
+  const down = await startService(serviceBinary('demo-service'));
+  const svc = await startService(serviceBinary('reqwest12-client'));
+  const agent = await attachAgent(['--pid', String(svc.pid), '--exporter', 'none'], { OTEL_RUST_AGENT_RECORD_EVENTS: file });
+  try {
+    execFileSync('wrk', ['-t1', '-c4', '-d2s', `http://127.0.0.1:${svc.port}/call?n=1&mode=async&url=http://127.0.0.1:${down.port}/bench/trivial`], { stdio: 'ignore' });
+    await sleep(200);
+  } finally {
+    await agent.stop();
+    await svc.stop();
+    await down.stop();
+  }
+}
+
 /** Records the demo service's ring records under a mix of requests. */
 async function record(file: string): Promise<void> {
+  if (process.env.BENCH_RECORD === 'reqwest-call') return recordReqwest(file);
   const svc = await startService(serviceBinary('demo-service'));
   const agent = await attachAgent(['--pid', String(svc.pid), '--exporter', 'none'], { OTEL_RUST_AGENT_RECORD_EVENTS: file });
   try {
@@ -129,6 +152,8 @@ async function main(): Promise<void> {
     await record(file);
   }
   const { data, records } = readRecording(file);
+  // The route tables etc. the agent read from the (now gone) process while recording.
+  memoryTap.replay = readRecordedMemory(file);
   progress(`${records.length} records (${(data.length / 1e6).toFixed(1)} MB) from ${file}`);
 
   const results: StageResult[] = [];

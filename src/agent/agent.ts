@@ -909,6 +909,9 @@ export class Agent {
         filteredSpans: snap.filteredSpans,
         discovery: snap.discovery ?? null,
         state: snap.state,
+        // What the agent's own memory is made of (bytes; rss is VmRSS): the V8
+        // heap, and `external` / `arrayBuffers` (Buffers, WASM memories).
+        memory: process.memoryUsage(),
       };
       // Root only: it names every traced process with its command line and resource.
       fs.mkdirSync(path.dirname(this.statsFile), { recursive: true, mode: 0o700 });

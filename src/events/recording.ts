@@ -3,6 +3,7 @@
 // bench-pipeline). Format: a 16-byte magic line, then per record a u32 (LE)
 // length and the record's bytes, padded to 8 bytes.
 import * as fs from 'node:fs';
+import { memoryTap } from '../targets/memory';
 
 const MAGIC = Buffer.from('otel-rust-evts1\n');
 
@@ -14,6 +15,11 @@ export class EventRecorder {
   constructor(file: string) {
     this.fd = fs.openSync(file, 'w', 0o600);
     fs.writeSync(this.fd, MAGIC);
+    // The process memory the agent read (route tables: once per table) goes
+    // to FILE.mem, one JSON line per read, so a replay can answer the same reads.
+    const memFile = `${file}.mem`;
+    fs.writeFileSync(memFile, '', { mode: 0o600 });
+    memoryTap.record = (addr, bytes) => fs.appendFileSync(memFile, JSON.stringify({ addr, hex: bytes.toString('hex') }) + '\n');
   }
 
   add(dv: DataView, off: number, len: number): void {
@@ -31,6 +37,7 @@ export class EventRecorder {
   }
 
   close(): void {
+    memoryTap.record = undefined;
     this.flush();
     fs.closeSync(this.fd);
   }
@@ -49,4 +56,18 @@ export function readRecording(file: string): { data: Buffer; records: { off: num
     p += 4 + ((len + 7) & ~7);
   }
   return { data, records };
+}
+
+/** The process-memory reads of a recording (FILE.mem), as a lookup by (address, length); empty when there is none. */
+export function readRecordedMemory(file: string): (addr: number, len: number) => Buffer | undefined {
+  const reads = new Map<string, Buffer>();
+  let text = '';
+  try { text = fs.readFileSync(`${file}.mem`, 'utf8'); } catch { /* an older recording: no memory */ }
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const { addr, hex } = JSON.parse(line) as { addr: number; hex: string };
+    const b = Buffer.from(hex, 'hex');
+    reads.set(`${addr}:${b.length}`, b);
+  }
+  return (addr, len) => reads.get(`${addr}:${len}`);
 }
