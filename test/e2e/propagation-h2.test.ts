@@ -6,13 +6,11 @@
 // service runs in a cgroup of its own (the socket program attaches there).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { testPki } from '../helpers/tls';
 import { startOtlpReceiver, OtlpReceiver, ReceivedSpan } from '../helpers/otlp-receiver';
-import { startServiceCmd, serviceBinary, attachAgent, freshStats, waitForStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
+import { serviceBinary, attachAgent, freshStats, Service, RunningAgent, AgentStats, makeTestCgroup, startServiceInCgroup, removeTestCgroup, propagationAttached } from '../helpers/procs';
 
 interface Got { headers: [string, string][]; body: Buffer }
 
@@ -55,14 +53,11 @@ before(async () => {
   h2s.on('stream', (s: http2.ServerHttp2Stream, _h: unknown, _f: number, raw: string[]) => record(s, raw));
   await new Promise<void>((r) => h2s.listen(0, '127.0.0.1', r));
   h2sPort = (h2s.address() as AddressInfo).port;
-  const mount = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
-  assert.ok(mount, 'a cgroup v2 hierarchy is mounted');
-  cgroup = path.join(mount, `otel-rust-agent-h2prop-${process.pid}`);
-  fs.mkdirSync(cgroup, { recursive: true });
-  svc = await startServiceCmd(['sh', '-c', 'echo $$ > "$1/cgroup.procs" && exec "$2"', 'sh', cgroup, serviceBinary('reqwest12-client')]);
+  cgroup = makeTestCgroup('h2prop');
+  svc = await startServiceInCgroup(cgroup, serviceBinary('reqwest12-client'));
   recv = await startOtlpReceiver({ grpc: false, http: true });
   agent = await attachAgent(['--pid', String(svc.pid), '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint, '--service-name', 'caller']);
-  await waitForStats(agent, (s) => (s as unknown as { propagation?: { cgroups: string[] } }).propagation?.cgroups.length === 1);
+  await propagationAttached(agent);
 });
 
 after(async () => {
@@ -71,7 +66,7 @@ after(async () => {
   await recv?.close();
   await new Promise((r) => h2c?.close(r));
   await new Promise((r) => h2s?.close(r));
-  try { fs.rmdirSync(cgroup); } catch { /* still emptying */ }
+  removeTestCgroup(cgroup);
   assert.equal(code, 0, agent?.stderr.text);
 });
 

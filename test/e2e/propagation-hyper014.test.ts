@@ -8,12 +8,10 @@
 // receiving side (a raw TCP server), and origin_form's counters.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { startOtlpReceiver, OtlpReceiver } from '../helpers/otlp-receiver';
-import { startServiceCmd, serviceBinary, attachAgent, freshStats, waitForStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
+import { serviceBinary, attachAgent, freshStats, waitForStats, Service, RunningAgent, AgentStats, makeTestCgroup, startServiceInCgroup, removeTestCgroup, propagationAttached } from '../helpers/procs';
 
 let recv: OtlpReceiver;
 let svc: Service;
@@ -38,14 +36,11 @@ before(async () => {
   });
   await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
   rport = (raw.address() as AddressInfo).port;
-  const mount = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
-  assert.ok(mount, 'a cgroup v2 hierarchy is mounted');
-  cgroup = path.join(mount, `otel-rust-agent-h014prop-${process.pid}`);
-  fs.mkdirSync(cgroup, { recursive: true });
-  svc = await startServiceCmd(['sh', '-c', 'echo $$ > "$1/cgroup.procs" && exec "$2"', 'sh', cgroup, serviceBinary('reqwest11-client')]);
+  cgroup = makeTestCgroup('h014prop');
+  svc = await startServiceInCgroup(cgroup, serviceBinary('reqwest11-client'));
   recv = await startOtlpReceiver({ grpc: false, http: true });
   agent = await attachAgent(['--pid', String(svc.pid), '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint, '--service-name', 'caller']);
-  await waitForStats(agent, (s) => (s as unknown as { propagation?: { cgroups: string[] } }).propagation?.cgroups.length === 1);
+  await propagationAttached(agent);
 });
 
 after(async () => {
@@ -53,7 +48,7 @@ after(async () => {
   await svc?.stop();
   await recv?.close();
   await new Promise((r) => raw?.close(r));
-  try { fs.rmdirSync(cgroup); } catch { /* still emptying */ }
+  removeTestCgroup(cgroup);
   assert.equal(code, 0, agent?.stderr.text);
 });
 

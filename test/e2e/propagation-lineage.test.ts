@@ -12,12 +12,10 @@
 // the traced process's cgroup only).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { startOtlpReceiver, OtlpReceiver, ReceivedSpan } from '../helpers/otlp-receiver';
-import { startServiceCmd, serviceBinary, attachAgent, freshStats, waitForStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
+import { serviceBinary, attachAgent, freshStats, waitForStats, Service, RunningAgent, AgentStats, makeTestCgroup, startServiceInCgroup, removeTestCgroup, propagationAttached } from '../helpers/procs';
 import { startLoad } from '../helpers/load';
 
 let recv: OtlpReceiver;
@@ -47,15 +45,12 @@ before(async () => {
   down.keepAliveTimeout = 120_000;
   await new Promise<void>((r) => down.listen(0, '127.0.0.1', r));
   dport = (down.address() as AddressInfo).port;
-  const mount = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
-  assert.ok(mount, 'a cgroup v2 hierarchy is mounted');
-  cgroup = path.join(mount, `otel-rust-agent-lineage-${process.pid}`);
-  fs.mkdirSync(cgroup, { recursive: true });
-  svc = await startServiceCmd(['sh', '-c', 'echo $$ > "$1/cgroup.procs" && exec "$2"', 'sh', cgroup, serviceBinary('fanout-service')],
+  cgroup = makeTestCgroup('lineage');
+  svc = await startServiceInCgroup(cgroup, serviceBinary('fanout-service'),
     { FANOUT_DOWNSTREAM: `http://127.0.0.1:${dport}`, FANOUT_WORKERS: '4' });
   recv = await startOtlpReceiver({ grpc: false, http: true });
   agent = await attachAgent(['--pid', String(svc.pid), '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint, '--service-name', 'fanout']);
-  await waitForStats(agent, (s) => (s as unknown as { propagation?: { cgroups: string[] } }).propagation?.cgroups.length === 1);
+  await propagationAttached(agent);
 });
 
 after(async () => {
@@ -64,7 +59,7 @@ after(async () => {
   await recv?.close();
   down?.closeAllConnections();
   await new Promise((r) => down?.close(r));
-  try { fs.rmdirSync(cgroup); } catch { /* still emptying */ }
+  removeTestCgroup(cgroup);
   assert.equal(code, 0, agent?.stderr.text);
 });
 

@@ -5,14 +5,12 @@
 // here (the socket program attaches to the traced process's cgroup only).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as https from 'node:https';
-import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { testPki } from '../helpers/tls';
 import { startOtlpReceiver, OtlpReceiver, ReceivedSpan } from '../helpers/otlp-receiver';
-import { startServiceCmd, serviceBinary, attachAgent, runAgentSync, freshStats, waitForStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
+import { serviceBinary, attachAgent, runAgentSync, freshStats, waitForStats, Service, RunningAgent, AgentStats, makeTestCgroup, startServiceInCgroup, removeTestCgroup, propagationAttached } from '../helpers/procs';
 
 /** One request as it arrived: the head's bytes and the body's bytes exactly as sent (chunk framing included). */
 interface Received { head: string; body: Buffer; decoded: Buffer }
@@ -105,11 +103,8 @@ before(async () => {
   tls = https.createServer({ key: pki.serverKey, cert: pki.serverCert }, (_req, res) => res.end('secure'));
   await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
   tlsPort = (tls.address() as AddressInfo).port;
-  const mount = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
-  assert.ok(mount, 'a cgroup v2 hierarchy is mounted');
-  cgroup = path.join(mount, `otel-rust-agent-test-${process.pid}`);
-  fs.mkdirSync(cgroup, { recursive: true });
-  svc = await startServiceCmd(['sh', '-c', 'echo $$ > "$1/cgroup.procs" && exec "$2"', 'sh', cgroup, serviceBinary('reqwest12-client')]);
+  cgroup = makeTestCgroup('test');
+  svc = await startServiceInCgroup(cgroup, serviceBinary('reqwest12-client'));
   // Without the agent first (each call is a new connection: the server closes it).
   for (const [name, q] of Object.entries(CASES)) {
     received.length = 0;
@@ -119,7 +114,7 @@ before(async () => {
   }
   recv = await startOtlpReceiver({ grpc: false, http: true });
   agent = await attachAgent(['--pid', String(svc.pid), '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint, '--service-name', 'caller']);
-  await waitForStats(agent, (s) => (s as unknown as { propagation?: { cgroups: string[] } }).propagation?.cgroups.length === 1);
+  await propagationAttached(agent);
 });
 
 after(async () => {
@@ -128,7 +123,7 @@ after(async () => {
   await recv?.close();
   await new Promise((r) => raw?.close(r));
   await new Promise((r) => tls?.close(r));
-  try { fs.rmdirSync(cgroup); } catch { /* still emptying */ }
+  removeTestCgroup(cgroup);
   assert.equal(code, 0, agent?.stderr.text);
 });
 

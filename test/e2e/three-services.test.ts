@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { startOtlpReceiver, OtlpReceiver, ReceivedSpan } from '../helpers/otlp-receiver';
-import { startServiceCmd, serviceBinary, startAgent, runAgentSync, waitForStats, freshStats, Service, RunningAgent, AgentStats } from '../helpers/procs';
+import { serviceBinary, startAgent, runAgentSync, waitForStats, freshStats, Service, RunningAgent, AgentStats, makeTestCgroup, startServiceInCgroup, removeTestCgroup, propagationAttached } from '../helpers/procs';
 
 interface H2Received { headers: [string, string][]; body: Buffer }
 
@@ -75,12 +75,9 @@ before(async () => {
     fs.copyFileSync(serviceBinary(app), exe[k]);
     fs.chmodSync(exe[k], 0o755);
   }
-  const mount = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
-  assert.ok(mount, 'a cgroup v2 hierarchy is mounted');
-  cgroup = path.join(mount, `otel-rust-agent-three-${process.pid}`);
-  fs.mkdirSync(cgroup, { recursive: true });
+  cgroup = makeTestCgroup('three');
   for (const k of ['a', 'b', 'c'] as const) {
-    svc[k] = await startServiceCmd(['sh', '-c', 'echo $$ > "$1/cgroup.procs" && exec "$2"', 'sh', cgroup, exe[k]]);
+    svc[k] = await startServiceInCgroup(cgroup, exe[k]);
   }
   for (let i = 0; i < 2; i++) {
     const got: H2Received[] = [];
@@ -104,7 +101,7 @@ before(async () => {
   recv = await startOtlpReceiver({ grpc: false, http: true });
   agent = startAgent(['--exe', exe.a, '--exe', exe.b, '--exe', exe.c, '--protocol', 'http/protobuf', '--endpoint', recv.httpEndpoint]);
   for (const k of ['a', 'b', 'c'] as const) await agent.stderr.wait(new RegExp(`tracing every process of ${exe[k]}: `), 60_000);
-  await waitForStats(agent, (s) => (s as unknown as { propagation?: { cgroups: string[] } }).propagation?.cgroups.length === 1, 20_000);
+  await propagationAttached(agent, 20_000);
 });
 
 after(async () => {
@@ -112,7 +109,7 @@ after(async () => {
   for (const s of Object.values(svc)) await s?.stop();
   await recv?.close();
   for (const r of rec) await new Promise((ok) => r.server.close(ok));
-  try { fs.rmdirSync(cgroup); } catch { /* still emptying */ }
+  removeTestCgroup(cgroup);
   fs.rmSync(dir, { recursive: true, force: true });
   assert.equal(code, 0, agent?.stderr.text);
 });

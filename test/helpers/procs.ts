@@ -222,3 +222,32 @@ export function rawExchange(port: number, parts: (string | number)[], responses:
     });
   });
 }
+
+// ---------------------------------------------------------------------------
+// A cgroup of the test's own, for the propagation tests: the socket programs
+// attach to the traced process's cgroup v2, so the service must never share
+// one with anything the test did not start.
+
+/** Makes `<cgroup2 mount>/otel-rust-agent-<tag>-<test pid>`. */
+export function makeTestCgroup(tag: string): string {
+  const mount = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
+  if (!mount) throw new Error('no cgroup v2 hierarchy is mounted');
+  const dir = path.join(mount, `otel-rust-agent-${tag}-${process.pid}`);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** Starts `binary` inside `cgroup` (it joins before exec). */
+export function startServiceInCgroup(cgroup: string, binary: string, env: Record<string, string> = {}): Promise<Service> {
+  return startServiceCmd(['sh', '-c', 'echo $$ > "$1/cgroup.procs" && exec "$2"', 'sh', cgroup, binary], env);
+}
+
+/** Removes the cgroup once its processes are gone (left for the kernel to empty otherwise). */
+export function removeTestCgroup(cgroup: string): void {
+  try { fs.rmdirSync(cgroup); } catch { /* still emptying */ }
+}
+
+/** Waits until the agent's socket programs are attached to exactly one cgroup. */
+export function propagationAttached(a: RunningAgent, timeoutMs = 10_000): Promise<AgentStats> {
+  return waitForStats(a, (s) => (s as unknown as { propagation?: { cgroups: string[] } }).propagation?.cgroups.length === 1, timeoutMs);
+}
